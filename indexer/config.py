@@ -1,0 +1,105 @@
+"""Settings: one object built at start-up from env ``TOPICS_*`` and an optional ``topics.toml``.
+
+Nested fields use ``__``: ``TOPICS_MODEL__ARCH=ViT-B-16``, ``TOPICS_STORE__URL=http://qdrant:6333``.
+No instance is created at import time; call :func:`load_settings` and pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+View = Literal["image", "text", "caption"]
+
+
+class ModelSettings(BaseModel):
+    """Which CLIP model embeds images and texts, and where its weights come from."""
+
+    arch: str = "ViT-B-32"
+    pretrained: str = "laion2b_s34b_b79k"  # open_clip tag, "none" for random weights (smoke tests only)
+    checkpoint: Path | None = None  # a local checkpoint file; wins over `pretrained`
+    config_file: Path | None = None  # a JSON architecture config for a custom/tiny model
+    cache_dir: Path | None = None
+    caption_model: str | None = None  # sentence-transformers model id or path for the `caption` view
+    load_timeout_s: float = 15.0
+
+
+class StoreSettings(BaseModel):
+    """Where vectors live: the embedded engine under the data dir, or a Qdrant server."""
+
+    backend: Literal["edge", "qdrant", "memory"] = "edge"
+    url: str | None = None  # Qdrant server URL; selects the server backend when set
+    api_key: SecretStr | None = None
+    prefix: str = "topics"  # collection name prefix on a server
+    timeout_s: float = 30.0
+
+    @property
+    def kind(self) -> str:
+        return "qdrant" if self.url else self.backend
+
+
+class IngestSettings(BaseModel):
+    batch_size: int = Field(32, ge=1)
+    decode_workers: int = Field(0, ge=0)  # 0 = cores, at most 8
+    upsert_batch: int = Field(256, ge=1)
+    max_image_pixels: int = Field(89_478_485, ge=1)  # Pillow's own bomb limit
+    max_caption_bytes: int = Field(1_000_000, ge=1)
+    views: tuple[View, ...] = ("image", "text")
+    allowed_roots: tuple[Path, ...] = ()  # manifest paths must resolve inside these (and the manifest's dir)
+
+
+class ClusterSettings(BaseModel):
+    view: Literal["fused", "image", "text", "caption"] = "fused"
+    sample_size: int = Field(50_000, ge=100)
+    min_cluster_size: int | None = None  # None: scales with the corpus
+    min_samples: int | None = None
+    reduce_dim: int = Field(32, ge=2)
+    outlier_threshold: float | None = None
+    seed: int = 0
+    cron: str = "0 3 * * *"
+
+
+class Settings(BaseSettings):
+    """All configuration of one `topics` process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOPICS_", env_nested_delimiter="__", toml_file="topics.toml", extra="ignore"
+    )
+
+    data_dir: Path = Path("./data")
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    model: ModelSettings = ModelSettings()
+    store: StoreSettings = StoreSettings()
+    ingest: IngestSettings = IngestSettings()
+    cluster: ClusterSettings = ClusterSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("TOPICS_CONFIG", "topics.toml"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return init_settings, env_settings, toml, file_secret_settings
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment and ``topics.toml`` (or ``$TOPICS_CONFIG``), then overrides."""
+    return Settings(**overrides)

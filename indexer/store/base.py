@@ -1,0 +1,152 @@
+"""The `VectorStore` protocol: the only surface through which the rest of the code speaks to Qdrant.
+
+Values here are plain Python and numpy; backend modules translate them to their engine's types.
+One `VectorStore` is one collection (`items` or `topics`). All vectors use cosine distance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+PointId = str  # a UUID string
+IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid"]
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (engine error, lock held, server down)."""
+
+
+class StoreLocked(StoreError):
+    """Another process owns the embedded store directory."""
+
+
+class IdentityMismatch(StoreError):
+    """The collection was built with another model (or vector layout) than the one configured."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """A stored point: id, named vectors (any subset) and payload."""
+
+    id: PointId
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    id: PointId
+    score: float
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A conjunction of simple conditions on payload fields.
+
+    ``must``: field equals value (a list/tuple/set value means "any of").
+    ``must_not``: the negation of the same, per field.
+    ``ranges``: field within ``(gte, lte)``; either end may be None. Numbers, or ISO datetimes on
+    fields indexed as ``datetime``.
+    ``is_empty``: fields that are missing, null or [].
+    ``has_vector``: the point holds this named vector.
+    """
+
+    must: Mapping[str, Any] = field(default_factory=dict)
+    must_not: Mapping[str, Any] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+    is_empty: tuple[str, ...] = ()
+    has_vector: str | None = None
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """What a collection holds: named vectors (name -> dim), identity, payload indexes."""
+
+    vectors: Mapping[str, int]
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    indexes: Mapping[str, IndexType] = field(default_factory=dict)
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """One collection of points with named vectors."""
+
+    name: str
+
+    def ensure(self, schema: CollectionSchema) -> None:
+        """Create the collection, or open it and check its identity; raise `IdentityMismatch` on conflict.
+
+        A vector name in the schema that the collection lacks is added where the engine allows it.
+        """
+
+    def identity(self) -> dict[str, Any] | None:
+        """The identity recorded at creation, or None when the collection does not exist."""
+
+    def exists(self) -> bool: ...
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        """Insert or replace whole points (idempotent by id)."""
+
+    def set_payload(self, ids: Sequence[PointId], payload: Mapping[str, Any]) -> None:
+        """Merge `payload` into each listed point's payload."""
+
+    def set_payloads(self, updates: Mapping[PointId, Mapping[str, Any]]) -> None:
+        """Merge a different payload into each point (bulk; one call to the engine where it can)."""
+
+    def delete(self, ids: Sequence[PointId]) -> None: ...
+
+    def delete_where(self, where: Filter) -> None: ...
+
+    def retrieve(
+        self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
+    ) -> list[Point]:
+        """The points that exist among `ids` (missing ids are left out; order not guaranteed)."""
+
+    def existing(self, ids: Sequence[PointId]) -> set[PointId]:
+        """Which of `ids` are stored."""
+
+    def scroll(
+        self,
+        where: Filter | None = None,
+        *,
+        vectors: bool | Sequence[str] = False,
+        payload: bool = True,
+        batch: int = 1024,
+    ) -> Iterator[list[Point]]:
+        """All matching points in batches, in id order, without loading the collection at once."""
+
+    def search(
+        self,
+        vector_name: str,
+        vector: np.ndarray,
+        *,
+        limit: int = 10,
+        where: Filter | None = None,
+        vectors: bool | Sequence[str] = False,
+        score_threshold: float | None = None,
+    ) -> list[ScoredPoint]:
+        """Nearest points by cosine similarity on one named vector, best first."""
+
+    def count(self, where: Filter | None = None) -> int: ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable."""
+
+    def optimize(self) -> None:
+        """Build indexes (HNSW) and merge segments; not for the hot path."""
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Opens collections by name: `items`, `topics`."""
+
+    def collection(self, name: str) -> VectorStore: ...
+
+    def close(self) -> None: ...
