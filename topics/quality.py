@@ -1,0 +1,95 @@
+"""Clustering quality against ground truth, counted over all items.
+
+Outliers (-1) are kept and counted as one more cluster: a method cannot look good by declaring
+the hard half of a corpus noise. NMI (arithmetic mean normalisation, as scikit-learn's default)
+and ARI are computed from one contingency table, so both cost O(n + k_true * k_found).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+OUTLIER = -1
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How well found labels match true classes, over all items."""
+
+    n_items: int
+    n_topics: int  # clusters found, outliers excluded
+    outlier_share: float
+    nmi: float
+    ari: float
+
+
+def contingency(truth: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Counts table (true class x found label); -1 in `found` is one column like any other."""
+    truth, found = _check(truth, found)
+    _, t_idx = np.unique(truth, return_inverse=True)
+    _, f_idx = np.unique(found, return_inverse=True)
+    table = np.zeros((t_idx.max() + 1, f_idx.max() + 1), np.int64)
+    np.add.at(table, (t_idx, f_idx), 1)
+    return table
+
+
+def adjusted_rand(truth: np.ndarray, found: np.ndarray) -> float:
+    """Adjusted Rand index (Hubert and Arabie), 1.0 for identical partitions."""
+    table = contingency(truth, found).astype(np.float64)
+    n = table.sum()
+    sum_cells = _pairs(table).sum()
+    sum_rows = _pairs(table.sum(axis=1)).sum()
+    sum_cols = _pairs(table.sum(axis=0)).sum()
+    expected = sum_rows * sum_cols / _pairs(n)
+    best = (sum_rows + sum_cols) / 2
+    if best == expected:  # both partitions trivial (one cluster, or all singletons)
+        return 1.0
+    return float((sum_cells - expected) / (best - expected))
+
+
+def normalized_mutual_info(truth: np.ndarray, found: np.ndarray) -> float:
+    """NMI with the arithmetic mean of the two entropies (scikit-learn's default)."""
+    table = contingency(truth, found).astype(np.float64)
+    n = table.sum()
+    rows, cols = table.sum(axis=1), table.sum(axis=0)
+    h_truth, h_found = _entropy(rows / n), _entropy(cols / n)
+    if h_truth == 0.0 and h_found == 0.0:
+        return 1.0
+    nz = table > 0
+    outer = np.outer(rows, cols)[nz]
+    mi = float((table[nz] / n * np.log(table[nz] * n / outer)).sum())
+    denom = (h_truth + h_found) / 2
+    return max(0.0, mi / denom) if denom > 0 else 0.0
+
+
+def agreement(truth: np.ndarray, found: np.ndarray) -> Agreement:
+    """All the figures the quality benchmark reports for one clustering."""
+    truth, found = _check(truth, found)
+    return Agreement(
+        n_items=len(found),
+        n_topics=len(np.unique(found[found != OUTLIER])),
+        outlier_share=float((found == OUTLIER).mean()) if len(found) else 0.0,
+        nmi=normalized_mutual_info(truth, found),
+        ari=adjusted_rand(truth, found),
+    )
+
+
+def _check(truth: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    truth, found = np.asarray(truth).ravel(), np.asarray(found).ravel()
+    if truth.shape != found.shape:
+        raise ValueError(f"truth has {truth.size} labels, found has {found.size}")
+    if truth.size == 0:
+        raise ValueError("cannot score an empty labelling")
+    return truth, found
+
+
+def _pairs(x: np.ndarray | float) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x * (x - 1) / 2
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
