@@ -1,0 +1,57 @@
+"""The opened index of one process: settings, store backend, ledger, and models loaded on first use."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from indexer.config import Settings
+from indexer.ledger import Ledger
+from indexer.store import open_backend
+from indexer.store.base import Backend, VectorStore
+
+if TYPE_CHECKING:
+    from indexer.embed.base import Embedder, ImageEmbedder
+
+log = logging.getLogger(__name__)
+
+
+class Index:
+    """Everything a command needs; close it (or use it as a context manager) to release the store lock."""
+
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.backend = backend or open_backend(settings)
+        self.ledger = Ledger(settings.ledger_path)
+
+    @property
+    def items(self) -> VectorStore:
+        return self.backend.collection("items")
+
+    @property
+    def topics(self) -> VectorStore:
+        return self.backend.collection("topics")
+
+    @cached_property
+    def clip(self) -> ImageEmbedder:
+        from indexer.embed import build_clip
+
+        return build_clip(self.settings)
+
+    @cached_property
+    def caption_embedder(self) -> Embedder | None:
+        from indexer.embed import build_caption_embedder
+
+        return build_caption_embedder(self.settings)
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.backend.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
