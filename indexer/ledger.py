@@ -1,0 +1,239 @@
+"""The SQLite ledger: which files were stored (and as which item), which inputs failed and why, and
+where each feed left off.
+
+The ledger is what makes rescans cheap (an unchanged file costs one primary-key lookup) and deletions
+visible (mark-and-sweep per scan). It is written only after the vector store has flushed the points it
+describes, so after a kill -9 it can lag behind the store but never run ahead of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    root TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    caption_sig TEXT NOT NULL DEFAULT '',
+    sha256 TEXT,
+    item_id TEXT,
+    scan_id TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_root_scan ON files (root, scan_id);
+CREATE INDEX IF NOT EXISTS files_item ON files (item_id);
+CREATE TABLE IF NOT EXISTS failures (
+    origin TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_FILE_COLUMNS = "path, root, size, mtime_ns, caption_sig, sha256, item_id, scan_id, updated_at"
+_MAX_DETAIL = 2000  # a failure detail is a message for people, not a dump
+
+
+class LedgerError(RuntimeError):
+    """The ledger file cannot be used (a newer schema, or not a ledger at all)."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One stored file: what it looked like when stored (size, mtime, sidecar signature) and its item."""
+
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    caption_sig: str = ""
+    sha256: str | None = None
+    item_id: str | None = None
+    scan_id: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be stored; `attempts` counts the runs that tried."""
+
+    origin: str
+    reason: str
+    detail: str
+    attempts: int
+    first_at: str
+    last_at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Ledger:
+    """The ledger in one SQLite file (WAL mode).
+
+    Not thread-safe: use one instance from one thread at a time (the pipeline's main loop). It may be
+    created in one thread and handed to another. Other processes may read the file concurrently.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise LedgerError(f"{path}: not a usable ledger ({error})") from error
+
+    def _open(self) -> None:
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a process crash; only a power cut may lose the last commits,
+        # which the next run redoes (ids are deterministic).
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"{self.path}: schema {version} is newer than this program's ({SCHEMA_VERSION})"
+            )
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self._transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> FileRecord | None:
+        """The stored record of `path`, if any."""
+        row = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+        return FileRecord(*row) if row else None
+
+    def is_unchanged(self, path: str, size: int, mtime_ns: int, caption_sig: str) -> FileRecord | None:
+        """The record when the file still looks as it did when stored (the cheap check before hashing)."""
+        record = self.lookup(path)
+        if record and (record.size, record.mtime_ns, record.caption_sig) == (size, mtime_ns, caption_sig):
+            return record
+        return None
+
+    def record_files(self, records: Iterable[FileRecord]) -> None:
+        """Store records in one transaction. Call only after the store has flushed their points.
+
+        A record without `scan_id` keeps the one the file already had; `mark_seen` sets it.
+        """
+        now = _now()
+        rows = [
+            (r.path, r.root, r.size, r.mtime_ns, r.caption_sig, r.sha256, r.item_id, r.scan_id, now)
+            for r in records
+        ]
+        if not rows:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                f"INSERT INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET root = excluded.root, size = excluded.size, "
+                "mtime_ns = excluded.mtime_ns, caption_sig = excluded.caption_sig, "
+                "sha256 = excluded.sha256, item_id = excluded.item_id, "
+                "scan_id = COALESCE(excluded.scan_id, files.scan_id), updated_at = excluded.updated_at",
+                rows,
+            )
+
+    def mark_seen(self, paths: Iterable[str], scan_id: str) -> None:
+        """Mark files present in scan `scan_id` (one transaction, however many paths)."""
+        with self._transaction() as db:
+            db.executemany("UPDATE files SET scan_id = ? WHERE path = ?", ((scan_id, p) for p in paths))
+
+    def sweep(self, root: str, scan_id: str) -> list[FileRecord]:
+        """Forget files under `root` not seen in scan `scan_id`; return them so their items can go."""
+        where = "root = ? AND (scan_id IS NULL OR scan_id != ?)"
+        with self._transaction() as db:
+            rows = db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE {where}", (root, scan_id)).fetchall()
+            db.execute(f"DELETE FROM files WHERE {where}", (root, scan_id))
+        return [FileRecord(*row) for row in rows]
+
+    def paths_for_item(self, item_id: str) -> list[str]:
+        """Every known path holding this item (copies of one image share an item)."""
+        rows = self._db.execute("SELECT path FROM files WHERE item_id = ? ORDER BY path", (item_id,))
+        return [path for (path,) in rows]
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def record_failure(self, origin: str, reason: str, detail: str) -> None:
+        """Remember why `origin` failed; a repeat failure bumps `attempts` and keeps `first_at`."""
+        now = _now()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO failures (origin, reason, detail, attempts, first_at, last_at) "
+                "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (origin) DO UPDATE SET reason = excluded.reason, "
+                "detail = excluded.detail, attempts = failures.attempts + 1, last_at = excluded.last_at",
+                (origin, reason, detail[:_MAX_DETAIL], now, now),
+            )
+
+    def clear_failure(self, origin: str) -> None:
+        """Forget a failure once its input has been stored."""
+        self._db.execute("DELETE FROM failures WHERE origin = ?", (origin,))
+
+    def failures(self) -> list[Failure]:
+        """All recorded failures, most recent first."""
+        rows = self._db.execute(
+            "SELECT origin, reason, detail, attempts, first_at, last_at FROM failures "
+            "ORDER BY last_at DESC, origin"
+        )
+        return [Failure(*row) for row in rows]
+
+    def failure_counts(self) -> dict[str, int]:
+        """How many inputs failed, by reason."""
+        rows = self._db.execute("SELECT reason, COUNT(*) FROM failures GROUP BY reason ORDER BY reason")
+        return dict(rows.fetchall())
+
+    # -- cursors -------------------------------------------------------------------------------
+
+    def get_cursor(self, name: str) -> str | None:
+        """Where feed `name` left off, or None before its first run."""
+        row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        """Remember where feed `name` left off."""
+        self._db.execute(
+            "INSERT INTO cursors (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
