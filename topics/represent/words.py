@@ -1,0 +1,192 @@
+"""Topic words: class-based TF-IDF over each topic's captions, accumulated batch by batch.
+
+Each topic is one "class document": the concatenation of its members' captions. A term scores high
+for a topic when it is frequent there (L1-normalised term frequency) and rare across topics
+(``log(1 + A / f_t)``, A the average number of tokens per class, f_t the term's count over all
+classes). Outliers (topic -1) take part in the idf, so words common among outliers are damped, but
+they get no words of their own.
+
+Captions are untrusted: markup and URLs are stripped and each caption is capped in length before
+tokenising, so a megabyte caption costs no more than a short one.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+OUTLIER = -1
+_MERGE_EVERY = 16  # batches of counts kept apart before summing them into one matrix
+Scored = tuple[str, float]
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]{0,200}>")
+# Words of two or more characters, a leading '#' kept so hashtags stay tokens of their own.
+_TOKEN = re.compile(r"(?u)#?\b\w\w+\b")
+
+
+def load_word_list(path: Path) -> list[str]:
+    """One term a line; blank lines and lines starting with '#' followed by a space are ignored."""
+    terms = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        term = line.strip().lower()
+        if term and not term.startswith("# "):
+            terms.append(term)
+    return terms
+
+
+def clean_caption(text: str | None, max_chars: int) -> str:
+    """Caption text fit for counting: bounded, without URLs, markup or HTML entities."""
+    if not text:
+        return ""
+    text = text[: max_chars * 4]  # bound the regex work before cleaning
+    text = _TAG.sub(" ", html.unescape(_URL.sub(" ", text)))
+    return text[:max_chars]
+
+
+def _tokenise(text: str) -> list[str]:
+    # Pure numbers ("2024", "#1") say little about a topic.
+    return [tok for tok in _TOKEN.findall(text) if not tok.lstrip("#").isdigit()]
+
+
+class WordCounter:
+    """Accumulates per-topic term counts over batches of captions; ranks terms by c-TF-IDF.
+
+    >>> counter = WordCounter(min_df=1)
+    >>> counter.add([0, 0, 1], ["red tractor", "tractor protest", "blue sea"])
+    >>> counter.top_words(n=1)[0][0][0]
+    'tractor'
+    """
+
+    def __init__(
+        self,
+        *,
+        stop_words: Iterable[str] = (),
+        ngram_max: int = 2,
+        min_df: int = 2,
+        max_caption_chars: int = 2000,
+    ) -> None:
+        self.min_df = min_df
+        self.max_caption_chars = max_caption_chars
+        stop = sorted(set(ENGLISH_STOP_WORDS) | {w.lower() for w in stop_words})
+        vectorizer = CountVectorizer(
+            tokenizer=_tokenise, token_pattern=None, stop_words=stop, ngram_range=(1, ngram_max)
+        )
+        self._analyse = vectorizer.build_analyzer()
+        self._term_index: dict[str, int] = {}
+        self._doc_freq: list[int] = []
+        self._topic_row: dict[int, int] = {}
+        self._counts: list[sparse.csr_matrix] = []
+
+    def add(self, topic_ids: Sequence[int] | np.ndarray, captions: Sequence[str | None]) -> None:
+        """Count the terms of one batch of captions under their topics (missing captions are skipped)."""
+        if len(topic_ids) != len(captions):
+            raise ValueError(f"{len(topic_ids)} topic ids but {len(captions)} captions")
+        rows: list[int] = []
+        cols: list[int] = []
+        for topic, caption in zip(topic_ids, captions, strict=True):
+            terms = self._analyse(clean_caption(caption, self.max_caption_chars))
+            if not terms:
+                continue
+            row = self._topic_row.setdefault(int(topic), len(self._topic_row))
+            indices = [self._index_of(term) for term in terms]
+            for index in set(indices):
+                self._doc_freq[index] += 1
+            rows.extend([row] * len(indices))
+            cols.extend(indices)
+        if rows:
+            shape = (len(self._topic_row), len(self._term_index))
+            ones = np.ones(len(rows), dtype=np.int64)
+            self._counts.append(sparse.csr_matrix((ones, (rows, cols)), shape=shape))
+            if len(self._counts) >= _MERGE_EVERY:
+                self._merge()
+
+    def _index_of(self, term: str) -> int:
+        index = self._term_index.get(term)
+        if index is None:
+            index = self._term_index[term] = len(self._term_index)
+            self._doc_freq.append(0)
+        return index
+
+    def topics(self) -> list[int]:
+        """Topics (outliers included) that have at least one counted term."""
+        return list(self._topic_row)
+
+    def frequent_terms(self, limit: int) -> list[str]:
+        """Corpus terms seen in at least `min_df` captions, most frequent first (the keyword vocabulary)."""
+        doc_freq = np.asarray(self._doc_freq, dtype=np.int64)
+        kept = np.flatnonzero(doc_freq >= self.min_df)
+        order = kept[np.argsort(-doc_freq[kept], kind="stable")][:limit]
+        terms = list(self._term_index)
+        return [terms[i] for i in order]
+
+    def top_words(self, n: int = 10) -> dict[int, list[Scored]]:
+        """The `n` best terms of every topic but the outliers, with c-TF-IDF scores, best first."""
+        counts, terms = self._pruned_counts()
+        if counts.shape[1] == 0:
+            return {}
+        scores = _ctfidf(counts)
+        words = {}
+        for topic, row in self._topic_row.items():
+            if topic != OUTLIER:
+                words[topic] = _best_of_row(scores.getrow(row), terms, n)
+        return words
+
+    def _merge(self) -> sparse.csr_matrix:
+        shape = (len(self._topic_row), len(self._term_index))
+        total = sparse.csr_matrix(shape, dtype=np.int64)
+        for part in self._counts:
+            part.resize(shape)  # earlier batches saw fewer topics and terms
+            total = total + part
+        self._counts = [total]
+        return total
+
+    def _pruned_counts(self) -> tuple[sparse.csr_matrix, np.ndarray]:
+        total = self._merge()
+        keep = np.flatnonzero(np.asarray(self._doc_freq) >= self.min_df)
+        terms = np.array(list(self._term_index), dtype=object)
+        return total[:, keep].tocsr(), terms[keep]
+
+
+def _ctfidf(counts: sparse.csr_matrix) -> sparse.csr_matrix:
+    counts = counts.astype(np.float64)
+    row_sums = np.asarray(counts.sum(axis=1)).ravel()
+    tf = sparse.diags(1.0 / np.maximum(row_sums, 1.0)) @ counts
+    term_freq = np.asarray(counts.sum(axis=0)).ravel()
+    avg_words = counts.sum() / max(counts.shape[0], 1)
+    idf = np.log1p(avg_words / np.maximum(term_freq, 1.0))
+    return (tf @ sparse.diags(idf)).tocsr()
+
+
+def _best_of_row(row: sparse.csr_matrix, terms: np.ndarray, n: int) -> list[Scored]:
+    if row.nnz == 0:
+        return []
+    names = terms[row.indices]
+    order = np.lexsort((names, -np.round(row.data, 12)))[:n]  # ties by term: same whatever the batch order
+    return [(str(names[i]), float(row.data[i])) for i in order]
+
+
+def label_from_words(words: Sequence[Scored], max_terms: int = 3) -> str:
+    """A short label from ranked terms, skipping terms whose words the label already has.
+
+    >>> label_from_words([("tractor", 0.9), ("protest", 0.8), ("tractor protest", 0.7), ("farm", 0.5)])
+    'tractor, protest, farm'
+    """
+    chosen: list[str] = []
+    covered: set[str] = set()
+    for term, _ in words:
+        parts = set(term.split())
+        if parts <= covered:
+            continue
+        chosen = [c for c in chosen if not set(c.split()) <= parts]  # a bigram absorbs its unigrams
+        chosen.append(term)
+        covered |= parts
+        if len(chosen) == max_terms:
+            break
+    return ", ".join(chosen)
