@@ -1,0 +1,104 @@
+"""Sources turn folders, manifests and feeds into `Item`s. What they share lives here: the error value
+they yield instead of raising, caption decoding that never fails on encoding, and bounded metadata.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_METADATA_KEYS = 64
+MAX_METADATA_CHARS = 2000
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """One input a source could not turn into an item; sources yield these and carry on.
+
+    `reason` is a short stable code for the ledger (``bad-sidecar``, ``outside-allowed-roots``, ...).
+    """
+
+    origin: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Caption:
+    """Caption text after decoding; `truncated` when it was cut to the byte limit."""
+
+    text: str
+    truncated: bool = False
+
+
+def decode_text(data: bytes, *, complete: bool = True) -> str:
+    """Decode text of unknown encoding without ever failing: a BOM wins, then UTF-8, cp1252, latin-1.
+
+    `complete=False` means `data` is a prefix of a longer text: a character cut in half at the end is
+    dropped rather than taken as proof of another encoding.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return _decode(data[len(bom) :], encoding, complete, errors="replace")
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return _decode(data, encoding, complete, errors="strict")
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")  # every byte is a latin-1 character
+
+
+def _decode(data: bytes, encoding: str, complete: bool, *, errors: str) -> str:
+    decoder = codecs.getincrementaldecoder(encoding)(errors=errors)
+    return decoder.decode(data, final=complete)
+
+
+def clean_caption(text: str, *, max_bytes: int, truncated: bool = False) -> Caption:
+    """Normalise newlines, strip a stray BOM and outer whitespace, and cut to `max_bytes` of UTF-8
+    at a character boundary."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").strip()
+    encoded = text.encode("utf-8", errors="surrogatepass")
+    if len(encoded) > max_bytes:
+        text = encoded[:max_bytes].decode("utf-8", errors="ignore").rstrip()
+        truncated = True
+    return Caption(text, truncated)
+
+
+def caption_from_bytes(data: bytes, *, max_bytes: int, complete: bool = True) -> Caption:
+    """A caption from raw bytes of unknown encoding (a sidecar file, a mis-encoded manifest field)."""
+    return clean_caption(decode_text(data, complete=complete), max_bytes=max_bytes, truncated=not complete)
+
+
+def repair_text(text: str) -> str:
+    """Re-decode text read with ``errors="surrogateescape"``: undecodable bytes get the fallbacks."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    return decode_text(text.encode("utf-8", errors="surrogateescape"))
+
+
+def scalar_metadata(fields: Mapping[str, Any], *, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """Scalar fields worth keeping as payload: no nested values, no empty strings, bounded in size."""
+    skipped = set(skip)
+    metadata: dict[str, Any] = {}
+    for key, value in fields.items():
+        if len(metadata) >= MAX_METADATA_KEYS:
+            break
+        if key in skipped or not isinstance(key, str) or not key:
+            continue
+        if isinstance(value, str):
+            value = repair_text(value).strip()
+            if not value:
+                continue
+            value = value[:MAX_METADATA_CHARS]
+        elif not isinstance(value, bool | int | float):
+            continue  # None, lists, objects: not a filterable scalar
+        metadata[key[:MAX_METADATA_CHARS]] = value
+    return metadata
