@@ -1,0 +1,324 @@
+"""Topic representations: what a person needs to see what a topic is at a glance.
+
+The recluster job (and the online assigner, for emerging topics) computes them once and stores them
+with the topic, so queries never recompute anything. One entry point::
+
+    representer = Representer(centroids, RepresentOptions.from_settings(settings), embedder=clip)
+    for batch in scrolled_items:                      # every item, outliers (-1) included
+        representer.add_batch(topic_ids, item_ids, cluster_vectors,
+                              image_vectors=..., text_vectors=..., captions=..., image_paths=...)
+    representations = representer.finish()           # {topic_id: Representation}
+
+`centroids` are the topics' centroids in the space the items were clustered in (`cluster_vectors`
+are the items' vectors in that same space); typicality is the cosine between the two. Per-item
+rows of zeros in `image_vectors` / `text_vectors` mean "this item has no image / no caption".
+Memory is bounded by the number of topics, not items: each topic keeps a fixed pool of candidates,
+sparse term counts and one running image-vector sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.items import ItemId
+from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
+from topics.represent.exemplars import Exemplar, ExemplarPicker, mmr, typicality
+from topics.represent.keywords import TextEmbedder, Vocabulary
+from topics.represent.tiles import build_tile, tile_fingerprint, tile_is_current
+from topics.represent.words import OUTLIER, WordCounter, label_from_words, load_word_list
+
+__all__ = [
+    "CaptionModelUnavailable",
+    "Exemplar",
+    "ExemplarPicker",
+    "ImageCaptioner",
+    "RepresentOptions",
+    "Representation",
+    "Representer",
+    "Vocabulary",
+    "WordCounter",
+    "build_tile",
+    "label_from_words",
+    "mmr",
+    "tile_fingerprint",
+    "tile_is_current",
+    "typicality",
+]
+
+Scored = tuple[str, float]
+
+
+@dataclass(frozen=True)
+class Representation:
+    """Everything shown for one topic; stored in the topic's payload (see `to_payload`)."""
+
+    topic_id: int
+    label: str
+    words: tuple[Scored, ...] = ()
+    keywords: tuple[Scored, ...] = ()
+    exemplars: tuple[ItemId, ...] = ()  # images: most typical first, diverse
+    captions: tuple[str, ...] = ()  # representative captions, same picking
+    caption_items: tuple[ItemId, ...] = ()  # the items those captions belong to
+    generated_captions: tuple[str, ...] = ()  # from the caption model, for image-only topics
+    tile: str | None = None  # path of the grid JPEG
+    tile_fingerprint: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-ready dict (lists, not tuples) for the store."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Representation:
+        """Inverse of `to_payload`; unknown keys are ignored so older readers survive newer payloads."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in payload.items() if k in known}
+        for name in ("words", "keywords"):
+            values[name] = tuple((str(t), float(s)) for t, s in values.get(name, ()))
+        for name in ("exemplars", "captions", "caption_items", "generated_captions"):
+            values[name] = tuple(values.get(name, ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RepresentOptions:
+    """Knobs of topic representation; field names match the proposed `settings.represent`."""
+
+    n_words: int = 10
+    n_exemplars: int = 9
+    n_keywords: int = 10
+    diversity: float = 0.3
+    pool_size: int = 100  # candidates kept per topic for MMR
+    min_df: int = 2  # a term must occur in this many captions to count
+    max_caption_chars: int = 2000
+    stop_words: tuple[str, ...] = ()
+    stop_word_files: tuple[Path, ...] = ()
+    vocabulary_file: Path | None = None  # extra keyword terms, one a line
+    max_vocabulary: int = 20_000  # corpus terms embedded for keywords, most frequent first
+    caption_model: str | None = None  # hub id or local path; None: no generated captions
+    tiles_dir: Path | None = None  # None: no tiles
+    tile_cell: int = 256
+    cache_dir: Path | None = None  # vocabulary vectors per model
+    device: str = "auto"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RepresentOptions:
+        """Options from the process `Settings`: its `represent` section if any; paths under data_dir."""
+        section = getattr(settings, "represent", None)
+        given = (
+            section.model_dump() if hasattr(section, "model_dump") else dict(vars(section)) if section else {}
+        )
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in given.items() if k in known and v is not None}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        values.setdefault("tiles_dir", settings.data_dir / "tiles")
+        values.setdefault("cache_dir", settings.data_dir / "cache")
+        values.setdefault("device", getattr(settings, "device", "auto"))
+        return cls(**values)
+
+
+@dataclass
+class _TopicTally:
+    images: int = 0
+    captions: int = 0
+    image_sum: np.ndarray | None = None  # for the CLIP-space centroid keywords need
+    extra: list[str] = field(default_factory=list)
+
+
+class Representer:
+    """Streams a run's items and computes every topic's representation at the end.
+
+    Loading the caption model happens here, so a bad setting fails before the long scroll.
+    `embedder` (CLIP, the model that made `image_vectors`) enables keywords; without it there are none.
+    """
+
+    def __init__(
+        self,
+        centroids: Mapping[int, np.ndarray],
+        options: RepresentOptions | None = None,
+        *,
+        embedder: TextEmbedder | None = None,
+        captioner: ImageCaptioner | None = None,
+    ) -> None:
+        self.options = options = options or RepresentOptions()
+        self._centroids = {
+            int(t): np.asarray(c, np.float32) for t, c in centroids.items() if int(t) != OUTLIER
+        }
+        self._embedder = embedder
+        self._captioner = captioner
+        if captioner is None and options.caption_model:
+            self._captioner = ImageCaptioner(options.caption_model, device=options.device)
+        stop_words = list(options.stop_words)
+        for path in options.stop_word_files:
+            stop_words += load_word_list(path)
+        self._words = WordCounter(
+            stop_words=stop_words, min_df=options.min_df, max_caption_chars=options.max_caption_chars
+        )
+        picker = {"k": options.n_exemplars, "diversity": options.diversity, "pool_size": options.pool_size}
+        self._images = ExemplarPicker(**picker)
+        self._texts = ExemplarPicker(**picker)
+        self._tally: dict[int, _TopicTally] = {}
+
+    def add_batch(
+        self,
+        topic_ids: Sequence[int] | np.ndarray,
+        item_ids: Sequence[ItemId],
+        vectors: np.ndarray,
+        *,
+        image_vectors: np.ndarray | None = None,
+        text_vectors: np.ndarray | None = None,
+        captions: Sequence[str | None] | None = None,
+        image_paths: Sequence[str | None] | None = None,
+    ) -> None:
+        """Feed one scrolled batch: topics, ids, clustering-space vectors, and what each item has."""
+        topic_ids = np.asarray(topic_ids, dtype=np.int64)
+        n = len(topic_ids)
+        _check_lengths(
+            n,
+            item_ids=item_ids,
+            vectors=vectors,
+            image_vectors=image_vectors,
+            text_vectors=text_vectors,
+            captions=captions,
+            image_paths=image_paths,
+        )
+        if captions is not None:
+            self._words.add(topic_ids, captions)
+        scores = typicality(vectors, topic_ids, self._centroids)
+        has_image = _nonzero_rows(image_vectors, n)
+        has_caption = _nonzero_rows(text_vectors, n) if text_vectors is not None else _present(captions, n)
+        self._tally_batch(topic_ids, image_vectors, has_image, has_caption)
+        if image_vectors is not None:
+            self._images.add(
+                topic_ids, item_ids, np.where(has_image, scores, np.nan), image_vectors, image_paths
+            )
+        if captions is not None:
+            shown = [(c or "")[:500] for c in captions]
+            text = text_vectors if text_vectors is not None else vectors
+            self._texts.add(topic_ids, item_ids, np.where(has_caption, scores, np.nan), text, shown)
+
+    def _tally_batch(
+        self,
+        topic_ids: np.ndarray,
+        image_vectors: np.ndarray | None,
+        has_image: np.ndarray,
+        has_caption: np.ndarray,
+    ) -> None:
+        for topic in np.unique(topic_ids):
+            if int(topic) not in self._centroids:
+                continue
+            rows = topic_ids == topic
+            tally = self._tally.setdefault(int(topic), _TopicTally())
+            tally.images += int(has_image[rows].sum())
+            tally.captions += int(has_caption[rows].sum())
+            if image_vectors is not None and has_image[rows].any():
+                total = image_vectors[rows & has_image].astype(np.float64).sum(axis=0)
+                tally.image_sum = total if tally.image_sum is None else tally.image_sum + total
+
+    def finish(self) -> dict[int, Representation]:
+        """Every topic with a centroid gets a representation; call once, after the last batch."""
+        images = self._images.pick()
+        texts = self._texts.pick()
+        generated = self._generate_captions(images)
+        words = self._words.top_words(self.options.n_words)
+        keywords = self._keywords()
+        return {
+            topic: self._represent(
+                topic,
+                images.get(topic, []),
+                texts.get(topic, []),
+                words.get(topic, []),
+                keywords.get(topic, []),
+                generated.get(topic, []),
+            )
+            for topic in sorted(self._centroids)
+        }
+
+    def _image_only(self, topic: int) -> bool:
+        tally = self._tally.get(topic)
+        return tally is not None and tally.images > 0 and tally.captions == 0
+
+    def _generate_captions(self, images: Mapping[int, list[Exemplar]]) -> dict[int, list[str]]:
+        if self._captioner is None:
+            return {}
+        generated = {}
+        for topic, picked in images.items():
+            if self._image_only(topic):
+                texts = self._captioner.caption_paths([e.shown for e in picked])
+                generated[topic] = [t for t in texts if t]
+                self._words.add([topic] * len(generated[topic]), generated[topic])
+        return generated
+
+    def _keywords(self) -> dict[int, list[Scored]]:
+        with_images = [t for t, tally in self._tally.items() if tally.image_sum is not None]
+        if self._embedder is None or not with_images:
+            return {}
+        terms = self._words.frequent_terms(self.options.max_vocabulary)
+        if self.options.vocabulary_file is not None:
+            terms += load_word_list(self.options.vocabulary_file)
+        vocabulary = Vocabulary.build(terms, self._embedder, cache_dir=self.options.cache_dir)
+        centroids = np.stack([self._tally[t].image_sum for t in with_images]).astype(np.float32)
+        return dict(
+            zip(with_images, vocabulary.keywords_many(centroids, self.options.n_keywords), strict=True)
+        )
+
+    def _represent(
+        self,
+        topic: int,
+        images: list[Exemplar],
+        texts: list[Exemplar],
+        words: list[Scored],
+        keywords: list[Scored],
+        generated: list[str],
+    ) -> Representation:
+        label = label_from_words(words) or label_from_words(keywords) or f"topic {topic}"
+        tile, fingerprint = self._tile(topic, images)
+        return Representation(
+            topic_id=topic,
+            label=label,
+            words=tuple(words),
+            keywords=tuple(keywords),
+            exemplars=tuple(e.item_id for e in images),
+            captions=tuple(e.shown or "" for e in texts),
+            caption_items=tuple(e.item_id for e in texts),
+            generated_captions=tuple(generated),
+            tile=tile,
+            tile_fingerprint=fingerprint,
+        )
+
+    def _tile(self, topic: int, images: list[Exemplar]) -> tuple[str | None, str | None]:
+        if self.options.tiles_dir is None or not images:
+            return None, None
+        paths = [e.shown for e in images]
+        cell = self.options.tile_cell
+        fingerprint = tile_fingerprint([e.item_id for e in images], paths, cell=cell, grid=3)
+        out_path = Path(self.options.tiles_dir) / f"topic-{topic}.jpg"
+        if not tile_is_current(out_path, fingerprint):
+            build_tile(paths, out_path, cell=cell, grid=3, fingerprint=fingerprint)
+        return str(out_path), fingerprint
+
+
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _nonzero_rows(vectors: np.ndarray | None, n: int) -> np.ndarray:
+    if vectors is None:
+        return np.zeros(n, dtype=bool)
+    return np.any(vectors != 0, axis=1)
+
+
+def _present(captions: Sequence[str | None] | None, n: int) -> np.ndarray:
+    if captions is None:
+        return np.zeros(n, dtype=bool)
+    return np.array([bool(c and c.strip()) for c in captions], dtype=bool)
+
+
+def _check_lengths(n: int, **arrays: Any) -> None:
+    for name, value in arrays.items():
+        if value is not None and len(value) != n:
+            raise ValueError(f"{name} has {len(value)} rows but topic_ids has {n}")

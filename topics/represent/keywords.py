@@ -1,0 +1,122 @@
+"""Keywords: vocabulary terms nearest a topic's image centroid in CLIP's shared text/image space.
+
+This names topics whose members have no captions. The vocabulary is the corpus's own caption terms
+plus an optional user file (one term a line). Term vectors are cached on disk per model, term by
+term, so a growing corpus embeds only its new terms on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from indexer.embed.base import l2_normalise
+
+Scored = tuple[str, float]
+DEFAULT_TEMPLATE = "a photo of {}"  # CLIP ranks bare words worse than short captions containing them
+
+
+class TextEmbedder(Protocol):
+    model_id: str
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, d) float32, rows L2-normalised."""
+
+
+class Vocabulary:
+    """Terms and their unit text vectors; `keywords` ranks terms by cosine to a centroid."""
+
+    def __init__(self, terms: Sequence[str], vectors: np.ndarray) -> None:
+        if len(terms) != len(vectors):
+            raise ValueError(f"{len(terms)} terms but {len(vectors)} vectors")
+        self.terms = list(terms)
+        self.vectors = l2_normalise(vectors) if len(terms) else np.zeros((0, 0), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    @classmethod
+    def build(
+        cls,
+        terms: Iterable[str],
+        embedder: TextEmbedder,
+        *,
+        cache_dir: Path | None = None,
+        template: str = DEFAULT_TEMPLATE,
+        batch_size: int = 256,
+    ) -> Vocabulary:
+        """Embed `terms` (deduplicated, order kept), reusing and extending the per-model disk cache."""
+        unique = list(dict.fromkeys(t.strip() for t in terms if t and t.strip()))
+        cache = _VectorCache(cache_dir, embedder.model_id, template) if cache_dir else None
+        known = cache.load() if cache else {}
+        missing = [t for t in unique if t not in known]
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            vectors = np.asarray(embedder.embed_texts([template.format(t) for t in chunk]), np.float32)
+            known.update(zip(chunk, vectors, strict=True))
+        if cache and missing:
+            cache.save(known)
+        vectors = np.stack([known[t] for t in unique]) if unique else np.zeros((0, 0), np.float32)
+        return cls(unique, vectors)
+
+    def keywords(self, centroid: np.ndarray, k: int = 10) -> list[Scored]:
+        """The `k` terms nearest `centroid` (any scale; it is normalised), nearest first."""
+        return self.keywords_many(np.asarray(centroid)[None, :], k)[0]
+
+    def keywords_many(self, centroids: np.ndarray, k: int = 10) -> list[list[Scored]]:
+        """`keywords` for each row of `centroids`, in one matrix product."""
+        if not self.terms:
+            return [[] for _ in range(len(centroids))]
+        if centroids.shape[1] != self.vectors.shape[1]:
+            raise ValueError(
+                f"centroid dim {centroids.shape[1]} differs from vocabulary dim {self.vectors.shape[1]}: "
+                "keywords need centroids in the text embedder's space"
+            )
+        sims = l2_normalise(centroids) @ self.vectors.T
+        k = min(k, len(self.terms))
+        result = []
+        for row in sims:
+            top = np.argpartition(-row, k - 1)[:k]
+            top = top[np.argsort(-row[top], kind="stable")]
+            result.append([(self.terms[i], float(row[i])) for i in top])
+        return result
+
+
+class _VectorCache:
+    """term -> vector for one model and prompt template, in one npz file written atomically."""
+
+    def __init__(self, cache_dir: Path, model_id: str, template: str) -> None:
+        key = hashlib.sha256(f"{model_id}|{template}".encode()).hexdigest()[:16]
+        self.path = Path(cache_dir) / f"vocabulary-{key}.npz"
+        self.model_id = model_id
+
+    def load(self) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                if str(data["model_id"]) != self.model_id:
+                    return {}
+                return dict(zip(data["terms"].tolist(), data["vectors"], strict=True))
+        except (OSError, KeyError, ValueError):
+            return {}  # no cache yet, or an unreadable one: recompute rather than fail
+
+    def save(self, vectors: dict[str, np.ndarray]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(
+                    handle,
+                    model_id=np.array(self.model_id),
+                    terms=np.array(list(vectors), dtype=str),
+                    vectors=np.stack(list(vectors.values())).astype(np.float32),
+                )
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
