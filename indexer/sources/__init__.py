@@ -65,7 +65,8 @@ def clean_caption(text: str, *, max_bytes: int, truncated: bool = False) -> Capt
     """Normalise newlines, strip a stray BOM and outer whitespace, and cut to `max_bytes` of UTF-8
     at a character boundary."""
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").strip()
-    encoded = text.encode("utf-8", errors="surrogatepass")
+    encoded = text.encode("utf-8", errors="replace")  # a lone surrogate cannot be stored or embedded
+    text = encoded.decode("utf-8")
     if len(encoded) > max_bytes:
         text = encoded[:max_bytes].decode("utf-8", errors="ignore").rstrip()
         truncated = True
@@ -79,9 +80,15 @@ def caption_from_bytes(data: bytes, *, max_bytes: int, complete: bool = True) ->
 
 def repair_text(text: str) -> str:
     """Re-decode text read with ``errors="surrogateescape"``: undecodable bytes get the fallbacks."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    try:
+        text.encode("utf-8")  # C speed, and megabyte captions pass through here
         return text
-    return decode_text(text.encode("utf-8", errors="surrogateescape"))
+    except UnicodeEncodeError:
+        pass
+    try:
+        return decode_text(text.encode("utf-8", errors="surrogateescape"))
+    except UnicodeEncodeError:  # other lone surrogates too (a JSON "\\ud83d" escape): replace them
+        return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def scalar_metadata(fields: Mapping[str, Any], *, skip: Iterable[str] = ()) -> dict[str, Any]:
