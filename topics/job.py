@@ -1,0 +1,517 @@
+"""The recluster job: every item's topic recomputed from the store, published with one atomic switch.
+
+Phases (``on_phase`` is called with each name, for tests and progress):
+
+1. ``started``: read the current run; delete debris of an interrupted run (records with a higher run
+   id) and finish the previous run's pending bookkeeping if it was cut short after its switch.
+2. ``sampled``: one scroll over the items; a reservoir sample (``cluster.sample_size``) of the
+   clustered view's vectors, with each sampled item's topic under the previous run. Memory is the
+   sample plus one scroll batch, whatever the corpus size.
+3. ``fitted``: `fit_clusters` on the sample only.
+4. ``matched``: public ids and lineage from the overlap between the previous run's topics and the
+   new clusters on the sample (`topics.identity`).
+5. ``items_written`` (and ``items_batch`` per batch): a second scroll; sampled items keep their fit
+   label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
+   current run does not use (see `topics.records`), invisible to readers. Sizes and per-view centroid
+   sums are accumulated on the way.
+6. ``topics_written``: topic records (after the optional `represent` hook), lineage events and the run
+   record, under the new run id; both collections flushed.
+7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
+8. ``cleaned``: old runs' topic records deleted, `pending` cleared on items this run assigned and set
+   on items it missed (ingested after the second scroll passed them), indexes built (`optimize`).
+
+A kill -9 before ``switched`` leaves the previous run fully readable (the new slot and records are
+ignored and overwritten next time); after it, the new run is readable and the next run redoes the
+cleanup. The fused view is normalise(normalise(image) + normalise(text)), or whichever of the two an
+item has.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+
+from indexer.config import Settings
+from indexer.store.base import Backend, Filter, Point, VectorStore
+from topics import records
+from topics.cluster import Clustering, ClusterParams, fit_clusters
+from topics.identity import Identity, MatchParams, contingency, match_topics
+from topics.records import OUTLIER, ItemAssignment, LineageEvent, Run, Topic
+
+log = logging.getLogger(__name__)
+
+SCROLL_BATCH = 1024
+THRESHOLD_PERCENTILE = 5.0  # online assignment accepts what the weakest 5% of members would reach
+_FUSED_PARTS = ("image", "text")
+
+
+class ReclusterError(RuntimeError):
+    """The store holds nothing to cluster in the configured view."""
+
+
+class Represent(Protocol):
+    """Fills words, exemplars, labels, tiles of the new run's topics (items: `records.topic_filter`)."""
+
+    def __call__(self, topics: list[Topic], items: VectorStore, run: Run) -> list[Topic]: ...
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one recluster did."""
+
+    run_id: int
+    n_items: int
+    n_sampled: int
+    n_topics: int
+    n_outliers: int
+    n_skipped: int  # items without a vector for the view (stored as outliers)
+    events: list[LineageEvent]
+    topic_ids: dict[int, int]  # raw cluster label -> public topic id
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The reservoir: vectors of the view, item ids, and each item's topic in the previous run."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    previous: np.ndarray  # public topic id, -1 outlier, -2 not assigned by the previous run
+    n_items: int
+
+
+NOT_PRESENT = -2
+
+
+def recluster(
+    settings: Settings,
+    backend: Backend,
+    *,
+    params: ClusterParams | None = None,
+    represent: Represent | None = None,
+    now: datetime | None = None,
+    match: MatchParams | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> RunReport:
+    """Recompute every item's topic and publish the new run atomically (see the module docstring)."""
+    clock = _Phases(on_phase)
+    started = now or datetime.now(UTC)
+    params = params or ClusterParams.from_settings(settings.cluster)
+    view = settings.cluster.view
+    items, topics = backend.collection(records.ITEMS), backend.collection(records.TOPICS)
+    if not items.exists():
+        raise ReclusterError("there are no items yet: ingest something before reclustering")
+    records.ensure_item_indexes(items)
+    previous = _prepare(backend, items, topics)
+    run_id, slot = (previous.run_id + 1, 1 - previous.slot) if previous else (1, 0)
+    clock.mark("started")
+
+    sample = reservoir_sample(items, view, settings.cluster.sample_size, previous, seed=params.seed)
+    if sample.vectors.shape[0] < 2:
+        raise ReclusterError(f"fewer than 2 items have a {view!r} vector; nothing to cluster")
+    clock.mark("sampled")
+    clustering = fit_clusters(sample.vectors, params)
+    clock.mark("fitted")
+    before = records.list_topics(backend, include_vanished=True, run=previous) if previous else []
+    identity = _match(sample, clustering, before, view, previous, match)
+    clock.mark("matched")
+
+    written = _write_items(items, view, sample, clustering, identity, run_id, slot, clock)
+    clock.mark("items_written")
+    run = Run(
+        run_id=run_id,
+        started=started,
+        finished=max(started, datetime.now(UTC)),
+        n_items=written.n_items,
+        n_topics=len(identity.ids),
+        slot=slot,
+        next_topic_id=identity.next_topic_id,
+        view=view,
+        params={**asdict(params), "sample_size": settings.cluster.sample_size},
+    )
+    new_topics = _topic_records(written, sample, clustering, identity, before, run)
+    if represent is not None:
+        new_topics = represent(new_topics, items, run)
+    events = [LineageEvent(run_id, e.kind, e.before, e.after, started) for e in identity.events]
+    _write_records(topics, items, new_topics, events, run)
+    clock.mark("topics_written")
+    topics.upsert([records.pointer_point(run)])
+    topics.flush()
+    clock.mark("switched")
+    _cleanup(items, topics, run)
+    clock.mark("cleaned")
+    return RunReport(
+        run_id=run_id,
+        n_items=written.n_items,
+        n_sampled=len(sample.ids),
+        n_topics=len(identity.ids),
+        n_outliers=written.n_outliers,
+        n_skipped=written.n_skipped,
+        events=events,
+        topic_ids=dict(identity.ids),
+        seconds=clock.total(),
+        phases=clock.durations,
+    )
+
+
+class _Phases:
+    def __init__(self, on_phase: Callable[[str], None] | None) -> None:
+        self._on_phase = on_phase
+        self._start = self._last = time.perf_counter()
+        self.durations: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.durations[name] = round(now - self._last, 3)
+        self._last = now
+        log.info("recluster: %s (%.2f s)", name, self.durations[name])
+        self.tick(name)
+
+    def tick(self, name: str) -> None:
+        if self._on_phase is not None:
+            self._on_phase(name)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self._start, 3)
+
+
+# ---- phase 1: prepare ----
+
+
+def _prepare(backend: Backend, items: VectorStore, topics: VectorStore) -> Run | None:
+    """The current run, after removing an interrupted run's debris and redoing the last cleanup."""
+    previous = records.current_run(backend)
+    if topics.exists():
+        last = previous.run_id if previous else 0
+        topics.delete_where(Filter(ranges={"run_id": (last + 1, None)}))
+    if previous is not None:
+        _cleanup(items, topics, previous, optimize=False)
+    return previous
+
+
+# ---- phase 2: sample ----
+
+
+def view_vectors(points: Sequence[Point], view: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows that have the view, their L2-normalised vectors as float32)."""
+    rows: list[int] = []
+    vectors: list[np.ndarray] = []
+    for i, point in enumerate(points):
+        vector = _view_of(point.vectors, view)
+        if vector is not None:
+            rows.append(i)
+            vectors.append(vector)
+    if not vectors:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    return np.asarray(rows, np.int64), _unit(np.stack(vectors))
+
+
+def _view_of(vectors: Mapping[str, np.ndarray], view: str) -> np.ndarray | None:
+    if view != "fused":
+        found = vectors.get(view)
+        return None if found is None else np.asarray(found, np.float32)
+    parts = [_unit(np.asarray(vectors[v], np.float32)[None])[0] for v in _FUSED_PARTS if v in vectors]
+    return None if not parts else np.sum(parts, axis=0)
+
+
+def _needed_vectors(view: str) -> list[str]:
+    return list(_FUSED_PARTS) if view == "fused" else [view]
+
+
+def _previous_topics(points: Sequence[Point], previous: Run | None) -> np.ndarray:
+    """Each point's public topic under the previous run, NOT_PRESENT when it had none."""
+    out = np.full(len(points), NOT_PRESENT, np.int64)
+    if previous is None:
+        return out
+    for i, point in enumerate(points):
+        found = records.read_assignment(point.payload, previous)
+        if found is not None:
+            out[i] = found.topic
+    return out
+
+
+def reservoir_sample(
+    items: VectorStore, view: str, size: int, previous: Run | None, *, seed: int = 0
+) -> Sample:
+    """A uniform sample of at most `size` items with the view (Algorithm R over one scroll)."""
+    rng = np.random.default_rng(seed)
+    ids: list[str] = []
+    vectors: np.ndarray | None = None
+    prev = np.full(size, NOT_PRESENT, np.int64)
+    seen = 0
+    for points in items.scroll(vectors=_needed_vectors(view), batch=SCROLL_BATCH):
+        rows, batch = view_vectors(points, view)
+        if len(rows) == 0:
+            continue
+        if vectors is None:
+            vectors = np.zeros((size, batch.shape[1]), np.float32)
+        batch_prev = _previous_topics([points[r] for r in rows], previous)
+        slots = _reservoir_slots(seen, len(rows), size, rng)
+        for j, slot in enumerate(slots):
+            if slot < 0:
+                continue
+            if slot == len(ids):
+                ids.append(points[rows[j]].id)
+            else:
+                ids[slot] = points[rows[j]].id
+            vectors[slot] = batch[j]
+            prev[slot] = batch_prev[j]
+        seen += len(rows)
+    n = len(ids)
+    kept = np.zeros((0, 0), np.float32) if vectors is None else vectors[:n]
+    return Sample(ids=ids, vectors=kept, previous=prev[:n], n_items=seen)
+
+
+def _reservoir_slots(seen: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Reservoir position for each of `n` new items (-1: not kept), in arrival order."""
+    index = np.arange(seen, seen + n)
+    slots = np.where(index < size, index, -1)
+    late = index >= size
+    if late.any():
+        draws = rng.integers(0, index[late] + 1)
+        slots[late] = np.where(draws < size, draws, -1)
+    return slots
+
+
+# ---- phases 3-4: fit and match ----
+
+
+def _match(
+    sample: Sample,
+    clustering: Clustering,
+    before: list[Topic],
+    view: str,
+    previous: Run | None,
+    match: MatchParams | None,
+) -> Identity:
+    live = [t for t in before if t.status != "vanished"]
+    previous_ids = [t.topic_id for t in live]
+    common = sample.previous != NOT_PRESENT
+    k = clustering.centroids.shape[0]
+    table = contingency(sample.previous[common], clustering.labels[common], previous_ids, k)
+    dim = clustering.centroids.shape[1]
+    old_centroids = (
+        np.stack([t.centroids.get(view, np.zeros(dim, np.float32)) for t in live]) if live else None
+    )
+    sizes = np.bincount(clustering.labels[clustering.labels >= 0], minlength=k)
+    next_id = previous.next_topic_id if previous else 0
+    return match_topics(table, previous_ids, old_centroids, clustering.centroids, next_id, match, sizes)
+
+
+# ---- phase 5: items ----
+
+
+@dataclass
+class _Written:
+    """Accumulated while writing items: sizes and centroid sums per raw label."""
+
+    n_items: int = 0
+    n_outliers: int = 0
+    n_skipped: int = 0
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _sample_scores(sample: Sample, clustering: Clustering) -> np.ndarray:
+    """Cosine of each sampled vector to its cluster's centroid (outliers: to the nearest one)."""
+    if clustering.centroids.shape[0] == 0:
+        return np.zeros(len(sample.ids), np.float32)
+    scores = np.empty(len(sample.ids), np.float32)
+    for start in range(0, len(scores), 8192):
+        part = slice(start, start + 8192)
+        sims = sample.vectors[part] @ clustering.centroids.T
+        labels = clustering.labels[part]
+        own = sims[np.arange(sims.shape[0]), np.maximum(labels, 0)]
+        scores[part] = np.where(labels >= 0, own, sims.max(axis=1))
+    return scores
+
+
+def _write_items(
+    items: VectorStore,
+    view: str,
+    sample: Sample,
+    clustering: Clustering,
+    identity: Identity,
+    run_id: int,
+    slot: int,
+    clock: _Phases,
+) -> _Written:
+    k = clustering.centroids.shape[0]
+    written = _Written(sizes=np.zeros(k, np.int64))
+    in_sample = {item_id: i for i, item_id in enumerate(sample.ids)}
+    sample_scores = _sample_scores(sample, clustering)
+    public = np.array([identity.ids[b] for b in range(k)], np.int64)
+    for points in items.scroll(vectors=True, batch=SCROLL_BATCH):
+        labels, scores = _label_batch(points, view, clustering, in_sample, sample_scores)
+        topic_ids = np.where(labels >= 0, public[np.maximum(labels, 0)] if k else OUTLIER, OUTLIER)
+        updates = {
+            p.id: records.assignment_payload(
+                slot, ItemAssignment(int(topic_ids[i]), float(scores[i]), run_id, "recluster")
+            )
+            for i, p in enumerate(points)
+        }
+        items.set_payloads(updates)
+        _accumulate(written, points, labels, k)
+        clock.tick("items_batch")
+    return written
+
+
+def _label_batch(
+    points: Sequence[Point],
+    view: str,
+    clustering: Clustering,
+    in_sample: Mapping[str, int],
+    sample_scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw labels and scores of a scroll batch: fit labels for sampled items, assignment for the rest."""
+    labels = np.full(len(points), OUTLIER, np.int64)
+    scores = np.zeros(len(points), np.float32)
+    rows, vectors = view_vectors(points, view)
+    fresh: list[int] = []
+    for j, row in enumerate(rows):
+        at = in_sample.get(points[row].id)
+        if at is None:
+            fresh.append(j)
+        else:
+            labels[row], scores[row] = clustering.labels[at], sample_scores[at]
+    if fresh:
+        got_labels, got_scores = clustering.assign(vectors[fresh])
+        labels[rows[fresh]], scores[rows[fresh]] = got_labels, got_scores
+    labels = np.where(np.isin(np.arange(len(points)), rows), labels, -2)  # -2: no vector for the view
+    return labels, scores
+
+
+def _accumulate(written: _Written, points: Sequence[Point], labels: np.ndarray, k: int) -> None:
+    written.n_items += len(points)
+    written.n_skipped += int((labels == -2).sum())
+    written.n_outliers += int((labels < 0).sum())
+    member = labels >= 0
+    written.sizes += np.bincount(labels[member], minlength=k)
+    for view_name in {name for p in points for name in p.vectors}:
+        rows = [i for i, p in enumerate(points) if member[i] and view_name in p.vectors]
+        if not rows:
+            continue
+        vectors = _unit(np.stack([np.asarray(points[i].vectors[view_name], np.float32) for i in rows]))
+        sums = written.sums.setdefault(view_name, np.zeros((k, vectors.shape[1]), np.float64))
+        np.add.at(sums, labels[rows], vectors)
+
+
+# ---- phase 6: records ----
+
+
+def _topic_records(
+    written: _Written,
+    sample: Sample,
+    clustering: Clustering,
+    identity: Identity,
+    before: list[Topic],
+    run: Run,
+) -> list[Topic]:
+    """This run's topics, plus the previous topics that ended (or had ended) as `vanished`."""
+    old = {t.topic_id: t for t in before}
+    thresholds = _thresholds(sample, clustering)
+    topics = []
+    for raw, topic_id in sorted(identity.ids.items(), key=lambda kv: kv[1]):
+        centroids = {v: _unit(s[raw][None])[0] for v, s in written.sums.items() if s[raw].any()}
+        centroids[run.view] = clustering.centroids[raw]
+        size = int(written.sizes[raw])
+        was = old.get(identity.continued.get(topic_id, -1))
+        topics.append(
+            Topic(
+                topic_id=topic_id,
+                size=size,
+                status="active" if was is not None else "emerging",
+                run_id=run.run_id,
+                first_seen=was.first_seen if was is not None else run.started,
+                last_seen=run.started,
+                change=size - (was.size if was is not None else 0),
+                label=was.label if was is not None else None,
+                centroids=centroids,
+                threshold=float(thresholds[raw]),
+            )
+        )
+    ended = [t for t in before if t.topic_id not in identity.continued]
+    for t in ended:
+        gone = t.status == "vanished"
+        topics.append(
+            Topic(
+                topic_id=t.topic_id,
+                size=0,
+                status="vanished",
+                run_id=run.run_id,
+                first_seen=t.first_seen,
+                last_seen=t.last_seen,
+                change=0 if gone else -t.size,
+                label=t.label,
+                centroids=t.centroids,
+                words=t.words,
+                exemplars=t.exemplars,
+                keywords=t.keywords,
+                tile=t.tile,
+                threshold=t.threshold,
+                extra=t.extra,
+            )
+        )
+    return topics
+
+
+def _thresholds(sample: Sample, clustering: Clustering) -> np.ndarray:
+    """Per raw label: a low percentile of its sampled members' cosine to the centroid."""
+    k = clustering.centroids.shape[0]
+    scores = _sample_scores(sample, clustering)
+    out = np.zeros(k, np.float32)
+    for raw in range(k):
+        members = scores[clustering.labels == raw]
+        out[raw] = np.percentile(members, THRESHOLD_PERCENTILE) if len(members) else 0.0
+    return out
+
+
+def _write_records(
+    topics: VectorStore, items: VectorStore, new: list[Topic], events: list[LineageEvent], run: Run
+) -> None:
+    dims: dict[str, int] = {}
+    for topic in new:
+        dims.update({v: int(np.asarray(c).shape[0]) for v, c in topic.centroids.items()})
+    topics.ensure(records.topics_schema(dims, items.identity()))
+    topics.upsert([records.topic_point(t) for t in new])
+    topics.upsert([records.lineage_point(e, i) for i, e in enumerate(events)])
+    topics.upsert([records.run_point(run)])
+    items.flush()  # the new slot is durable before the pointer can name it
+    topics.flush()
+
+
+# ---- phase 8: cleanup ----
+
+
+def _cleanup(items: VectorStore, topics: VectorStore, run: Run, *, optimize: bool = True) -> None:
+    """Drop older runs' topic records and settle `pending`; all idempotent, safe to repeat."""
+    topics.delete_where(Filter(must={"kind": "topic"}, must_not={"run_id": run.run_id}))
+    names = records.slot_fields(run.slot)
+    assigned = Filter(must={"pending": True, names["run"]: run.run_id})
+    for ids in _id_batches(items, assigned):
+        items.set_payload(ids, {"pending": False})
+    missed = Filter(must_not={names["run"]: run.run_id, "pending": True})
+    for ids in _id_batches(items, missed):
+        items.set_payload(ids, {"pending": True})
+    items.flush()
+    topics.flush()
+    if optimize:
+        items.optimize()
+        topics.optimize()
+
+
+def _id_batches(store: VectorStore, where: Filter) -> Iterator[list[str]]:
+    for points in store.scroll(where, payload=False, batch=SCROLL_BATCH * 4):
+        yield [p.id for p in points]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -1,0 +1,417 @@
+"""Topic records: the domain values of the `topics` collection and the one way to read and write them.
+
+Layout of the `topics` collection (every point has a payload ``kind``):
+
+- ``topic``: one point per (run, topic id); named vectors = the topic's centroid per view
+  (``image``, ``text``, ``caption`` and the clustered view, e.g. ``fused``). Vanished topics are
+  carried forward with status ``vanished`` so "topic 12" always resolves.
+- ``lineage``: one point per event (survived, split, merged, emerged, vanished), kept for history.
+- ``run``: one point per finished run (timings, counts, parameters), kept for history.
+- ``pointer``: a single point naming the current run. It is written last, with one upsert of one
+  point, which Qdrant applies atomically: this is the switch.
+
+Item assignment is double-buffered: each item's payload has two slots of fields,
+``topic_<s>``, ``topic_score_<s>``, ``topic_run_<s>``, ``assigned_<s>`` for s in {0, 1}. The current
+run (the pointer) names its slot; a recluster writes the *other* slot, which no reader looks at, then
+flips the pointer. So a reader sees all items under the old topics or all under the new ones, never a
+mix, and a kill -9 at any moment leaves the old run's slot and records intact. A slot value counts only
+when its ``topic_run_<s>`` equals the current run id: a stale value left in a slot by an older or an
+interrupted run is ignored. Why not rewrite ``topic`` in place: a bulk update of 1M points is not
+atomic in Qdrant, and keeping one assignment per run would grow payloads without bound.
+
+``pending: true`` marks items not yet assigned under the current run (the pipeline sets it; the
+online assigner and the recluster clear it once they wrote the current slot). Use
+:func:`read_assignment` to interpret a payload and :func:`assign_items` to write one.
+
+Topic records of old runs are deleted after the switch; records of an interrupted run (run id above
+the pointer's) are deleted when the next run starts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from indexer.store.base import Backend, CollectionSchema, Filter, IndexType, Point, VectorStore
+
+TopicId = int
+OUTLIER: TopicId = -1
+TopicStatus = Literal["active", "emerging", "vanished"]
+EventKind = Literal["survived", "split", "merged", "emerged", "vanished"]
+AssignedBy = Literal["recluster", "online"]
+
+ITEMS = "items"
+TOPICS = "topics"
+SLOTS = (0, 1)
+RECORDS_VERSION = "topics/1"
+_NAMESPACE = uuid.UUID("3c1f0e8a-5b6d-5e2f-a4c7-91d2e3f40a5b")
+
+TOPIC_INDEXES: dict[str, IndexType] = {
+    "kind": "keyword",
+    "run_id": "integer",
+    "topic_id": "integer",
+    "status": "keyword",
+}
+
+
+def slot_fields(slot: int) -> dict[str, str]:
+    """The item payload field names of one assignment slot."""
+    if slot not in SLOTS:
+        raise ValueError(f"slot must be 0 or 1, got {slot}")
+    return {
+        "topic": f"topic_{slot}",
+        "score": f"topic_score_{slot}",
+        "run": f"topic_run_{slot}",
+        "assigned": f"assigned_{slot}",
+    }
+
+
+ITEM_INDEXES: dict[str, IndexType] = {
+    "pending": "bool",
+    **{slot_fields(s)["topic"]: "integer" for s in SLOTS},
+    **{slot_fields(s)["run"]: "integer" for s in SLOTS},
+}
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One public topic as of one run. `threshold`: the cosine an online item needs to join it."""
+
+    topic_id: TopicId
+    size: int
+    status: TopicStatus
+    run_id: int
+    first_seen: datetime
+    last_seen: datetime
+    change: int = 0  # size minus the size in the previous run (= size when new)
+    label: str | None = None
+    centroids: Mapping[str, np.ndarray] = field(default_factory=dict)
+    words: tuple[str, ...] = ()
+    exemplars: tuple[str, ...] = ()  # item ids
+    keywords: tuple[str, ...] = ()
+    tile: str | None = None  # path of the exemplar mosaic image
+    threshold: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LineageEvent:
+    """What happened to topic ids in one run: `before` ids became `after` ids."""
+
+    run_id: int
+    kind: EventKind
+    before: tuple[TopicId, ...]
+    after: tuple[TopicId, ...]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished recluster run; the current one also says which item slot it owns."""
+
+    run_id: int
+    started: datetime
+    finished: datetime
+    n_items: int
+    n_topics: int
+    slot: int
+    next_topic_id: int
+    view: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemAssignment:
+    """An item's topic under the current run."""
+
+    topic: TopicId
+    score: float
+    run_id: int
+    assigned: AssignedBy
+
+
+# ---- ids ----
+
+
+def record_id(*parts: object) -> str:
+    """Deterministic point id of a record in the topics collection (rewrites are idempotent)."""
+    return str(uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts)))
+
+
+POINTER_ID = record_id("pointer")
+
+
+# ---- schema ----
+
+
+def topics_schema(
+    centroid_dims: Mapping[str, int], items_identity: Mapping[str, Any] | None
+) -> CollectionSchema:
+    """The topics collection: a centroid vector per view, tied to the items' model identity."""
+    identity = {"records": RECORDS_VERSION, "items": dict(items_identity or {})}
+    return CollectionSchema(vectors=dict(centroid_dims), identity=identity, indexes=TOPIC_INDEXES)
+
+
+def ensure_item_indexes(items: VectorStore) -> None:
+    """Add the assignment indexes to an existing items collection (its vectors and identity unchanged)."""
+    items.ensure(CollectionSchema(vectors={}, identity=items.identity() or {}, indexes=ITEM_INDEXES))
+
+
+# ---- encoding ----
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def topic_point(topic: Topic) -> Point:
+    """A topic as a point of the topics collection."""
+    payload = {
+        "kind": "topic",
+        "topic_id": topic.topic_id,
+        "run_id": topic.run_id,
+        "size": topic.size,
+        "change": topic.change,
+        "status": topic.status,
+        "first_seen": _iso(topic.first_seen),
+        "last_seen": _iso(topic.last_seen),
+        "label": topic.label,
+        "words": list(topic.words),
+        "exemplars": list(topic.exemplars),
+        "keywords": list(topic.keywords),
+        "tile": topic.tile,
+        "threshold": topic.threshold,
+        "extra": dict(topic.extra),
+    }
+    vectors = {v: np.asarray(c, dtype=np.float32) for v, c in topic.centroids.items()}
+    return Point(id=record_id("topic", topic.run_id, topic.topic_id), vectors=vectors, payload=payload)
+
+
+def topic_of(point: Point) -> Topic:
+    """A topic read back from its point."""
+    p = point.payload
+    return Topic(
+        topic_id=int(p["topic_id"]),
+        size=int(p["size"]),
+        status=p["status"],
+        run_id=int(p["run_id"]),
+        first_seen=_when(p["first_seen"]),
+        last_seen=_when(p["last_seen"]),
+        change=int(p.get("change", 0)),
+        label=p.get("label"),
+        centroids={v: np.asarray(c, dtype=np.float32) for v, c in point.vectors.items()},
+        words=tuple(p.get("words") or ()),
+        exemplars=tuple(p.get("exemplars") or ()),
+        keywords=tuple(p.get("keywords") or ()),
+        tile=p.get("tile"),
+        threshold=p.get("threshold"),
+        extra=dict(p.get("extra") or {}),
+    )
+
+
+def lineage_point(event: LineageEvent, index: int) -> Point:
+    payload = {
+        "kind": "lineage",
+        "run_id": event.run_id,
+        "index": index,
+        "event": event.kind,
+        "before": list(event.before),
+        "after": list(event.after),
+        "at": _iso(event.at),
+    }
+    return Point(id=record_id("lineage", event.run_id, index), payload=payload)
+
+
+def lineage_of(point: Point) -> LineageEvent:
+    p = point.payload
+    return LineageEvent(
+        run_id=int(p["run_id"]),
+        kind=p["event"],
+        before=tuple(int(t) for t in p["before"]),
+        after=tuple(int(t) for t in p["after"]),
+        at=_when(p["at"]),
+    )
+
+
+def _run_payload(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "started": _iso(run.started),
+        "finished": _iso(run.finished),
+        "n_items": run.n_items,
+        "n_topics": run.n_topics,
+        "slot": run.slot,
+        "next_topic_id": run.next_topic_id,
+        "view": run.view,
+        "params": dict(run.params),
+    }
+
+
+def run_point(run: Run) -> Point:
+    return Point(id=record_id("run", run.run_id), payload={"kind": "run", **_run_payload(run)})
+
+
+def pointer_point(run: Run) -> Point:
+    """The switch: the single point naming the current run (the run record travels with it)."""
+    return Point(id=POINTER_ID, payload={"kind": "pointer", **_run_payload(run)})
+
+
+def run_of(point: Point) -> Run:
+    p = point.payload
+    return Run(
+        run_id=int(p["run_id"]),
+        started=_when(p["started"]),
+        finished=_when(p["finished"]),
+        n_items=int(p["n_items"]),
+        n_topics=int(p["n_topics"]),
+        slot=int(p["slot"]),
+        next_topic_id=int(p["next_topic_id"]),
+        view=str(p["view"]),
+        params=dict(p.get("params") or {}),
+    )
+
+
+# ---- item assignment ----
+
+
+def assignment_payload(slot: int, assignment: ItemAssignment) -> dict[str, Any]:
+    """The payload fields that record `assignment` in `slot`."""
+    names = slot_fields(slot)
+    return {
+        names["topic"]: int(assignment.topic),
+        names["score"]: round(float(assignment.score), 4),
+        names["run"]: int(assignment.run_id),
+        names["assigned"]: assignment.assigned,
+    }
+
+
+def read_assignment(payload: Mapping[str, Any], run: Run | None) -> ItemAssignment | None:
+    """An item's topic under `run` (the current run), or None when it has none yet."""
+    if run is None:
+        return None
+    names = slot_fields(run.slot)
+    if payload.get(names["run"]) != run.run_id or payload.get(names["topic"]) is None:
+        return None
+    return ItemAssignment(
+        topic=int(payload[names["topic"]]),
+        score=float(payload.get(names["score"]) or 0.0),
+        run_id=run.run_id,
+        assigned=payload.get(names["assigned"]) or "recluster",
+    )
+
+
+def assign_items(
+    items: VectorStore,
+    run: Run,
+    assignments: Mapping[str, tuple[TopicId, float]],
+    *,
+    assigned: AssignedBy = "online",
+) -> None:
+    """Record topics for items under the current run and clear their `pending` flag (online assigner)."""
+    updates = {
+        item_id: {
+            **assignment_payload(run.slot, ItemAssignment(t, s, run.run_id, assigned)),
+            "pending": False,
+        }
+        for item_id, (t, s) in assignments.items()
+    }
+    items.set_payloads(updates)
+
+
+def topic_filter(run: Run, topic_id: TopicId) -> Filter:
+    """Items of `topic_id` under `run` (outliers: -1)."""
+    names = slot_fields(run.slot)
+    return Filter(must={names["topic"]: int(topic_id), names["run"]: run.run_id})
+
+
+# ---- reads ----
+
+
+def _topics_store(backend: Backend) -> VectorStore | None:
+    store = backend.collection(TOPICS)
+    return store if store.exists() else None
+
+
+def current_run(backend: Backend) -> Run | None:
+    """The run readers see now (None before the first recluster finished)."""
+    store = _topics_store(backend)
+    if store is None:
+        return None
+    found = store.retrieve([POINTER_ID])
+    return run_of(found[0]) if found else None
+
+
+def _scroll_records(store: VectorStore, where: Filter, vectors: bool = False) -> Iterator[Point]:
+    for batch in store.scroll(where, vectors=vectors):
+        yield from batch
+
+
+def list_topics(backend: Backend, include_vanished: bool = False, *, run: Run | None = None) -> list[Topic]:
+    """The current run's topics by id; vanished ones only when asked."""
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return []
+    must_not = {} if include_vanished else {"status": "vanished"}
+    where = Filter(must={"kind": "topic", "run_id": run.run_id}, must_not=must_not)
+    topics = [topic_of(p) for p in _scroll_records(store, where, vectors=True)]
+    return sorted(topics, key=lambda t: t.topic_id)
+
+
+def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) -> Topic | None:
+    """One topic of the current run (vanished ones too), or None when the id was never used."""
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return None
+    found = store.retrieve([record_id("topic", run.run_id, int(topic_id))], vectors=True)
+    return topic_of(found[0]) if found else None
+
+
+def lineage(backend: Backend, topic_id: TopicId | None = None) -> list[LineageEvent]:
+    """Events of finished runs, oldest first; only those involving `topic_id` when given."""
+    run = current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return []
+    where = Filter(must={"kind": "lineage"}, ranges={"run_id": (None, run.run_id)})
+    points = sorted(_scroll_records(store, where), key=lambda p: (p.payload["run_id"], p.payload["index"]))
+    events = [lineage_of(p) for p in points]
+    if topic_id is None:
+        return events
+    return [e for e in events if topic_id in e.before or topic_id in e.after]
+
+
+def runs(backend: Backend) -> list[Run]:
+    """Finished runs, oldest first."""
+    run = current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return []
+    where = Filter(must={"kind": "run"}, ranges={"run_id": (None, run.run_id)})
+    return sorted((run_of(p) for p in _scroll_records(store, where)), key=lambda r: r.run_id)
+
+
+def items_of_topic(
+    backend: Backend, topic_id: TopicId, limit: int | None = 100, *, vectors: bool | Sequence[str] = False
+) -> list[Point]:
+    """Up to `limit` items of a topic under the current run (id order; None: all)."""
+    run = current_run(backend)
+    items = backend.collection(ITEMS)
+    if run is None or not items.exists():
+        return []
+    out: list[Point] = []
+    for batch in items.scroll(topic_filter(run, topic_id), vectors=vectors, batch=min(limit or 1024, 1024)):
+        out.extend(batch)
+        if limit is not None and len(out) >= limit:
+            return out[:limit]
+    return out
