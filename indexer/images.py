@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 or 270 degrees
 _WHITE = (255, 255, 255)
+_DRAFTABLE = frozenset({"JPEG", "MPO"})  # MPO: the JPEG variant many phone cameras write
 
 # `warnings.catch_warnings` swaps process-wide state; the lock keeps our own threads from restoring
 # each other's filters. Only header parsing runs under it, never pixel decoding.
@@ -65,7 +66,7 @@ def decode_image(source: Path | bytes, *, max_pixels: int, draft_size: int | Non
     width, height = picture.size
     if width * height > max_pixels:
         raise BadImage("too-large", f"{width}x{height} {fmt} exceeds {max_pixels} pixels")
-    if draft_size and fmt == "JPEG":
+    if draft_size and fmt in _DRAFTABLE:
         picture.draft("RGB", (draft_size, draft_size))
     _load_pixels(picture)
     picture, orientation = _exif_transposed(picture)

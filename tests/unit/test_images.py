@@ -117,6 +117,15 @@ def test_draft_of_rotated_jpeg_swaps_both_sizes() -> None:
     assert drafted.image.size == (240, 320)
 
 
+def test_draft_applies_to_phone_mpo_jpegs() -> None:
+    frames = [Image.new("RGB", (640, 480), (10, 20, 30)), Image.new("RGB", (640, 480), (30, 20, 10))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "MPO", save_all=True, append_images=frames[1:])
+    drafted = decode_image(buffer.getvalue(), max_pixels=DEFAULT_MAX_PIXELS, draft_size=224)
+    assert drafted.format == "MPO"
+    assert drafted.image.size == (320, 240) and (drafted.width, drafted.height) == (640, 480)
+
+
 def test_draft_leaves_other_formats_at_full_size() -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (640, 480), (1, 2, 3)).save(buffer, "PNG")
