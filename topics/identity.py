@@ -25,7 +25,7 @@ Lineage events (kind, ids before, ids after):
 - ``merged``: ≥ 2 old topics each put ≥ ``merge_share`` of their common items into one new cluster;
   ``after`` is that cluster's id (it continues one of them; the others end here).
 - ``emerged``: a new id not born in a split.
-- ``vanished``: an old id that neither continues nor was merged into another topic.
+- ``vanished``: an old id that neither continues nor was split or merged into other topics.
 
 The overlap is counted on the run's sample (what the fit saw), so memory does not grow with the
 corpus; Jaccard and shares are ratios, so a uniform sample estimates them without bias.
@@ -197,12 +197,14 @@ def _events(
 ) -> list[Event]:
     events = [Event("survived", (previous_ids[o],), (ids[n],)) for o, n in sorted(pairs.items())]
     split_children: set[int] = set()
+    split_parents: set[int] = set()
     for old in range(len(previous_ids)):
         children = _significant(table[old, :-1], table[old].sum(), params.split_share, params.min_evidence)
         if len(children) >= 2:
             after = tuple(sorted(ids[c] for c in children))
             events.append(Event("split", (previous_ids[old],), after))
             split_children.update(after)
+            split_parents.add(previous_ids[old])
     merged_away: set[int] = set()
     for new in range(table.shape[1] - 1):
         parents = [
@@ -218,7 +220,7 @@ def _events(
         if new not in continuing and new not in split_children:
             events.append(Event("emerged", (), (new,)))
     for old in range(len(previous_ids)):
-        if old not in pairs and previous_ids[old] not in merged_away:
+        if old not in pairs and previous_ids[old] not in merged_away | split_parents:
             events.append(Event("vanished", (previous_ids[old],), ()))
     return events
 
