@@ -1,0 +1,88 @@
+"""Vector stores: the `VectorStore` protocol and the backends that implement it.
+
+`open_backend(settings)` picks one from ``settings.store``: the embedded Qdrant Edge shards under the data
+dir (default), a Qdrant server (``TOPICS_STORE__URL``), or qdrant-client's in-memory mode.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from indexer.config import Settings
+from indexer.store.base import (
+    Backend,
+    CollectionSchema,
+    Filter,
+    IdentityMismatch,
+    IndexType,
+    Point,
+    PointId,
+    ScoredPoint,
+    StoreError,
+    StoreLocked,
+    VectorStore,
+)
+from indexer.store.edge import EdgeStore
+from indexer.store.qdrant import QdrantBackend, QdrantStore
+
+__all__ = [
+    "Backend",
+    "CollectionSchema",
+    "EdgeBackend",
+    "EdgeStore",
+    "Filter",
+    "IdentityMismatch",
+    "IndexType",
+    "Point",
+    "PointId",
+    "QdrantBackend",
+    "QdrantStore",
+    "ScoredPoint",
+    "StoreError",
+    "StoreLocked",
+    "VectorStore",
+    "open_backend",
+]
+
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def _checked_name(name: str) -> str:
+    if not _COLLECTION_NAME.match(name):
+        raise ValueError(f"collection name must be letters, digits, '_' or '-' (at most 64), got {name!r}")
+    return name
+
+
+class EdgeBackend:
+    """Embedded collections, one Qdrant Edge shard directory each under `root` (``items/``, ``topics/``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._stores: dict[str, EdgeStore] = {}
+
+    def __repr__(self) -> str:
+        return f"EdgeBackend(root={str(self.root)!r})"
+
+    def collection(self, name: str) -> EdgeStore:
+        """The store for `name`, opened (and its directory locked) on first use, then reused."""
+        if name not in self._stores:
+            self._stores[name] = EdgeStore(self.root / _checked_name(name), name)
+        return self._stores[name]
+
+    def close(self) -> None:
+        stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            store.close()
+
+
+def open_backend(settings: Settings) -> Backend:
+    """The backend `settings.store` names; a server needs ``store.url``."""
+    store = settings.store
+    if store.kind == "edge":
+        return EdgeBackend(settings.data_dir / "store")
+    if store.kind == "memory":
+        return QdrantBackend.memory(prefix=store.prefix)
+    if store.url is None:
+        raise ValueError("store backend 'qdrant' needs a server URL: set TOPICS_STORE__URL")
+    return QdrantBackend.server(store.url, store.api_key, prefix=store.prefix, timeout_s=store.timeout_s)

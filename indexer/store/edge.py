@@ -1,0 +1,375 @@
+"""`EdgeStore`: one collection in an embedded Qdrant Edge shard (qdrant-edge-py), one shard per directory.
+
+The directory holds the engine's files (``wal/``, ``segments/``, ``edge_config.json``) plus two of ours:
+``layout.json`` (the model identity and vector dims, written atomically) and ``owner.lock`` (an
+exclusive ``flock`` with the owner's pid). Edge itself locks its WAL, but only once the shard is open and
+with an opaque ``WouldBlock`` error; our lock is taken first, so a second process gets `StoreLocked`
+naming the directory and the pid that holds it, before it touches anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import qdrant_edge as qe
+
+from indexer.store import rules
+from indexer.store.base import (
+    CollectionSchema,
+    Filter,
+    IdentityMismatch,
+    IndexType,
+    Point,
+    PointId,
+    ScoredPoint,
+    StoreError,
+    StoreLocked,
+)
+
+LAYOUT_FILE = "layout.json"
+LOCK_FILE = "owner.lock"
+UPSERT_BATCH = 1024
+ID_BATCH = 10_000
+
+_INDEX_TYPES: dict[IndexType, qe.PayloadSchemaType] = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.PayloadSchemaType.Bool,
+    "datetime": qe.PayloadSchemaType.Datetime,
+    "uuid": qe.PayloadSchemaType.Uuid,
+}
+
+T = TypeVar("T")
+
+
+class DirectoryLock:
+    """An exclusive, non-blocking `flock` on ``owner.lock``; the file says which pid holds it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LOCK_FILE
+        self._fd: int | None = None
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise StoreLocked(
+                f"store directory {directory} is owned by process {self._holder()}; stop it or reach "
+                "the store through it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def _holder(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.path.read_text().strip() or "unknown"
+        return "unknown"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write via a temp file, fsync, rename, fsync the directory: readers see old or new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, sort_keys=True, ensure_ascii=False, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _engine(call: Callable[[], T], what: str) -> T:
+    """Run one engine call, turning its bare exceptions into `StoreError` that says what was attempted."""
+    try:
+        return call()
+    except (StoreError, ValueError, TypeError):
+        raise
+    except Exception as exc:
+        raise StoreError(f"qdrant-edge could not {what}: {exc}") from exc
+
+
+class EdgeStore:
+    """One collection stored in a Qdrant Edge shard under `path`; this process owns the directory."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = Path(path)
+        self.name = name
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock: DirectoryLock | None = DirectoryLock(self.path)
+        try:
+            self._layout = self._read_layout()
+            self._shard: qe.EdgeShard | None = self._load() if self._has_segments() else None
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __repr__(self) -> str:
+        return f"EdgeStore(path={str(self.path)!r}, name={self.name!r})"
+
+    # ---- lifecycle ----
+
+    def _has_segments(self) -> bool:
+        return (self.path / "segments").is_dir()
+
+    def _read_layout(self) -> rules.Layout | None:
+        file = self.path / LAYOUT_FILE
+        if not file.exists():
+            return None
+        try:
+            return rules.Layout.from_json(json.loads(file.read_text(encoding="utf-8")))
+        except (ValueError, AttributeError) as exc:
+            raise StoreError(f"{file} is unreadable ({exc}); restore it or move the directory") from exc
+
+    def _load(self) -> qe.EdgeShard:
+        return _engine(lambda: qe.EdgeShard.load(str(self.path)), f"open the shard in {self.path}")
+
+    def ensure(self, schema: CollectionSchema) -> None:
+        """Create the shard, or check its identity; add vector names the schema brings; build indexes."""
+        self._check_open()
+        if self._layout is None and self._shard is not None:
+            raise IdentityMismatch(f"{self.path} holds a shard without {LAYOUT_FILE}; its model is unknown")
+        wanted = rules.Layout.of(schema)
+        layout = wanted if self._layout is None else self._layout.reconcile(schema, str(self.path))
+        if self._shard is None:
+            self._save_layout(layout)  # first: a shard never exists without its layout
+            self._shard = self._create(layout)
+        else:
+            assert self._layout is not None
+            for vector_name, dim in self._layout.added_by(layout).items():
+                self._add_vector(vector_name, dim)
+            self._save_layout(layout)
+        self._ensure_indexes(schema.indexes)
+
+    def _save_layout(self, layout: rules.Layout) -> None:
+        if layout != self._layout:
+            write_json_atomic(self.path / LAYOUT_FILE, layout.to_json())
+            self._layout = layout
+
+    def _add_vector(self, vector_name: str, dim: int) -> None:
+        # Idempotent in the engine for equal parameters, so a crash before the layout is saved is harmless.
+        op = qe.UpdateOperation.create_dense_vector(vector_name, dim, qe.Distance.Cosine)
+        self._update(op, f"add vector {vector_name!r}")
+
+    def _create(self, layout: rules.Layout) -> qe.EdgeShard:
+        cosine = qe.Distance.Cosine
+        config = qe.EdgeConfig(
+            vectors={n: qe.EdgeVectorParams(size=d, distance=cosine) for n, d in layout.vectors.items()}
+        )
+        return _engine(lambda: qe.EdgeShard.create(str(self.path), config), f"create a shard in {self.path}")
+
+    def _ensure_indexes(self, indexes: Mapping[str, IndexType]) -> None:
+        present = self._ready().info().payload_schema
+        for field_name, kind in indexes.items():
+            schema_type = _INDEX_TYPES[kind]
+            if field_name in present and present[field_name].data_type == schema_type:
+                continue
+            op = qe.UpdateOperation.create_field_index(field_name, schema_type)
+            self._update(op, f"index payload field {field_name!r}")
+
+    def identity(self) -> dict[str, Any] | None:
+        return None if self._layout is None else dict(self._layout.identity)
+
+    def exists(self) -> bool:
+        return self._shard is not None and self._layout is not None
+
+    def flush(self) -> None:
+        """Flush segments and WAL to disk; a kill after this returns loses nothing."""
+        self._engine_call(lambda s: s.flush(), "flush")
+
+    def optimize(self) -> None:
+        """Merge segments and build HNSW where a segment is big enough; blocks, minutes at 1M points."""
+        self._engine_call(lambda s: s.optimize(), "optimize")
+
+    def close(self) -> None:
+        if self._shard is not None:
+            shard, self._shard = self._shard, None
+            _engine(shard.close, "close the shard")
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _check_open(self) -> None:
+        if self._lock is None:
+            raise StoreError(f"{self!r} is closed")
+
+    def _ready(self) -> qe.EdgeShard:
+        self._check_open()
+        if self._shard is None or self._layout is None:
+            raise StoreError(f"collection {self.name!r} in {self.path} does not exist; call ensure() first")
+        return self._shard
+
+    def _engine_call(self, call: Callable[[qe.EdgeShard], T], what: str) -> T:
+        shard = self._ready()
+        return _engine(lambda: call(shard), what)
+
+    def _update(self, op: qe.UpdateOperation, what: str) -> None:
+        self._engine_call(lambda s: s.update(op), what)
+
+    # ---- writes ----
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        """Insert or replace whole points, in engine batches of `UPSERT_BATCH`."""
+        dims = self._dims()
+        for batch in rules.chunks(points, UPSERT_BATCH):
+            edge_points = [self._edge_point(p, dims) for p in batch]
+            self._update(qe.UpdateOperation.upsert_points(edge_points), f"upsert {len(batch)} points")
+
+    def _dims(self) -> dict[str, int]:
+        self._ready()
+        assert self._layout is not None
+        return self._layout.vectors
+
+    @staticmethod
+    def _edge_point(point: Point, dims: Mapping[str, int]) -> qe.Point:
+        vectors = {n: v.tolist() for n, v in rules.checked_vectors(point, dims).items()}
+        return qe.Point(rules.canonical_id(point.id), vectors, dict(point.payload))
+
+    def set_payload(self, ids: Sequence[PointId], payload: Mapping[str, Any]) -> None:
+        """Merge `payload` into the listed points; ids not stored are skipped, a None value drops a key."""
+        for batch in rules.chunks(rules.canonical_ids(ids), ID_BATCH):
+            self._set_payload(batch, payload)
+
+    def _set_payload(self, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
+        # By filter, not by id list: the id-list form stops at the first missing id.
+        selector = qe.Filter(must=[qe.HasIdCondition(set(ids))])
+        op = qe.UpdateOperation.set_payload_by_filter(selector, dict(payload))
+        self._update(op, f"set payload on {len(ids)} points")
+
+    def set_payloads(self, updates: Mapping[PointId, Mapping[str, Any]]) -> None:
+        """One engine operation per distinct payload (a topic assignment is a handful of groups)."""
+        for payload, ids in rules.group_payloads(updates):
+            self.set_payload(ids, payload)
+
+    def delete(self, ids: Sequence[PointId]) -> None:
+        for batch in rules.chunks(rules.canonical_ids(ids), ID_BATCH):
+            self._update(qe.UpdateOperation.delete_points(list(batch)), f"delete {len(batch)} points")
+
+    def delete_where(self, where: Filter) -> None:
+        op = qe.UpdateOperation.delete_points_by_filter(edge_filter(where))
+        self._update(op, "delete points by filter")
+
+    # ---- reads ----
+
+    def retrieve(
+        self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
+    ) -> list[Point]:
+        records = self._records(ids, payload, rules.vector_selection(vectors))
+        return [_point(r) for r in records]
+
+    def existing(self, ids: Sequence[PointId]) -> set[PointId]:
+        """Stored ids among `ids`, read from the id tracker only (no payload, no vectors)."""
+        return {str(r.id) for r in self._records(ids, False, False)}
+
+    def _records(
+        self, ids: Sequence[PointId], payload: bool, with_vector: bool | list[str]
+    ) -> list[qe.Record]:
+        shard = self._ready()
+        out: list[qe.Record] = []
+        for batch in rules.chunks(rules.canonical_ids(ids), ID_BATCH):
+            out.extend(_engine(lambda b=batch: shard.retrieve(list(b), payload, with_vector), "retrieve"))
+        return out
+
+    def scroll(
+        self,
+        where: Filter | None = None,
+        *,
+        vectors: bool | Sequence[str] = False,
+        payload: bool = True,
+        batch: int = 1024,
+    ) -> Iterator[list[Point]]:
+        """Matching points in id order, `batch` at a time; each batch is one engine call."""
+        if batch < 1:
+            raise ValueError(f"batch must be positive, got {batch}")
+        edge_where = None if where is None else edge_filter(where)
+        with_vector = rules.vector_selection(vectors)
+        offset: Any = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=batch, filter=edge_where, with_payload=payload, with_vector=with_vector
+            )
+            records, offset = self._engine_call(lambda s, r=request: s.scroll(r), "scroll")
+            if records:
+                yield [_point(r) for r in records]
+            if offset is None:
+                return
+
+    def search(
+        self,
+        vector_name: str,
+        vector: np.ndarray,
+        *,
+        limit: int = 10,
+        where: Filter | None = None,
+        vectors: bool | Sequence[str] = False,
+        score_threshold: float | None = None,
+    ) -> list[ScoredPoint]:
+        """Nearest points by cosine on one named vector, best first (HNSW once optimized, else exact)."""
+        query = rules.query_vector(vector_name, vector, self._dims())
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(query, using=vector_name),
+            filter=None if where is None else edge_filter(where),
+            score_threshold=score_threshold,
+            with_payload=True,
+            with_vector=rules.vector_selection(vectors),
+        )
+        hits = self._engine_call(lambda s: s.query(request), "search")
+        return [_scored(h) for h in hits]
+
+    def count(self, where: Filter | None = None) -> int:
+        request = qe.CountRequest(exact=True, filter=None if where is None else edge_filter(where))
+        return int(self._engine_call(lambda s: s.count(request), "count"))
+
+
+def _scored(hit: qe.ScoredPoint) -> ScoredPoint:
+    vectors = rules.as_vectors(hit.vector)
+    return ScoredPoint(id=str(hit.id), score=float(hit.score), payload=hit.payload or {}, vectors=vectors)
+
+
+def _point(record: qe.Record) -> Point:
+    return Point(id=str(record.id), vectors=rules.as_vectors(record.vector), payload=record.payload or {})
+
+
+def edge_filter(where: Filter) -> qe.Filter:
+    """`Filter` as a qdrant-edge filter."""
+    terms = rules.Terms.of(where)
+    must: list[Any] = [_match(m) for m in terms.must]
+    must += [_range(r) for r in terms.ranges]
+    must += [qe.IsEmptyCondition(key) for key in terms.is_empty]
+    if terms.has_vector is not None:
+        must.append(qe.HasVectorCondition(terms.has_vector))
+    must_not = [_match(m) for m in terms.must_not]
+    return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _match(term: rules.Match) -> qe.FieldCondition:
+    if term.any_of is not None:
+        return qe.FieldCondition(term.key, match=qe.MatchAny(list(term.any_of)))
+    return qe.FieldCondition(term.key, match=qe.MatchValue(term.value))
+
+
+def _range(term: rules.Range) -> qe.FieldCondition:
+    if term.is_datetime:
+        return qe.FieldCondition(term.key, range=qe.RangeDateTime(gte=term.gte, lte=term.lte))
+    return qe.FieldCondition(term.key, range=qe.RangeFloat(gte=term.gte, lte=term.lte))
