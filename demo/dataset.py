@@ -81,7 +81,9 @@ STORIES: dict[str, dict] = {
 }
 
 
-def _image(colour: tuple[int, int, int], rng: random.Random, size: tuple[int, int] = (320, 240)) -> Image.Image:
+def _image(
+    colour: tuple[int, int, int], rng: random.Random, size: tuple[int, int] = (320, 240)
+) -> Image.Image:
     jitter = [max(0, min(255, c + rng.randint(-25, 25))) for c in colour]
     img = Image.new("RGB", size, tuple(jitter))
     draw = ImageDraw.Draw(img)
@@ -124,7 +126,7 @@ def _write_manifest(root: Path, rng: random.Random) -> None:
     with (root / "posts.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "body", "image_file", "timestamp", "author"])
-        for n, (name, story) in enumerate(STORIES.items()):
+        for n, story in enumerate(STORIES.values()):
             for i in range(4):
                 post_id = f"7{n}{i:04d}"
                 image = media / f"{post_id}.jpg"

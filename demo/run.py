@@ -15,12 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo.dataset import make_demo_set  # noqa: E402
+from demo.dataset import make_demo_set
 
 
 def clip_weights_available(env: dict[str, str]) -> bool:
     """Whether the configured CLIP weights load here (they don't on a machine with no model hub)."""
-    probe = "from indexer.config import load_settings; from indexer.embed import build_clip; build_clip(load_settings())"
+    probe = (
+        "from indexer.config import load_settings; from indexer.embed import build_clip; "
+        "build_clip(load_settings())"
+    )
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
@@ -48,10 +51,17 @@ def main() -> None:
     if not (root / "inbox").exists():
         make_demo_set(root)
         print(f"demo corpus written to {root}")
-    env = {**os.environ, "TOPICS_DATA_DIR": str(root / "data"), "TOPICS_INGEST__VIEWS": '["image","text","caption"]'}
+    env = {
+        **os.environ,
+        "TOPICS_DATA_DIR": str(root / "data"),
+        "TOPICS_INGEST__VIEWS": '["image","text","caption"]',
+    }
     if not clip_weights_available(env):
         print("Using RANDOM CLIP weights (TOPICS_MODEL__PRETRAINED=none): image vectors carry no meaning;")
-        print("the caption vectors come from the bundled all-MiniLM-L6-v2 model, so topics use the caption view.")
+        print(
+            "the caption vectors come from the bundled all-MiniLM-L6-v2 model, "
+            "so topics use the caption view."
+        )
         env.update(TOPICS_MODEL__PRETRAINED="none", TOPICS_CLUSTER__VIEW="caption")
     run(["ingest", str(root / "inbox"), str(root / "posts.csv")], env)
     run(["status"], env)

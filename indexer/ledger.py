@@ -180,13 +180,24 @@ class Ledger:
         with self._transaction() as db:
             db.executemany("UPDATE files SET scan_id = ? WHERE path = ?", ((scan_id, p) for p in paths))
 
+    def unseen(self, root: str, scan_id: str) -> list[FileRecord]:
+        """Files under `root` not seen in scan `scan_id` (gone from disk); nothing is removed yet."""
+        rows = self._db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE root = ? AND (scan_id IS NULL OR scan_id != ?)",
+            (root, scan_id),
+        ).fetchall()
+        return [FileRecord(*row) for row in rows]
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop files from the ledger; call after their items left the store (crash-safe order)."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
+
     def sweep(self, root: str, scan_id: str) -> list[FileRecord]:
         """Forget files under `root` not seen in scan `scan_id`; return them so their items can go."""
-        where = "root = ? AND (scan_id IS NULL OR scan_id != ?)"
-        with self._transaction() as db:
-            rows = db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE {where}", (root, scan_id)).fetchall()
-            db.execute(f"DELETE FROM files WHERE {where}", (root, scan_id))
-        return [FileRecord(*row) for row in rows]
+        gone = self.unseen(root, scan_id)
+        self.forget(r.path for r in gone)
+        return gone
 
     def paths_for_item(self, item_id: str) -> list[str]:
         """Every known path holding this item (copies of one image share an item)."""

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ITEM_INDEXES = {
     "source": "keyword",
-    "pending": "bool",
+    "pending": "integer",  # 0/1: qdrant-edge-py 0.9.0 turns MatchValue(True) into 1, so no bools
     "topic": "integer",
     "sha256": "keyword",
     "created_at": "datetime",
@@ -87,6 +87,7 @@ class _Work:
     payload: dict[str, Any] = field(default_factory=dict)
     previous_id: ItemId | None = None
     root: str = ""
+    scan_id: str | None = None
     checked: bool = False  # the store was already asked about this id
 
 
@@ -173,15 +174,17 @@ class Pipeline:
             if isinstance(entry, SourceError):
                 self._fail(summary, entry.origin, entry.reason, entry.detail)
                 continue
-            path = str(entry.path)
-            seen.append(path)
-            record = self.ledger.lookup(path)
+            record = self.ledger.lookup(str(entry.path))
             if record is not None and _unchanged(record, entry):
+                seen.append(str(entry.path))
+                if len(seen) >= 4096:
+                    self.ledger.mark_seen(seen, scan_id)
+                    seen.clear()
                 summary.skipped += 1
                 self._progress(1)
                 continue
             previous = record.item_id if record else None
-            yield _Work(entry.item, entry=entry, previous_id=previous, root=str(root))
+            yield _Work(entry.item, entry=entry, previous_id=previous, root=str(root), scan_id=scan_id)
 
     def _item_work(self, items: Iterable[Item | SourceError], summary: IngestSummary) -> Iterator[_Work]:
         for chunk in _chunks(items, 256):
@@ -211,6 +214,8 @@ class Pipeline:
         for work, error in self._decoded(works):
             if error is not None:
                 self._fail(summary, work.item.origin, error.reason, error.detail)
+                if work.entry is not None:  # still there: its previous version is kept, not swept
+                    self.ledger.mark_seen([str(work.entry.path)], work.scan_id)
                 continue
             pending.append(work)
             if len(pending) >= self.settings.ingest.batch_size:
@@ -253,8 +258,10 @@ class Pipeline:
         works = self._skip_known_content(works, summary)
         if works:
             vectors = self._embed(works)
-            points = [self._point(w, {k: v[i] for k, v in vectors.items() if v[i] is not None})
-                      for i, w in enumerate(works)]
+            points = [
+                self._point(w, {k: v[i] for k, v in vectors.items() if v[i] is not None})
+                for i, w in enumerate(works)
+            ]
             self.store.upsert(points)
             self.store.flush()
         self._settle(works, summary)
@@ -313,7 +320,7 @@ class Pipeline:
             "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "model": self.clip.model_id if self.clip else None,
             "sig": content_signature(item),
-            "pending": True,
+            "pending": 1,
             **work.payload,
         }
         if item.image:
@@ -347,20 +354,28 @@ class Pipeline:
         return len(gone)
 
     def _sweep(self, root: Path, scan_id: str) -> int:
-        """Files gone since the last scan: their items go too, unless another path still has them."""
-        removed = self.ledger.sweep(str(root), scan_id)
-        if not removed:
+        """Files gone since the last scan: their items go too, unless another path still has them.
+
+        The store changes first and the ledger after, so a crash in between only repeats the sweep.
+        """
+        gone = self.ledger.unseen(str(root), scan_id)
+        if not gone:
             return 0
-        deleted = 0
-        for record in removed:
-            remaining = self.ledger.paths_for_item(record.item_id)
+        gone_paths = {r.path for r in gone}
+        deleted: set[str] = set()
+        for record in gone:
+            if record.item_id is None or record.item_id in deleted:
+                continue
+            remaining = [p for p in self.ledger.paths_for_item(record.item_id) if p not in gone_paths]
             if remaining:
                 self.store.set_payload([record.item_id], {"path": remaining[0], "origin": remaining[0]})
             else:
-                self.store.delete([record.item_id])
-                deleted += 1
+                deleted.add(record.item_id)
+        if deleted:
+            self.store.delete(sorted(deleted))
         self.store.flush()
-        return deleted
+        self.ledger.forget(gone_paths)
+        return len(deleted)
 
     def _fail(self, summary: IngestSummary, origin: str, reason: str, detail: str) -> None:
         log.warning("%s: %s (%s)", origin, reason, detail)
@@ -371,7 +386,11 @@ class Pipeline:
 
 
 def _unchanged(record: FileRecord, entry: FolderEntry) -> bool:
-    return (record.size, record.mtime_ns, record.caption_sig) == (entry.size, entry.mtime_ns, entry.caption_sig)
+    return (record.size, record.mtime_ns, record.caption_sig) == (
+        entry.size,
+        entry.mtime_ns,
+        entry.caption_sig,
+    )
 
 
 def _file_record(work: _Work) -> FileRecord:
@@ -384,6 +403,7 @@ def _file_record(work: _Work) -> FileRecord:
         caption_sig=entry.caption_sig,
         sha256=work.payload.get("sha256"),
         item_id=work.item_id,
+        scan_id=work.scan_id,
     )
 
 

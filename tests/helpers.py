@@ -1,0 +1,80 @@
+"""Small builders shared by tests: corpora on disk and a tiny CLIP configured through the environment."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_CLIP_CONFIG = ROOT / "tests" / "models" / "tiny-clip.json"
+
+
+def use_tiny_clip(monkeypatch: pytest.MonkeyPatch, views: str = '["image","text"]') -> None:
+    """Configure a tiny randomly initialised CLIP for code that builds models from Settings."""
+    monkeypatch.setenv("TOPICS_MODEL__CONFIG_FILE", str(TINY_CLIP_CONFIG))
+    monkeypatch.setenv("TOPICS_MODEL__ARCH", "tiny-clip")
+    monkeypatch.setenv("TOPICS_MODEL__PRETRAINED", "none")
+    monkeypatch.setenv("TOPICS_INGEST__VIEWS", views)
+    monkeypatch.setenv("TOPICS_INGEST__BATCH_SIZE", "8")
+
+
+def tiny_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `topics` subprocess using the tiny model and `data_dir`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOPICS_")}
+    env.update(
+        TOPICS_DATA_DIR=str(data_dir),
+        TOPICS_CONFIG=str(data_dir.parent / "none.toml"),
+        TOPICS_MODEL__CONFIG_FILE=str(TINY_CLIP_CONFIG),
+        TOPICS_MODEL__ARCH="tiny-clip",
+        TOPICS_MODEL__PRETRAINED="none",
+        TOPICS_INGEST__BATCH_SIZE="8",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def draw_image(path: Path, seed: int, size: tuple[int, int] = (96, 64), fmt: str = "JPEG") -> Path:
+    """A distinct picture per seed (so content ids differ)."""
+    rng = random.Random(seed)
+    img = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(4):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        draw.rectangle(
+            (x, y, x + 20, y + 15), fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, fmt)
+    return path
+
+
+def make_folder(root: Path, n_pairs: int = 6, n_image_only: int = 2, n_caption_only: int = 2) -> Path:
+    """Pairs (some nested), image-only and caption-only items."""
+    for i in range(n_pairs):
+        sub = root / ("nested" if i % 2 else "")
+        draw_image(sub / f"pair{i}.jpg", seed=i)
+        (sub / f"pair{i}.txt").write_text(f"caption number {i} about tractors", encoding="utf-8")
+    for i in range(n_image_only):
+        draw_image(root / f"alone{i}.png", seed=100 + i, fmt="PNG")
+    for i in range(n_caption_only):
+        (root / f"words{i}.txt").write_text(f"only words here, story {i}", encoding="utf-8")
+    return root
