@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from indexer.config import Settings
 from indexer.ledger import Ledger
-from indexer.store import open_backend
 from indexer.store.base import Backend, VectorStore
+from indexer.store.shared import RemoteBackend, open_backend_or_owner
 
 if TYPE_CHECKING:
     from indexer.embed.base import Embedder, ImageEmbedder
@@ -23,8 +23,13 @@ class Index:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.backend = backend or open_backend(settings)
+        self.backend = backend or open_backend_or_owner(settings)
         self.ledger = Ledger(settings.ledger_path)
+
+    @property
+    def remote(self) -> bool:
+        """Whether another process (`topics serve`) owns the store and this one goes through it."""
+        return isinstance(self.backend, RemoteBackend)
 
     @property
     def items(self) -> VectorStore:

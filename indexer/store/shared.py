@@ -27,6 +27,8 @@ from multiprocessing.connection import AuthenticationError, Client, Connection, 
 from pathlib import Path
 from typing import Any
 
+from indexer.config import Settings
+from indexer.store import open_backend
 from indexer.store.base import (
     Backend,
     CollectionSchema,
@@ -302,4 +304,31 @@ class RemoteBackend(Backend):
         self._channel.close()
 
 
-__all__ = ["OwnerUnavailable", "RemoteBackend", "RemoteStore", "ScoredPoint", "StoreServer"]
+def open_backend_or_owner(settings: Settings) -> Backend:
+    """The configured backend; when another process owns the embedded store, a `RemoteBackend` to it.
+
+    A server backend is always opened directly (every process may connect to a server).
+    """
+    backend = open_backend(settings)
+    if settings.store.kind != "edge":
+        return backend
+    try:
+        for name in ("items", "topics"):
+            backend.collection(name)  # takes the directory locks now, not halfway through a command
+    except StoreLocked as locked:
+        backend.close()
+        try:
+            return RemoteBackend(settings.data_dir)
+        except OwnerUnavailable:
+            raise locked from None
+    return backend
+
+
+__all__ = [
+    "OwnerUnavailable",
+    "RemoteBackend",
+    "RemoteStore",
+    "ScoredPoint",
+    "StoreServer",
+    "open_backend_or_owner",
+]
