@@ -118,7 +118,8 @@ def test_without_an_owner_a_locked_store_says_who_holds_it(tmp_path: Path) -> No
         [
             sys.executable,
             "-c",
-            "import sys, time; from indexer.config import load_settings; from indexer.store import open_backend;"
+            "import sys, time; from indexer.config import load_settings; "
+            "from indexer.store import open_backend;"
             f"b = open_backend(load_settings(data_dir={str(settings.data_dir)!r})); b.collection('items');"
             "print('ready', flush=True); time.sleep(60)",
         ],
