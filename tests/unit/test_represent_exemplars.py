@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from indexer.embed.base import l2_normalise
-from topics.represent import Representer, RepresentOptions
+from topics.represent import Representation, Representer, RepresentOptions
 from topics.represent.exemplars import ExemplarPicker, mmr, typicality
 
 DIM = 32
@@ -84,9 +84,11 @@ def test_pool_stays_bounded_and_batch_order_does_not_matter() -> None:
     streamed = ExemplarPicker(pool_size=50)
     for rows in np.array_split(rng.permutation(5000), 37):
         streamed.add(topic_ids[rows], [ids[i] for i in rows], scores[rows], vectors[rows])
-        assert all(len(pool.scores) <= 50 for pool in streamed._pools.values())
+        assert all(
+            len(pool) < 2 * 50 for pool in streamed._pools.values()
+        )  # bounded, whatever the topic size
     assert [e.item_id for e in streamed.pick()[0]] == [e.item_id for e in whole.pick()[0]]
-    pool_ids = set(streamed._pools[0].item_ids)
+    pool_ids = set(streamed._pools[0].compact().item_ids)
     assert pool_ids == {ids[i] for i in np.argsort(-scores)[:50]}  # exactly the 50 most typical
 
 
@@ -136,3 +138,44 @@ def test_representer_images_for_image_topics_captions_for_caption_topics() -> No
     assert len(set(result[1].caption_items)) == 9
     assert "harbour" in result[1].label and "boat" in result[1].label
     assert result[0].label == "topic 0"  # no captions, no captioner, no embedder
+
+
+def test_vectors_from_another_space_are_refused() -> None:
+    with pytest.raises(ValueError, match="dim 8 but centroids 4"):
+        Representer({0: np.ones(4)}).add_batch([0], ["a"], np.ones((1, 8)))
+    with pytest.raises(ValueError, match="item_ids has 1 rows but topic_ids has 2"):
+        Representer({0: np.ones(4)}).add_batch([0, 0], ["a"], np.ones((2, 4)))
+
+
+def test_representation_round_trips_through_a_json_payload(tmp_path) -> None:
+    import json
+
+    original = Representation(
+        topic_id=3,
+        label="tractor, farm",
+        words=(("tractor", 0.5), ("farm", 0.25)),
+        keywords=(("field", 0.3),),
+        exemplars=("a", "b"),
+        captions=("red tractor",),
+        caption_items=("a",),
+        tile=str(tmp_path / "topic-3.jpg"),
+        tile_fingerprint="abc",
+    )
+    payload = json.loads(json.dumps(original.to_payload()))
+    assert payload["words"] == [["tractor", 0.5], ["farm", 0.25]]
+    assert Representation.from_payload(payload | {"future_field": 1}) == original
+
+
+def test_options_from_settings_put_files_under_the_data_dir(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from indexer.config import load_settings
+
+    settings = load_settings(data_dir=tmp_path)
+    options = RepresentOptions.from_settings(settings)
+    assert options.tiles_dir == tmp_path / "tiles" and options.cache_dir == tmp_path / "cache"
+    assert options.n_exemplars == 9 and options.diversity == 0.3 and options.caption_model is None
+    section = SimpleNamespace(n_words=5, stop_words=["rt", "via"], caption_model=None, unknown=1)
+    shaped = SimpleNamespace(data_dir=tmp_path, device="cpu", represent=section)
+    options = RepresentOptions.from_settings(shaped)
+    assert options.n_words == 5 and options.stop_words == ("rt", "via") and options.device == "cpu"

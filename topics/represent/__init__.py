@@ -18,8 +18,10 @@ sparse term counts and one running image-vector sum.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from indexer.items import ItemId
 from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
-from topics.represent.exemplars import Exemplar, ExemplarPicker, mmr, typicality
+from topics.represent.exemplars import Exemplar, ExemplarPicker, group_rows, mmr, typicality
 from topics.represent.keywords import TextEmbedder, Vocabulary
 from topics.represent.tiles import build_tile, tile_fingerprint, tile_is_current
 from topics.represent.words import OUTLIER, WordCounter, label_from_words, load_word_list
@@ -126,7 +128,6 @@ class _TopicTally:
     images: int = 0
     captions: int = 0
     image_sum: np.ndarray | None = None  # for the CLIP-space centroid keywords need
-    extra: list[str] = field(default_factory=list)
 
 
 class Representer:
@@ -208,15 +209,15 @@ class Representer:
         has_image: np.ndarray,
         has_caption: np.ndarray,
     ) -> None:
-        for topic in np.unique(topic_ids):
-            if int(topic) not in self._centroids:
+        for topic, rows in group_rows(topic_ids):
+            if topic not in self._centroids:
                 continue
-            rows = topic_ids == topic
-            tally = self._tally.setdefault(int(topic), _TopicTally())
-            tally.images += int(has_image[rows].sum())
+            tally = self._tally.setdefault(topic, _TopicTally())
+            with_image = rows[has_image[rows]]
+            tally.images += len(with_image)
             tally.captions += int(has_caption[rows].sum())
-            if image_vectors is not None and has_image[rows].any():
-                total = image_vectors[rows & has_image].astype(np.float64).sum(axis=0)
+            if image_vectors is not None and len(with_image):
+                total = image_vectors[with_image].sum(axis=0, dtype=np.float64)
                 tally.image_sum = total if tally.image_sum is None else tally.image_sum + total
 
     def finish(self) -> dict[int, Representation]:
@@ -226,6 +227,7 @@ class Representer:
         generated = self._generate_captions(images)
         words = self._words.top_words(self.options.n_words)
         keywords = self._keywords()
+        tiles = self._tiles(images)
         return {
             topic: self._represent(
                 topic,
@@ -234,6 +236,7 @@ class Representer:
                 words.get(topic, []),
                 keywords.get(topic, []),
                 generated.get(topic, []),
+                tiles.get(topic, (None, None)),
             )
             for topic in sorted(self._centroids)
         }
@@ -274,25 +277,31 @@ class Representer:
         words: list[Scored],
         keywords: list[Scored],
         generated: list[str],
+        tile: tuple[str | None, str | None],
     ) -> Representation:
-        label = label_from_words(words) or label_from_words(keywords) or f"topic {topic}"
-        tile, fingerprint = self._tile(topic, images)
         return Representation(
             topic_id=topic,
-            label=label,
+            label=label_from_words(words) or label_from_words(keywords) or f"topic {topic}",
             words=tuple(words),
             keywords=tuple(keywords),
             exemplars=tuple(e.item_id for e in images),
             captions=tuple(e.shown or "" for e in texts),
             caption_items=tuple(e.item_id for e in texts),
             generated_captions=tuple(generated),
-            tile=tile,
-            tile_fingerprint=fingerprint,
+            tile=tile[0],
+            tile_fingerprint=tile[1],
         )
 
+    def _tiles(self, images: Mapping[int, list[Exemplar]]) -> dict[int, tuple[str | None, str | None]]:
+        if self.options.tiles_dir is None:
+            return {}
+        work = [(topic, picked) for topic, picked in images.items() if picked]
+        # Decoding and resampling release the GIL: threads overlap them across topics.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            built = pool.map(lambda job: self._tile(*job), work)
+            return {topic: tile for (topic, _), tile in zip(work, built, strict=True)}
+
     def _tile(self, topic: int, images: list[Exemplar]) -> tuple[str | None, str | None]:
-        if self.options.tiles_dir is None or not images:
-            return None, None
         paths = [e.shown for e in images]
         cell = self.options.tile_cell
         fingerprint = tile_fingerprint([e.item_id for e in images], paths, cell=cell, grid=3)

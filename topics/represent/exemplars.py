@@ -27,23 +27,88 @@ class Exemplar:
     shown: str | None = None
 
 
-@dataclass
-class _Pool:
+@dataclass(frozen=True)
+class _Candidates:
     scores: np.ndarray  # (m,) float32, typicality
-    vectors: np.ndarray  # (m, d) float16: enough for diversity, half the memory
+    vectors: np.ndarray  # (m, d) float16 unit rows: enough for diversity, half the memory
     item_ids: list[ItemId]
     shown: list[str | None]
+
+    def take(self, rows: np.ndarray) -> _Candidates:
+        return _Candidates(
+            self.scores[rows],
+            self.vectors[rows],
+            [self.item_ids[i] for i in rows],
+            [self.shown[i] for i in rows],
+        )
+
+
+class _Pool:
+    """One topic's best candidates. New ones gather in chunks and are cut back to the best `size`
+    once twice that many wait, so each arrival is copied a bounded number of times."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.floor = -np.inf  # once full, nothing at or below this can enter
+        self._chunks: list[_Candidates] = []
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def offer(self, candidates: _Candidates) -> None:
+        self._chunks.append(candidates)
+        self._count += len(candidates.scores)
+        if self._count >= 2 * self.size:
+            self.compact()
+
+    def compact(self) -> _Candidates:
+        """The best `size` candidates so far (all of them when fewer)."""
+        chunks = self._chunks
+        merged = (
+            chunks[0]
+            if len(chunks) == 1
+            else _Candidates(
+                np.concatenate([c.scores for c in chunks]),
+                np.concatenate([c.vectors for c in chunks]),
+                [i for c in chunks for i in c.item_ids],
+                [s for c in chunks for s in c.shown],
+            )
+        )
+        if len(merged.scores) > self.size:
+            merged = merged.take(np.argpartition(-merged.scores, self.size - 1)[: self.size])
+        if len(merged.scores) >= self.size:
+            self.floor = float(merged.scores.min())
+        self._chunks, self._count = [merged], len(merged.scores)
+        return merged
+
+
+def group_rows(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(label, row indices) for each distinct label: one sort instead of one mask per label."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return []
+    order = np.argsort(labels, kind="stable")
+    distinct, starts = np.unique(labels[order], return_index=True)
+    return [(int(label), rows) for label, rows in zip(distinct, np.split(order, starts[1:]), strict=True)]
 
 
 def typicality(vectors: np.ndarray, topic_ids: np.ndarray, centroids: Mapping[int, np.ndarray]) -> np.ndarray:
     """Cosine of each vector to its topic's centroid; NaN for members of topics without a centroid."""
-    vectors = l2_normalise(vectors)
+    topic_ids = np.asarray(topic_ids)
     scores = np.full(len(topic_ids), np.nan, dtype=np.float32)
-    for topic in np.unique(topic_ids):
-        centre = centroids.get(int(topic))
-        if centre is not None:
-            rows = topic_ids == topic
-            scores[rows] = vectors[rows] @ l2_normalise(centre)
+    known = np.array(sorted(centroids), dtype=np.int64)
+    if len(known) == 0 or len(topic_ids) == 0:
+        return scores
+    at = np.clip(np.searchsorted(known, topic_ids), 0, len(known) - 1)
+    has = known[at] == topic_ids
+    centres = l2_normalise(np.stack([centroids[int(t)] for t in known]))
+    if vectors.shape[1] != centres.shape[1]:
+        raise ValueError(
+            f"vectors have dim {vectors.shape[1]} but centroids {centres.shape[1]}: not one space"
+        )
+    rows = l2_normalise(vectors[has])
+    scores[has] = np.einsum("ij,ij->i", rows, centres[at[has]])
     return scores
 
 
@@ -88,46 +153,23 @@ class ExemplarPicker:
     ) -> None:
         """Offer one batch: members with NaN scores (no centroid, or nothing to show) are ignored."""
         topic_ids = np.asarray(topic_ids)
-        candidate = ~np.isnan(scores) & self._beats_pool_floor(topic_ids, scores)
-        for topic in np.unique(topic_ids[candidate]):
-            rows = np.flatnonzero(candidate & (topic_ids == topic))
-            self._merge(
-                int(topic),
-                _Pool(
-                    scores=scores[rows].astype(np.float32),
-                    vectors=l2_normalise(vectors[rows]).astype(np.float16),
-                    item_ids=[item_ids[i] for i in rows],
-                    shown=[shown[i] for i in rows] if shown is not None else [None] * len(rows),
-                ),
-            )
-
-    def _beats_pool_floor(self, topic_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        # Cheap vectorised filter: once a pool is full, only members above its weakest can enter.
-        floor = np.full(len(scores), -np.inf, dtype=np.float32)
-        for topic, pool in self._pools.items():
-            if len(pool.scores) >= self.pool_size:
-                floor[topic_ids == topic] = pool.scores.min()
-        with np.errstate(invalid="ignore"):
-            return scores > floor
-
-    def _merge(self, topic: int, new: _Pool) -> None:
-        old = self._pools.get(topic)
-        if old is not None:
-            new = _Pool(
-                scores=np.concatenate([old.scores, new.scores]),
-                vectors=np.concatenate([old.vectors, new.vectors]),
-                item_ids=old.item_ids + new.item_ids,
-                shown=old.shown + new.shown,
-            )
-        if len(new.scores) > self.pool_size:
-            keep = np.argpartition(-new.scores, self.pool_size - 1)[: self.pool_size]
-            new = _Pool(
-                scores=new.scores[keep],
-                vectors=new.vectors[keep],
-                item_ids=[new.item_ids[i] for i in keep],
-                shown=[new.shown[i] for i in keep],
-            )
-        self._pools[topic] = new
+        floors = np.full(len(scores), -np.inf, dtype=np.float32)
+        for topic, rows in group_rows(topic_ids):
+            pool = self._pools.get(topic)
+            if pool is not None:
+                floors[rows] = pool.floor
+        with np.errstate(invalid="ignore"):  # NaN scores compare False: never candidates
+            entering = np.flatnonzero(scores > floors)
+        if len(entering) == 0:
+            return
+        batch = _Candidates(
+            scores[entering].astype(np.float32),
+            l2_normalise(vectors[entering]).astype(np.float16),
+            [item_ids[i] for i in entering],
+            [shown[i] for i in entering] if shown is not None else [None] * len(entering),
+        )
+        for topic, rows in group_rows(topic_ids[entering]):
+            self._pools.setdefault(topic, _Pool(self.pool_size)).offer(batch.take(rows))
 
     def topics(self) -> list[int]:
         return list(self._pools)
@@ -136,11 +178,12 @@ class ExemplarPicker:
         """For every topic seen, up to `k` exemplars, the most typical first."""
         picked = {}
         for topic, pool in self._pools.items():
-            order = np.argsort(-pool.scores, kind="stable")  # deterministic whatever the arrival order
-            vectors = l2_normalise(pool.vectors[order].astype(np.float32))
-            chosen = mmr(pool.scores[order], vectors, self.k, self.diversity)
+            best = pool.compact()
+            order = np.argsort(-best.scores, kind="stable")  # deterministic whatever the arrival order
+            vectors = l2_normalise(best.vectors[order].astype(np.float32))
+            chosen = mmr(best.scores[order], vectors, self.k, self.diversity)
             picked[topic] = [
-                Exemplar(pool.item_ids[order[i]], float(pool.scores[order[i]]), pool.shown[order[i]])
+                Exemplar(best.item_ids[order[i]], float(best.scores[order[i]]), best.shown[order[i]])
                 for i in chosen
             ]
         return picked

@@ -46,7 +46,12 @@ def clean_caption(text: str | None, max_chars: int) -> str:
     if not text:
         return ""
     text = text[: max_chars * 4]  # bound the regex work before cleaning
-    text = _TAG.sub(" ", html.unescape(_URL.sub(" ", text)))
+    if "://" in text or "www." in text.lower():
+        text = _URL.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    if "<" in text:
+        text = _TAG.sub(" ", text)
     return text[:max_chars]
 
 
@@ -80,7 +85,7 @@ class WordCounter:
         )
         self._analyse = vectorizer.build_analyzer()
         self._term_index: dict[str, int] = {}
-        self._doc_freq: list[int] = []
+        self._doc_freq = np.zeros(0, dtype=np.int64)
         self._topic_row: dict[int, int] = {}
         self._counts: list[sparse.csr_matrix] = []
 
@@ -88,31 +93,34 @@ class WordCounter:
         """Count the terms of one batch of captions under their topics (missing captions are skipped)."""
         if len(topic_ids) != len(captions):
             raise ValueError(f"{len(topic_ids)} topic ids but {len(captions)} captions")
-        rows: list[int] = []
+        index_of = self._term_index.setdefault  # the default, len(), is the next free index
         cols: list[int] = []
+        indptr = [0]
+        topic_rows: list[int] = []
         for topic, caption in zip(topic_ids, captions, strict=True):
-            terms = self._analyse(clean_caption(caption, self.max_caption_chars))
-            if not terms:
-                continue
-            row = self._topic_row.setdefault(int(topic), len(self._topic_row))
-            indices = [self._index_of(term) for term in terms]
-            for index in set(indices):
-                self._doc_freq[index] += 1
-            rows.extend([row] * len(indices))
-            cols.extend(indices)
-        if rows:
-            shape = (len(self._topic_row), len(self._term_index))
-            ones = np.ones(len(rows), dtype=np.int64)
-            self._counts.append(sparse.csr_matrix((ones, (rows, cols)), shape=shape))
-            if len(self._counts) >= _MERGE_EVERY:
-                self._merge()
+            terms = self._analyse(clean_caption(caption, self.max_caption_chars)) if caption else ()
+            if terms:
+                cols.extend([index_of(term, len(self._term_index)) for term in terms])
+                indptr.append(len(cols))
+                topic_rows.append(self._topic_row.setdefault(int(topic), len(self._topic_row)))
+        if topic_rows:
+            self._count_batch(np.asarray(topic_rows), np.asarray(indptr), np.asarray(cols))
 
-    def _index_of(self, term: str) -> int:
-        index = self._term_index.get(term)
-        if index is None:
-            index = self._term_index[term] = len(self._term_index)
-            self._doc_freq.append(0)
-        return index
+    def _count_batch(self, topic_rows: np.ndarray, indptr: np.ndarray, cols: np.ndarray) -> None:
+        n_terms = len(self._term_index)
+        by_caption = sparse.csr_matrix(
+            (np.ones(len(cols), dtype=np.int64), cols, indptr), shape=(len(topic_rows), n_terms)
+        )
+        by_caption.sum_duplicates()  # one entry per (caption, term): the document frequency's unit
+        self._doc_freq = np.pad(self._doc_freq, (0, n_terms - len(self._doc_freq)))
+        self._doc_freq += np.bincount(by_caption.indices, minlength=n_terms)
+        to_topic = sparse.csr_matrix(
+            (np.ones(len(topic_rows), dtype=np.int64), (topic_rows, np.arange(len(topic_rows)))),
+            shape=(len(self._topic_row), len(topic_rows)),
+        )
+        self._counts.append((to_topic @ by_caption).tocsr())
+        if len(self._counts) >= _MERGE_EVERY:
+            self._merge()
 
     def topics(self) -> list[int]:
         """Topics (outliers included) that have at least one counted term."""
@@ -120,7 +128,7 @@ class WordCounter:
 
     def frequent_terms(self, limit: int) -> list[str]:
         """Corpus terms seen in at least `min_df` captions, most frequent first (the keyword vocabulary)."""
-        doc_freq = np.asarray(self._doc_freq, dtype=np.int64)
+        doc_freq = self._doc_freq
         kept = np.flatnonzero(doc_freq >= self.min_df)
         order = kept[np.argsort(-doc_freq[kept], kind="stable")][:limit]
         terms = list(self._term_index)
@@ -149,7 +157,7 @@ class WordCounter:
 
     def _pruned_counts(self) -> tuple[sparse.csr_matrix, np.ndarray]:
         total = self._merge()
-        keep = np.flatnonzero(np.asarray(self._doc_freq) >= self.min_df)
+        keep = np.flatnonzero(self._doc_freq >= self.min_df)
         terms = np.array(list(self._term_index), dtype=object)
         return total[:, keep].tocsr(), terms[keep]
 
