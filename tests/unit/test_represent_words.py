@@ -134,3 +134,16 @@ def test_label_prefers_distinct_terms() -> None:
 def test_mismatched_batch_is_refused() -> None:
     with pytest.raises(ValueError, match="2 topic ids but 1 captions"):
         WordCounter().add([0, 1], ["one caption"])
+
+
+def test_a_huge_varied_vocabulary_forgets_rare_terms_but_keeps_frequent_ones() -> None:
+    counter = WordCounter(min_df=2, max_terms=50, ngram_max=1)
+    for batch in range(20):
+        rare = [f"tractor unique{batch}x{i}" for i in range(10)]  # 10 new one-off terms per batch
+        counter.add([0] * 10, rare)
+        counter.add([1] * 5, SEA)
+        assert len(counter._term_index) <= 50 + 15
+    words = counter.top_words()
+    assert terms(words[0]) == ["tractor"]
+    assert terms(words[1])[0] == "boat"
+    assert counter.frequent_terms(limit=100)[0] in {"tractor", "boat"}

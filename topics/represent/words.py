@@ -76,8 +76,10 @@ class WordCounter:
         ngram_max: int = 2,
         min_df: int = 2,
         max_caption_chars: int = 2000,
+        max_terms: int = 1_000_000,
     ) -> None:
         self.min_df = min_df
+        self.max_terms = max_terms
         self.max_caption_chars = max_caption_chars
         stop = sorted(set(ENGLISH_STOP_WORDS) | {w.lower() for w in stop_words})
         vectorizer = CountVectorizer(
@@ -121,6 +123,17 @@ class WordCounter:
         self._counts.append((to_topic @ by_caption).tocsr())
         if len(self._counts) >= _MERGE_EVERY:
             self._merge()
+        if n_terms > self.max_terms:
+            self._forget_rare_terms()
+
+    def _forget_rare_terms(self) -> None:
+        # Bounds memory on a huge, varied corpus: terms seen in fewer than `min_df` captions so far
+        # are dropped (they would be pruned anyway unless they recur; if they do, they count anew).
+        keep = np.flatnonzero(self._doc_freq >= max(self.min_df, 2))
+        terms = list(self._term_index)
+        self._counts = [self._merge()[:, keep].tocsr()]
+        self._doc_freq = self._doc_freq[keep]
+        self._term_index = {terms[i]: new for new, i in enumerate(keep)}
 
     def topics(self) -> list[int]:
         """Topics (outliers included) that have at least one counted term."""
