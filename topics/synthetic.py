@@ -246,14 +246,14 @@ def drift_scenario(
 
 def _steady(first: Corpus, clusters, spare, rng) -> tuple[Corpus, list[ExpectedEvent]]:
     extra = sample_mixture([Cluster(c.centre, max(1, c.size // 20), c.noise) for c in clusters], rng)
-    grown = _append(first, extra)
+    grown = extend_corpus(first, extra)
     return grown, [ExpectedEvent("survived", (k,), (k,)) for k in range(len(clusters))]
 
 
 def _emerge(first: Corpus, clusters, spare, rng) -> tuple[Corpus, list[ExpectedEvent]]:
     newcomers = sample_mixture([spare], rng)
     newcomers = Corpus(newcomers.ids, newcomers.vectors, np.full(len(newcomers), len(clusters)))
-    return _append(first, newcomers), [ExpectedEvent("emerged", (), (len(clusters),))]
+    return extend_corpus(first, newcomers), [ExpectedEvent("emerged", (), (len(clusters),))]
 
 
 def _vanish(first: Corpus, clusters, spare, rng) -> tuple[Corpus, list[ExpectedEvent]]:
@@ -285,7 +285,8 @@ def _merge(first: Corpus, clusters, spare, rng) -> tuple[Corpus, list[ExpectedEv
     return Corpus(first.ids, vectors, labels), [ExpectedEvent("merged", (0, 1), (0,))]
 
 
-def _append(first: Corpus, extra: Corpus) -> Corpus:
+def extend_corpus(first: Corpus, extra: Corpus) -> Corpus:
+    """`first` followed by `extra`, whose items get the next free ids."""
     start = len(first)
     ids = first.ids + [item_id(start + i) for i in range(len(extra))]
     return Corpus(
