@@ -29,6 +29,7 @@ item has.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,7 @@ class Sample:
 
 
 NOT_PRESENT = -2
+_RUNNING = threading.Lock()  # one recluster per process: two would write the same slot
 
 
 def recluster(
@@ -100,7 +102,28 @@ def recluster(
     match: MatchParams | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Recompute every item's topic and publish the new run atomically (see the module docstring)."""
+    """Recompute every item's topic and publish the new run atomically (see the module docstring).
+
+    One run at a time per process; with a Qdrant server shared by several hosts, schedule the job on
+    one of them only.
+    """
+    if not _RUNNING.acquire(blocking=False):
+        raise ReclusterError("a recluster is already running in this process")
+    try:
+        return _recluster(settings, backend, params, represent, now, match, on_phase)
+    finally:
+        _RUNNING.release()
+
+
+def _recluster(
+    settings: Settings,
+    backend: Backend,
+    params: ClusterParams | None,
+    represent: Represent | None,
+    now: datetime | None,
+    match: MatchParams | None,
+    on_phase: Callable[[str], None] | None,
+) -> RunReport:
     clock = _Phases(on_phase)
     started = now or datetime.now(UTC)
     params = params or ClusterParams.from_settings(settings.cluster)
