@@ -15,6 +15,7 @@ import typer
 
 from cli import render
 from cli.context import open_context, user_errors
+from indexer.config import load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
@@ -47,6 +48,54 @@ def ingest(
     else:
         render.summary(summary)
     raise typer.Exit(0 if summary.ok else 1)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """The store, counts, pending items, failures by reason, model, last and next recluster, service."""
+    from topics.status import status as get_status
+
+    with user_errors(), open_context() as index:
+        info = get_status(index)
+    if as_json:
+        typer.echo(json.dumps(info, sort_keys=True, default=str))
+    else:
+        render.status(info)
+
+
+@app.command()
+def recluster(as_json: JsonOpt = False) -> None:
+    """Rebuild topics from every stored vector now (in `topics serve` when it owns the store)."""
+    from topics.rebuild import recluster_anywhere
+
+    with user_errors(), open_context() as index:
+        report = recluster_anywhere(index)
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+    else:
+        render.recluster(report)
+
+
+@app.command()
+def serve(
+    watch: Annotated[list[Path] | None, typer.Option("--watch", help="Folder to scan, then watch.")] = None,
+    feed: Annotated[
+        list[str] | None,
+        typer.Option("--feed", help="JSONL file to follow, '-' for stdin, or an http(s) feed."),
+    ] = None,
+) -> None:
+    """Ingest continuously, recluster on schedule, assign new items online; owns the embedded store."""
+    from indexer.daemon import FeedSpec
+    from topics.service import build_service
+
+    with user_errors():
+        for folder in watch or []:
+            if not folder.is_dir():
+                raise NotADirectoryError(f"--watch {folder}: not a folder")
+        feeds = [FeedSpec.parse(f) for f in feed or []]
+        service = build_service(load_settings(), list(watch or []), feeds)
+    render.err.print(f"topics serve: pid {__import__('os').getpid()}, data dir {service.settings.data_dir}")
+    service.run()
 
 
 def main() -> None:

@@ -33,6 +33,10 @@ def user_errors() -> Iterator[None]:
         _die(f"invalid settings: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}", 2)
     except (StoreLocked, IdentityMismatch, ModelUnavailable, StoreError) as error:
         _die(str(error), 1)
+    except RuntimeError as error:  # domain errors of the jobs (no items yet, service already running)
+        if type(error).__module__.split(".")[0] not in {"indexer", "topics"}:
+            raise
+        _die(str(error), 1)
     except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as error:
         _die(str(error), 1)
 

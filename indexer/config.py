@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 View = Literal["image", "text", "caption"]
 
@@ -52,6 +57,24 @@ class IngestSettings(BaseModel):
     allowed_roots: tuple[Path, ...] = ()  # manifest paths must resolve inside these (and the manifest's dir)
 
 
+class FetchSettings(BaseModel):
+    """Remote images and HTTP feeds: every guard a hostile URL needs."""
+
+    timeout_s: float = Field(10.0, gt=0)
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    retries: int = Field(2, ge=0)
+    allow_private: bool = False  # private, loopback and link-local addresses are refused by default
+    allow_networks: tuple[str, ...] = ()  # CIDRs allowed even so (a local feed server)
+
+
+class WatchSettings(BaseModel):
+    settle_s: float = Field(1.0, ge=0)  # a file is ingested once unchanged this long
+    sidecar_grace_s: float = Field(2.0, ge=0)  # an image waits this long for its caption
+    max_queue: int = Field(10_000, ge=1)
+    polling: bool = False  # for network filesystems, where inotify sees nothing
+    feed_interval_s: float = Field(300.0, gt=0)  # HTTP feeds are polled this often
+
+
 class ClusterSettings(BaseModel):
     view: Literal["fused", "image", "text", "caption"] = "fused"
     sample_size: int = Field(50_000, ge=100)
@@ -60,7 +83,25 @@ class ClusterSettings(BaseModel):
     reduce_dim: int = Field(32, ge=2)
     outlier_threshold: float | None = None
     seed: int = 0
-    cron: str = "0 3 * * *"
+    cron: str = "0 3 * * *"  # the nightly recluster of `topics serve`
+    online_interval_s: float = Field(10.0, gt=0)  # how often serve assigns pending items
+
+
+class RepresentSettings(BaseModel):
+    """How topics are shown: words, exemplars, keywords, generated captions, tiles."""
+
+    n_words: int = Field(10, ge=1)
+    n_exemplars: int = Field(9, ge=1)
+    n_keywords: int = Field(10, ge=0)
+    diversity: float = Field(0.3, ge=0, le=1)
+    pool_size: int = Field(100, ge=1)
+    min_df: int = Field(2, ge=1)
+    stop_words: tuple[str, ...] = ()
+    stop_word_files: tuple[Path, ...] = ()
+    vocabulary_file: Path | None = None  # extra keyword terms, one a line
+    max_vocabulary: int = Field(20_000, ge=0)
+    caption_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
+    tile_cell: int = Field(256, ge=16)
 
 
 class Settings(BaseSettings):
@@ -75,7 +116,10 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
+    fetch: FetchSettings = FetchSettings()
+    watch: WatchSettings = WatchSettings()
     cluster: ClusterSettings = ClusterSettings()
+    represent: RepresentSettings = RepresentSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -188,6 +188,15 @@ class Ledger:
         ).fetchall()
         return [FileRecord(*row) for row in rows]
 
+    def records_under(self, path: str) -> list[FileRecord]:
+        """The record of file `path`, or of every file below it when it was a folder."""
+        prefix = path.rstrip("/") + "/"
+        rows = self._db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
+            (path, len(prefix), prefix),
+        ).fetchall()
+        return [FileRecord(*row) for row in rows]
+
     def forget(self, paths: Iterable[str]) -> None:
         """Drop files from the ledger; call after their items left the store (crash-safe order)."""
         with self._transaction() as db:

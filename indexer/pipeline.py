@@ -11,6 +11,7 @@ a file the next run embeds again (same id, same point) or one it skips; never a 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -25,11 +26,12 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.embed.base import Embedder, ImageEmbedder
+from indexer.fetch import FetchError, ImageFetcher
 from indexer.images import BadImage, decode_image
-from indexer.items import Item, ItemId, sha256_text
+from indexer.items import Item, ItemId, sha256_bytes, sha256_text
 from indexer.ledger import FileRecord, Ledger
 from indexer.sources import SourceError
-from indexer.sources.folder import FolderEntry, scan_folder
+from indexer.sources.folder import FolderEntry, scan_directory, scan_folder
 from indexer.store.base import CollectionSchema, Point, VectorStore
 
 log = logging.getLogger(__name__)
@@ -137,10 +139,19 @@ class Pipeline:
         workers = settings.ingest.decode_workers or min(8, os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self._window = max(2 * settings.ingest.batch_size, 4 * workers)
+        fetch = settings.fetch
+        self._fetcher = ImageFetcher(
+            timeout_s=fetch.timeout_s,
+            max_bytes=fetch.max_bytes,
+            retries=fetch.retries,
+            allow_private=fetch.allow_private,
+            allow_networks=fetch.allow_networks,
+        )
         store.ensure(item_schema(clip, caption, self.views))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._fetcher.close()
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -157,6 +168,27 @@ class Pipeline:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def ingest_folder_changes(
+        self, root: Path, changed: Sequence[Path], deleted: Sequence[Path]
+    ) -> IngestSummary:
+        """What a watcher saw: rescan the folders it named (cheap checks skip what did not change) and
+        remove the items of files that are gone. A full `ingest_folder` catches anything missed."""
+        started = time.perf_counter()
+        summary = IngestSummary()
+        root = Path(os.path.abspath(root))
+        folders = sorted(
+            {Path(os.path.abspath(p)).parent for p in (*changed, *deleted)}
+            | {Path(os.path.abspath(p)) for p in changed if Path(p).is_dir()}
+        )
+        scan_id = f"{time.time_ns()}"
+        max_bytes = self.settings.ingest.max_caption_bytes
+        entries = (e for folder in folders for e in scan_directory(root, folder, max_caption_bytes=max_bytes))
+        self._run(self._entry_work(entries, root, summary, [], scan_id), summary)
+        gone = [r for p in deleted for r in self.ledger.records_under(str(Path(os.path.abspath(p))))]
+        summary.deleted += self._remove_records([r for r in gone if not Path(r.path).exists()])
+        summary.seconds = time.perf_counter() - started
+        return summary
+
     def ingest_items(self, items: Iterable[Item | SourceError]) -> IngestSummary:
         """Store items from a manifest or feed; rows already stored unchanged are skipped."""
         started = time.perf_counter()
@@ -170,7 +202,18 @@ class Pipeline:
     def _folder_work(
         self, root: Path, summary: IngestSummary, seen: list[str], scan_id: str
     ) -> Iterator[_Work]:
-        for entry in scan_folder(root, max_caption_bytes=self.settings.ingest.max_caption_bytes):
+        entries = scan_folder(root, max_caption_bytes=self.settings.ingest.max_caption_bytes)
+        return self._entry_work(entries, root, summary, seen, scan_id)
+
+    def _entry_work(
+        self,
+        entries: Iterable[FolderEntry | SourceError],
+        root: Path,
+        summary: IngestSummary,
+        seen: list[str],
+        scan_id: str,
+    ) -> Iterator[_Work]:
+        for entry in entries:
             if isinstance(entry, SourceError):
                 self._fail(summary, entry.origin, entry.reason, entry.detail)
                 continue
@@ -239,20 +282,29 @@ class Pipeline:
         payload = work.payload
         image_sha = None
         if item.image and "image" in self.views and "image" not in item.vectors and self.clip is not None:
-            if item.image.startswith(("http://", "https://")):
-                raise BadImage("remote-image", "remote images are fetched by feeds, not here")
             size = self.clip.image_size
             decoded = decode_image(
-                Path(item.image), max_pixels=self.settings.ingest.max_image_pixels, draft_size=size
+                self._image_source(item.image),
+                max_pixels=self.settings.ingest.max_image_pixels,
+                draft_size=size,
             )
             work.pixels = self.clip.preprocess(decoded.image)
             image_sha = decoded.sha256
             payload.update(width=decoded.width, height=decoded.height, sha256=image_sha)
-        elif item.image and not item.image.startswith(("http://", "https://")) and item.source_id is None:
-            image_sha = _file_sha256(Path(item.image))
+        elif item.image and item.source_id is None:
+            image_sha = _sha256_of(self._image_source(item.image))
             payload["sha256"] = image_sha
         if work.item_id is None:
             work.item_id = item.item_id(image_sha)
+
+    def _image_source(self, image: str) -> Path | bytes:
+        """A local path as is; a URL fetched through the guarded fetcher (its errors become BadImage)."""
+        if not image.startswith(("http://", "https://")):
+            return Path(image)
+        try:
+            return self._fetcher.fetch(image)
+        except FetchError as error:
+            raise BadImage(error.reason, error.detail) from None
 
     def _store_batch(self, works: list[_Work], summary: IngestSummary) -> None:
         works = self._skip_known_content(works, summary)
@@ -358,7 +410,10 @@ class Pipeline:
 
         The store changes first and the ledger after, so a crash in between only repeats the sweep.
         """
-        gone = self.ledger.unseen(str(root), scan_id)
+        return self._remove_records(self.ledger.unseen(str(root), scan_id))
+
+    def _remove_records(self, gone: list[FileRecord]) -> int:
+        """Forget files that are gone; their items go too unless another path still holds them."""
         if not gone:
             return 0
         gone_paths = {r.path for r in gone}
@@ -420,11 +475,11 @@ def _result(work: _Work, future: Future) -> tuple[_Work, BadImage | None]:
     return work, None
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
+def _sha256_of(source: Path | bytes) -> str:
+    if isinstance(source, bytes):
+        return sha256_bytes(source)
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with source.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

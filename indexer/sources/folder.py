@@ -87,6 +87,22 @@ def scan_folder(root: Path, *, max_caption_bytes: int) -> Iterator[FolderEntry |
             yield from _scan_directory(root, directory, names, max_caption_bytes)
 
 
+def scan_directory(
+    root: Path, directory: Path, *, max_caption_bytes: int
+) -> Iterator[FolderEntry | SourceError]:
+    """The items of one folder of the tree under `root`, not its subfolders (what a watch event needs)."""
+    root, directory = Path(os.path.abspath(root)), Path(os.path.abspath(directory))
+    try:
+        with os.scandir(directory) as listing:
+            names = sorted(e.name for e in listing if not _skipped(e.name) and not _is_real_dir(e))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        yield SourceError(str(directory), "unreadable", f"cannot list folder: {error.strerror or error}")
+        return
+    yield from _scan_directory(root, directory, names, max_caption_bytes)
+
+
 def _skipped(name: str) -> bool:
     return name.startswith(".") or Path(name).suffix.lower() in PARTIAL_SUFFIXES
 

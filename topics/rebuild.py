@@ -1,0 +1,56 @@
+"""The two topic jobs as one call each, for the CLI and the service: recluster and online assignment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indexer.index import Index
+from topics.job import RunReport, recluster
+
+
+def rebuild_topics(index: Index) -> RunReport:
+    """Recluster every stored item into topics, with words, exemplars and tiles, and publish the run."""
+    if index.remote:
+        raise RuntimeError("rebuild_topics runs in the store's owner; use recluster_via_owner")
+    return recluster(index.settings, index.backend, represent=_representer(index))
+
+
+def recluster_anywhere(index: Index) -> dict[str, Any]:
+    """Run the recluster here, or in `topics serve` when it owns the store (so it never runs twice)."""
+    if index.remote:
+        return index.backend.call_owner("recluster")
+    return report_dict(rebuild_topics(index))
+
+
+def report_dict(report: RunReport) -> dict[str, Any]:
+    """A JSON-ready run report (`topics recluster --json`)."""
+    return {
+        "run_id": report.run_id,
+        "items": report.n_items,
+        "sampled": report.n_sampled,
+        "topics": report.n_topics,
+        "outliers": report.n_outliers,
+        "skipped": report.n_skipped,
+        "seconds": report.seconds,
+        "events": [{"kind": e.kind, "before": list(e.before), "after": list(e.after)} for e in report.events],
+    }
+
+
+def _representer(index: Index):
+    from topics.represent.job import represent_run
+
+    return lambda topics, items, run: represent_run(index, topics, items, run)
+
+
+def assign_online(index: Index) -> dict[str, Any]:
+    """Give pending items a topic under the current run; notice emerging topics (the service's job)."""
+    from topics.online.store import assign_pending
+
+    report = assign_pending(index)
+    return {
+        "run_id": report.run_id,
+        "assigned": report.assigned,
+        "outliers": report.outliers,
+        "emerged": list(report.emerged),
+        "seconds": report.seconds,
+    }

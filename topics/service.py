@@ -1,0 +1,213 @@
+"""`topics serve`: the ingest daemon, the scheduled jobs, and the store's owner, in one process.
+
+- The service owns the embedded store; other `topics` commands reach it through its control socket
+  (`indexer.store.shared`). A second `serve` on the same data dir is refused: `serve.lock` is held.
+- apscheduler runs the recluster on a cron (nightly by default) and online assignment on an interval.
+  Both take one job lock, so neither ever runs twice at once nor alongside the other; a recluster
+  missed while the service was down runs once at start.
+- SIGTERM/SIGINT stop the sources, let the batch in flight finish, stop the jobs, close the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from indexer.config import Settings
+from indexer.daemon import FeedSpec, IngestDaemon
+from indexer.index import Index
+from indexer.ingest import open_pipeline
+from indexer.store import open_backend
+from indexer.store.shared import StoreServer
+from topics import records
+
+log = logging.getLogger(__name__)
+
+SERVE_LOCK = "serve.lock"
+
+
+class ServiceRunning(RuntimeError):
+    """Another `topics serve` already runs on this data dir."""
+
+
+class ServeLock:
+    """An exclusive `flock` on `serve.lock` in the data dir, naming the holder's pid."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / SERVE_LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            holder = path.read_text().strip() or "unknown"
+            raise ServiceRunning(f"topics serve is already running on {data_dir} (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def missed_run(cron: str, last_finished: datetime | None, now: datetime) -> bool:
+    """Whether the schedule fired while nobody ran it: the next fire time after the last run is past."""
+    if last_finished is None:
+        return False
+    trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+    due = trigger.get_next_fire_time(None, last_finished)
+    return due is not None and due <= now
+
+
+class Service:
+    """One running `topics serve`. `run()` blocks until `stop()` or a signal."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        watch: list[Path],
+        feeds: list[FeedSpec],
+        *,
+        recluster: Callable[[Index], Any] | None = None,
+        assign_online: Callable[[Index], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.lock = ServeLock(settings.data_dir)
+        try:
+            self.index = Index(settings, backend=open_backend(settings))
+            for name in ("items", "topics"):
+                self.index.backend.collection(name)  # take the directory locks now, not mid-run
+        except BaseException:
+            self.lock.release()
+            raise
+        self.started = time.time()
+        self.stop_event = threading.Event()
+        self._job_lock = threading.Lock()
+        self._recluster = recluster
+        self._assign_online = assign_online
+        self._last_job_error: str | None = None
+        self.pipeline = open_pipeline(self.index)
+        self.daemon = IngestDaemon(settings, self.pipeline, watch, feeds)
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.server: StoreServer | None = None
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def run_recluster(self) -> dict[str, Any]:
+        """Run the recluster now (waits for a running job); the scheduler and other processes call this."""
+        if self._recluster is None:
+            raise RuntimeError("this service was started without a recluster job")
+        with self._job_lock:
+            return self._guarded("recluster", self._recluster)
+
+    def run_online(self) -> dict[str, Any] | None:
+        if self._assign_online is None or not self._job_lock.acquire(blocking=False):
+            return None  # a recluster is running; its results supersede online assignment
+        try:
+            return self._guarded("online", self._assign_online)
+        finally:
+            self._job_lock.release()
+
+    def _guarded(self, name: str, job: Callable[[Index], Any]) -> Any:
+        try:
+            return job(self.index)
+        except Exception as error:
+            self._last_job_error = f"{name}: {type(error).__name__}: {error}"
+            log.exception("%s job failed", name)
+            raise
+
+    def _schedule(self) -> None:
+        options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        if self._recluster is not None:
+            trigger = CronTrigger.from_crontab(self.settings.cluster.cron, timezone=UTC)
+            self.scheduler.add_job(self._scheduled_recluster, trigger, id="recluster", **options)
+            run = records.current_run(self.index.backend)
+            if missed_run(self.settings.cluster.cron, run.finished if run else None, datetime.now(UTC)):
+                log.info("a scheduled recluster was missed while the service was down: running it now")
+                self.scheduler.add_job(self._scheduled_recluster, id="recluster-missed", **options)
+        if self._assign_online is not None:
+            interval = self.settings.cluster.online_interval_s
+            self.scheduler.add_job(self.run_online, "interval", seconds=interval, id="online", **options)
+        self.scheduler.start()
+
+    def _scheduled_recluster(self) -> None:
+        with contextlib.suppress(Exception):  # recorded by _guarded; the next run tries again
+            self.run_recluster()
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The service's state, for `topics status` in any process."""
+        stats = self.daemon.stats
+        job = self.scheduler.get_job("recluster") if self.scheduler.running else None
+        next_run = job.next_run_time.isoformat() if job and job.next_run_time else None
+        return {
+            "pid": os.getpid(),
+            "started_at": datetime.fromtimestamp(self.started, UTC).isoformat(timespec="seconds"),
+            "uptime_s": round(time.time() - self.started, 1),
+            "queue_depth": self.daemon.queue_depth,
+            "items_per_s": round(stats.rate, 2),
+            "stored": stats.stored,
+            "failed": stats.failed,
+            "last_error": stats.last_error or self._last_job_error,
+            "next_recluster": next_run,
+            "watching": [str(p) for p in self.daemon.watch],
+            "feeds": [f.name for f in self.daemon.feeds],
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def run(self, *, install_signals: bool = True) -> None:
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop_event.set())
+        extra = {"status": self.status, "recluster": self.run_recluster}
+        self.server = StoreServer(self.index.backend, self.settings.data_dir, extra=extra)
+        try:
+            self._schedule()
+            log.info("serving %s", self.settings.data_dir)
+            self.daemon.run(self.stop_event)
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.server is not None:
+            self.server.close()
+        self.pipeline.close()
+        self.index.close()
+        self.lock.release()
+
+
+def build_service(settings: Settings, watch: list[Path], feeds: list[FeedSpec]) -> Service:
+    """The service with its real jobs: recluster (with representations) and online assignment."""
+    from topics.rebuild import assign_online, rebuild_topics, report_dict
+
+    return Service(
+        settings,
+        watch,
+        feeds,
+        recluster=lambda index: report_dict(rebuild_topics(index)),
+        assign_online=assign_online,
+    )

@@ -1,0 +1,44 @@
+"""`topics status`: what is stored, what failed, which model, when topics were last and next rebuilt."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+
+from indexer.index import Index
+from indexer.store.base import Filter
+from topics import records
+
+
+def next_fire(cron: str, now: datetime | None = None) -> str | None:
+    now = now or datetime.now(UTC)
+    fire = CronTrigger.from_crontab(cron, timezone=UTC).get_next_fire_time(None, now)
+    return fire.isoformat() if fire else None
+
+
+def status(index: Index) -> dict[str, Any]:
+    """One dict with a stable shape (see README, `topics status --json`)."""
+    settings = index.settings
+    items = index.items
+    exists = items.exists()
+    run = records.current_run(index.backend)
+    service = index.backend.call_owner("status") if index.remote else None
+    return {
+        "data_dir": str(settings.data_dir),
+        "store": {
+            "kind": settings.store.kind,
+            "location": settings.store.url or str(settings.data_dir / "store"),
+            "via_service": index.remote,
+        },
+        "items": items.count() if exists else 0,
+        "pending": items.count(Filter(must={"pending": 1})) if exists else 0,
+        "failures": index.ledger.failure_counts(),
+        "model": items.identity() if exists else None,
+        "topics": len(records.list_topics(index.backend, run=run)) if run else 0,
+        "last_recluster": run.finished.isoformat() if run else None,
+        "run_id": run.run_id if run else None,
+        "next_recluster": (service or {}).get("next_recluster") or next_fire(settings.cluster.cron),
+        "service": service,
+    }
