@@ -226,6 +226,42 @@ def test_checkpoint_round_trip(embedder: ClipEmbedder, tmp_path: Path, suffix: s
     assert loaded.model_id == f"open_clip:{TINY_CLIP_ARCH}/{path.name}"
 
 
+def save_checkpoint(embedder: ClipEmbedder, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.contiguous() for name, tensor in embedder._model.state_dict().items()}, str(path))
+    return path
+
+
+def test_a_pretrained_tag_loads_from_the_hub_cache_offline(
+    embedder: ClipEmbedder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The hub cache layout huggingface_hub itself writes: refs/main names the snapshot.
+    repo = tmp_path / "hub" / "models--example--tiny-clip"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    save_checkpoint(embedder, repo / "snapshots" / ("0" * 40) / "open_clip_model.safetensors")
+    tag_cfg = {"hf_hub": "example/tiny-clip/", "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    known = open_clip.get_pretrained_cfg
+    monkeypatch.setattr(
+        open_clip, "get_pretrained_cfg", lambda arch, tag: tag_cfg if tag == "example" else known(arch, tag)
+    )
+    loaded = tiny_clip(pretrained="example", cache_dir=tmp_path / "hub")
+    assert loaded.model_id == f"open_clip:{TINY_CLIP_ARCH}/example"
+    assert loaded.identity()["pretrained"] == "example" and loaded.identity()["random_weights"] is False
+    text = ["weights from the cache"]
+    np.testing.assert_array_equal(loaded.embed_texts(text), embedder.embed_texts(text))
+    grey = Image.new("RGB", (40, 40), (128, 128, 128))  # the tag's own mean/std is used: 128/255 ~ 0.5
+    np.testing.assert_allclose(loaded.preprocess(grey), (128 / 255 - 0.5) / 0.5, atol=1e-6)
+
+
+def test_a_checkpoint_wins_over_a_pretrained_tag(embedder: ClipEmbedder, tmp_path: Path) -> None:
+    path = save_checkpoint(embedder, tmp_path / "tiny.safetensors")
+    loaded = tiny_clip(pretrained="laion2b_s34b_b79k", checkpoint=path)  # no hub is asked
+    assert loaded.identity()["checkpoint"] == "tiny.safetensors"
+
+
 def test_missing_checkpoint_fails_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="TOPICS_MODEL__CHECKPOINT"):
         tiny_clip(checkpoint=tmp_path / "absent.safetensors")
