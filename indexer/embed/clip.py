@@ -143,18 +143,12 @@ def resolve_weights(
 
 
 def _fast_transform_supported(cfg: dict[str, Any]) -> bool:
+    """True when `preprocess` can use Pillow + NumPy: a square shortest-side resize and center crop."""
     size = cfg.get("size", 224)
     square = isinstance(size, int) or (len(size) == 2 and size[0] == size[1])
-    return (
-        square
-        and cfg.get("resize_mode", "shortest") == "shortest"
-        and cfg.get("interpolation", "bicubic")
-        in {
-            "bicubic",
-            "bilinear",
-            "random",  # open_clip resolves "random" to bicubic at inference
-        }
-    )
+    shortest = cfg.get("resize_mode", "shortest") == "shortest"
+    # open_clip resolves "random" interpolation to bicubic at inference.
+    return square and shortest and cfg.get("interpolation", "bicubic") in {"bicubic", "bilinear", "random"}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
