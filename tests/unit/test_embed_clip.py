@@ -136,6 +136,15 @@ def test_preprocess_matches_open_clips_own_transform(embedder: ClipEmbedder, siz
     np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
+def test_other_resize_modes_fall_back_to_open_clips_transform() -> None:
+    squashing = tiny_clip()
+    squashing._preprocess_cfg["resize_mode"] = "squash"  # as a pretrained tag may ask
+    squashing._init_transform()
+    wide = random_image(120, 30)
+    np.testing.assert_array_equal(squashing.preprocess(wide), squashing._reference_transform(wide).numpy())
+    assert not np.allclose(squashing.preprocess(wide), tiny_clip().preprocess(wide), atol=1e-3)
+
+
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "1", "I", "I;16", "F", "YCbCr"])
 def test_preprocess_accepts_any_mode(embedder: ClipEmbedder, mode: str) -> None:
     image = random_image(45, 23).convert("L").convert(mode) if mode.startswith(("I", "F")) else None
