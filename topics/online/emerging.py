@@ -186,9 +186,33 @@ class EmergingDetector:
         founders = vectors[keep]
         centroid = _unit(founders.mean(axis=0))
         scores = (founders @ centroid).astype(np.float32)
-        threshold = float(min(p.coherence, np.quantile(scores, _THRESHOLD_QUANTILE)))
+        unbiased = leave_one_out_cosines(founders)
+        threshold = float(min(p.coherence, np.quantile(unbiased, _THRESHOLD_QUANTILE)))
         del self._members[key]
         return Candidate(ids, founders, centroid, scores, threshold)
+
+    def claim(self, centroid: np.ndarray, threshold: float) -> list[tuple[str, float]]:
+        """Take the tracked outliers of every micro-cluster that clear a new topic's threshold.
+
+        Items of a new story that arrived before it was flagged but landed in another micro-cluster
+        join it too, instead of waiting for the next recluster.
+        """
+        claimed: list[tuple[str, float]] = []
+        for members in self._members.values():
+            if not members.ids:
+                continue
+            scores = np.stack(members.vectors) @ centroid
+            taken = scores >= threshold
+            if not taken.any():
+                continue
+            claimed += [(i, float(s)) for i, s, t in zip(members.ids, scores, taken, strict=True) if t]
+            kept = [(i, v) for i, v, t in zip(members.ids, members.vectors, taken, strict=True) if not t]
+            members.ids.clear()
+            members.vectors.clear()
+            for item_id, vector in kept:
+                members.ids.append(item_id)
+                members.vectors.append(vector)
+        return claimed
 
     # ---- persistence ----
 
@@ -259,6 +283,18 @@ def load_dbstream_state(stream: DBSTREAM, state: dict[str, Any]) -> None:
         stream.s.setdefault(int(i), {})[int(j)] = value
         stream.s_t.setdefault(int(i), {})[int(j)] = at
     stream.clustering_is_up_to_date = False
+
+
+def leave_one_out_cosines(members: np.ndarray) -> np.ndarray:
+    """Each unit row's cosine to the mean of the others: what a new item of the group would score.
+
+    A member's cosine to a mean it is part of is inflated by about (1 - cos²) / n, which for a group
+    of 20 is larger than the spread of the scores themselves.
+    """
+    total = members.sum(axis=0, dtype=np.float64)
+    dots = members @ total
+    rest = np.sqrt(np.maximum(total @ total - 2.0 * dots + 1.0, 1e-12))
+    return ((dots - 1.0) / rest).astype(np.float32)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -171,15 +171,11 @@ class OnlineState:
         if known[0] != OUTLIER:
             return None
         topic_id = self._take_id()
-        self.assigner.add_topic(topic_id, candidate.centroid, candidate.threshold, len(candidate.members))
-        topic = EmergedTopic(
-            topic_id,
-            candidate.centroid,
-            candidate.threshold,
-            candidate.members,
-            candidate.scores,
-            self.batches,
-        )
+        claimed = self.detector.claim(candidate.centroid, candidate.threshold) if self.detector else []
+        members = candidate.members + tuple(i for i, _ in claimed)
+        scores = np.concatenate([candidate.scores, np.array([s for _, s in claimed], np.float32)])
+        self.assigner.add_topic(topic_id, candidate.centroid, candidate.threshold, len(members))
+        topic = EmergedTopic(topic_id, candidate.centroid, candidate.threshold, members, scores, self.batches)
         self.emerged.append(topic)
         return topic
 
