@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -96,6 +97,102 @@ def serve(
         service = build_service(load_settings(), list(watch or []), feeds)
     render.err.print(f"topics serve: pid {__import__('os').getpid()}, data dir {service.settings.data_dir}")
     service.run()
+
+
+@app.command("list")
+def list_(
+    sort: Annotated[str, typer.Option(help="id, size, change or label.")] = "size",
+    status: Annotated[str | None, typer.Option(help="active, emerging or vanished.")] = None,
+    min_size: Annotated[int, typer.Option(help="Only topics at least this large.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """The current topics: id, label, size, change since the last run, status."""
+    from topics.browse import list_topics
+
+    if sort not in ("id", "size", "change", "label"):
+        raise typer.BadParameter("sort by id, size, change or label", param_hint="--sort")
+    with user_errors(), open_context() as index:
+        found = list_topics(index, sort=sort, status=status, min_size=min_size)  # type: ignore[arg-type]
+    _emit(found, as_json, render.topic_list)
+
+
+@app.command()
+def show(
+    topic_id: Annotated[int, typer.Argument(help="A topic id from `topics list`.")], as_json: JsonOpt = False
+):
+    """One topic: label, words with scores, keywords, exemplars, size history, lineage."""
+    from topics.browse import show_topic
+
+    with user_errors(), open_context() as index:
+        found = show_topic(index, topic_id)
+    _emit(found, as_json, render.topic)
+
+
+@app.command()
+def exemplars(
+    topic_id: Annotated[int, typer.Argument(help="A topic id from `topics list`.")],
+    tile: Annotated[bool, typer.Option("--tile", help="Print the path of the 3×3 tile instead.")] = False,
+    open_: Annotated[bool, typer.Option("--open", help="Open the tile (or the first exemplar).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A topic's exemplar images with paths and captions."""
+    from topics.browse import exemplars as get_exemplars
+
+    with user_errors(), open_context() as index:
+        found = get_exemplars(index, topic_id)
+    if open_:
+        render.open_file(found["tile"] or next((e["path"] for e in found["exemplars"] if e["path"]), None))
+    if tile and not as_json:
+        typer.echo(found["tile"] or "")
+        return
+    _emit(found, as_json, render.exemplars)
+
+
+@app.command()
+def history(
+    topic_id: Annotated[int | None, typer.Argument(help="Only events involving this topic.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recluster runs and what happened to topic ids: survived, split, merged, emerged, vanished."""
+    from topics.browse import history as get_history
+
+    with user_errors(), open_context() as index:
+        found = get_history(index, topic_id)
+    _emit(found, as_json, render.history)
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help='What to look for, e.g. "tractor protest".')] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Query by an example image.")] = None,
+    not_: Annotated[list[str] | None, typer.Option("--not", help="Push results away from this term.")] = None,
+    topic: Annotated[int | None, typer.Option(help="Only items of this topic.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only items from this source (folder, manifest, feed).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only items created at or after this date.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only items created at or before this date.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Matching topics and matching items, grouped by topic, with scores."""
+    from topics.search import SearchFilters, search_anywhere
+
+    if query is None and image is None:
+        raise typer.BadParameter("give a query text or --image", param_hint="QUERY")
+    filters = SearchFilters(topic=topic, source=source, since=since, until=until)
+    with user_errors(), open_context() as index:
+        found = search_anywhere(
+            index, query, image=image, negatives=tuple(not_ or ()), filters=filters, limit=limit
+        )
+    _emit(found, as_json, render.search)
+
+
+def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, sort_keys=True, default=str))
+    else:
+        human(data)
 
 
 def main() -> None:

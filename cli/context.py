@@ -37,7 +37,7 @@ def user_errors() -> Iterator[None]:
         if type(error).__module__.split(".")[0] not in {"indexer", "topics"}:
             raise
         _die(str(error), 1)
-    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as error:
+    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, LookupError) as error:
         _die(str(error), 1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -73,6 +74,99 @@ def recluster(report: dict) -> None:
         f"({report['outliers']} outliers) in {report['seconds']:.1f}s",
         highlight=False,
     )
+    counts: dict[str, int] = {}
     for event in report["events"]:
-        if event["kind"] != "survived":
-            out.print(f"  {event['kind']}: {event['before']} -> {event['after']}", highlight=False)
+        counts[event["kind"]] = counts.get(event["kind"], 0) + 1
+    if counts:
+        out.print("  " + ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items())), highlight=False)
+
+
+def _words(words: list) -> str:
+    return ", ".join(w if isinstance(w, str) else w[0] for w in words)
+
+
+def topic_list(topics: list[dict]) -> None:
+    if not topics:
+        out.print("no topics match")
+        return
+    table = Table("id", "label", "size", "change", "status", "words")
+    for t in topics:
+        change = f"{t['change']:+d}"
+        table.add_row(str(t["id"]), t["label"] or "", str(t["size"]), change, t["status"], _words(t["words"]))
+    out.print(table, markup=False, highlight=False)
+
+
+def topic(t: dict) -> None:
+    out.print(f"topic {t['id']}: {t['label'] or '(no label)'}", markup=False, highlight=False)
+    out.print(f"  size {t['size']} ({t['change']:+d} since the last run), {t['status']}, run {t['run_id']}")
+    out.print(f"  seen {t['first_seen']} … {t['last_seen']}", highlight=False)
+    scored = ", ".join(f"{w} ({s:.3f})" if s is not None else w for w, s in t["words"])
+    out.print(f"  words: {scored or '-'}", markup=False, highlight=False)
+    out.print(f"  keywords: {_words(t['keywords']) or '-'}", markup=False, highlight=False)
+    if t["tile"]:
+        out.print(f"  tile: {t['tile']}", markup=False, highlight=False)
+    for e in t["exemplars"]:
+        out.print(f"  • {e['path'] or e['item_id']}  {_short(e['caption'])}", markup=False, highlight=False)
+    if t["size_history"]:
+        out.print("  sizes: " + ", ".join(f"run {r}: {n}" for r, n in t["size_history"]), highlight=False)
+    for event in t["lineage"]:
+        out.print(
+            f"  run {event['run_id']}: {event['kind']} {event['before']} -> {event['after']}", highlight=False
+        )
+
+
+def exemplars(found: dict) -> None:
+    for e in found["exemplars"]:
+        out.print(f"{e['path'] or e['item_id']}\t{_short(e['caption'])}", markup=False, highlight=False)
+
+
+def history(found: dict) -> None:
+    for run in found["runs"]:
+        out.print(f"run {run['run_id']} at {run['finished']}: {run['topics']} topics, {run['items']} items")
+    for e in found["events"]:
+        if e["kind"] != "survived":
+            out.print(f"  run {e['run_id']}: {e['kind']} {e['before']} -> {e['after']}", highlight=False)
+
+
+def search(found: dict) -> None:
+    if not found["topics"] and not found["unassigned"]:
+        out.print("nothing matches")
+        return
+    for t in found["topics"]:
+        out.print(
+            f"topic {t['topic_id']} {t['label'] or ''} (size {t['size']}, similarity {t['similarity']:.3f})",
+            markup=False,
+            highlight=False,
+        )
+        for hit in t["items"]:
+            _hit(hit)
+    if found["unassigned"]:
+        out.print("not in a topic:")
+        for hit in found["unassigned"]:
+            _hit(hit)
+
+
+def _hit(hit: dict) -> None:
+    views = " ".join(f"{v}={s:.3f}" for v, s in sorted(hit["views"].items()))
+    where = hit["path"] or hit["item_id"]
+    out.print(
+        f"  {hit['score']:.4f}  {where}  {_short(hit['caption'])}  [{views}]", markup=False, highlight=False
+    )
+
+
+def _short(text: str | None, n: int = 80) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= n else flat[: n - 1] + "…"
+
+
+def open_file(path: str | None) -> None:
+    """Open a file with the desktop's viewer (xdg-open / open); say so when there is nothing to open."""
+    if not path:
+        err.print("nothing to open: this topic has no tile or exemplar image")
+        return
+    import webbrowser
+
+    if not webbrowser.open(Path(path).resolve().as_uri()):
+        err.print(f"could not open a viewer; the file is {path}")

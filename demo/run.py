@@ -65,6 +65,7 @@ def main() -> None:
         env.update(TOPICS_MODEL__PRETRAINED="none", TOPICS_CLUSTER__VIEW="caption")
     run(["ingest", str(root / "inbox"), str(root / "posts.csv")], env)
     run(["status"], env)
+    run(["recluster"], env)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ import pytest
 TESTS_DIR = Path(__file__).parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests run tiny models: one torch thread is far faster than two fighting over 2 cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the data dir at tmp_path and forbid any hub download."""

@@ -35,6 +35,7 @@ def tiny_env(data_dir: Path, **extra: str) -> dict[str, str]:
         TOPICS_MODEL__PRETRAINED="none",
         TOPICS_INGEST__BATCH_SIZE="8",
         HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
         PYTHONPATH=str(ROOT),
     )
     env.update(extra)

@@ -151,6 +151,12 @@ class Service:
         with contextlib.suppress(Exception):  # recorded by _guarded; the next run tries again
             self.run_recluster()
 
+    def search(self, text: str | None = None, **options: Any) -> dict[str, Any]:
+        """Concept search for other processes, with the model this process keeps loaded."""
+        from topics.search import search
+
+        return search(self.index, text, **options).as_dict()
+
     # -- status ---------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -178,7 +184,7 @@ class Service:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop_event.set())
-        extra = {"status": self.status, "recluster": self.run_recluster}
+        extra = {"status": self.status, "recluster": self.run_recluster, "search": self.search}
         self.server = StoreServer(self.index.backend, self.settings.data_dir, extra=extra)
         try:
             self._schedule()

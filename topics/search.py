@@ -1,0 +1,238 @@
+"""Concept search: a text (and/or image) query ▸ matching topics and matching items grouped by topic.
+
+The query is embedded once per space: CLIP (finds images and texts, since CLIP puts both in one space)
+and, when the store has a `caption` view, the sentence model. Each stored view is searched on its own
+and the rankings are fused with reciprocal rank fusion, which needs no calibration between cosine
+scales of different models. `--not` terms push the query away from a concept (vector subtraction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.embed.base import l2_normalise
+from indexer.images import decode_image
+from indexer.index import Index
+from indexer.store.base import Filter, ScoredPoint
+from topics import records
+
+RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
+NOT_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class ItemHit:
+    item_id: str
+    score: float  # fused reciprocal-rank score (higher is better)
+    topic: int | None  # None: not assigned to a topic yet
+    caption: str | None
+    path: str | None
+    source: str | None
+    created_at: str | None
+    views: dict[str, float] = field(default_factory=dict)  # cosine per view that matched
+
+
+@dataclass(frozen=True)
+class TopicHit:
+    topic_id: int
+    label: str | None
+    size: int
+    score: float  # fused reciprocal-rank score of the centroids
+    similarity: float  # best centroid cosine
+    items: list[ItemHit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str | None
+    topics: list[TopicHit]
+    unassigned: list[ItemHit]  # matching items outside any topic (outliers, or not assigned yet)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    topic: int | None = None
+    source: str | None = None
+    since: str | None = None  # ISO date or datetime, on created_at
+    until: str | None = None
+
+
+def search(
+    index: Index,
+    text: str | None = None,
+    *,
+    image: Path | None = None,
+    negatives: Sequence[str] = (),
+    filters: SearchFilters | None = None,
+    limit: int = 10,
+) -> SearchResult:
+    """Topics and items matching the query; items are grouped under the topics they belong to."""
+    if not text and image is None:
+        raise ValueError("search needs a text query or --image")
+    filters = filters or SearchFilters()
+    run = records.current_run(index.backend)
+    queries = _queries(index, text, image, negatives)
+    hits = _item_hits(index, queries, _item_filter(filters, run), limit, run)
+    topics = _topic_hits(index, queries, run, limit) if filters.topic is None else []
+    return _grouped(text, topics, hits, index, run)
+
+
+# -- query vectors -------------------------------------------------------------------------------
+
+
+def _queries(
+    index: Index, text: str | None, image: Path | None, negatives: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """One query vector per stored view: CLIP's for `image` and `text`, the sentence model's for `caption`."""
+    layout = set(_stored_views(index))
+    out: dict[str, np.ndarray] = {}
+    if layout & {"image", "text"}:
+        clip = index.clip
+        parts = []
+        if text:
+            parts.append(clip.embed_texts([text])[0])
+        if image is not None:
+            decoded = decode_image(image, max_pixels=index.settings.ingest.max_image_pixels)
+            parts.append(clip.embed_images([decoded.image])[0])
+        vector = l2_normalise(np.sum(parts, axis=0))
+        if negatives:
+            vector = l2_normalise(vector - NOT_WEIGHT * clip.embed_texts(list(negatives)).mean(axis=0))
+        out.update({view: vector for view in layout & {"image", "text"}})
+    if "caption" in layout and text and index.caption_embedder is not None:
+        vector = index.caption_embedder.embed_texts([text])[0]
+        if negatives:
+            vector = vector - NOT_WEIGHT * index.caption_embedder.embed_texts(list(negatives)).mean(axis=0)
+        out["caption"] = l2_normalise(vector)
+    if not out:
+        raise ValueError("nothing to search: the store holds no vectors this query can be compared with")
+    return out
+
+
+def _stored_views(index: Index) -> list[str]:
+    """Views worth searching. CLIP views made with random weights (a smoke-test store) carry no meaning
+    and would only add noise to the fusion, so they are left out when a caption view exists."""
+    identity = index.items.identity() or {}
+    clip = identity.get("clip")
+    views = ["image", "text"] if clip else []
+    if "caption" in identity:
+        if clip and clip.get("random_weights"):
+            views = []
+        views.append("caption")
+    return views
+
+
+# -- items ---------------------------------------------------------------------------------------
+
+
+def _item_filter(filters: SearchFilters, run: records.Run | None) -> Filter:
+    must: dict[str, Any] = {}
+    if filters.source:
+        must["source"] = filters.source
+    if filters.topic is not None:
+        if run is None:
+            raise ValueError("no topics yet: run `topics recluster` before filtering by topic")
+        must.update(records.topic_filter(run, filters.topic).must)
+    ranges = {}
+    if filters.since or filters.until:
+        ranges["created_at"] = (filters.since, filters.until)
+    return Filter(must=must, ranges=ranges)
+
+
+def _item_hits(
+    index: Index, queries: dict[str, np.ndarray], where: Filter, limit: int, run: records.Run | None
+) -> list[ItemHit]:
+    per_view = {
+        view: index.items.search(view, vector, limit=limit * 4, where=where)
+        for view, vector in queries.items()
+    }
+    fused = _fuse(per_view)
+    payloads = {p.id: p.payload for hits in per_view.values() for p in hits}
+    out = []
+    for item_id, (score, views) in sorted(fused.items(), key=lambda kv: -kv[1][0])[:limit]:
+        payload = payloads[item_id]
+        assignment = records.read_assignment(payload, run)
+        out.append(
+            ItemHit(
+                item_id=item_id,
+                score=round(score, 6),
+                topic=assignment.topic if assignment and assignment.topic >= 0 else None,
+                caption=payload.get("caption"),
+                path=payload.get("path") or payload.get("url"),
+                source=payload.get("source"),
+                created_at=payload.get("created_at"),
+                views={v: round(s, 4) for v, s in views.items()},
+            )
+        )
+    return out
+
+
+def _fuse(per_view: dict[str, list[ScoredPoint]]) -> dict[str, tuple[float, dict[str, float]]]:
+    """Reciprocal rank fusion across views, keeping each view's cosine for display."""
+    fused: dict[str, tuple[float, dict[str, float]]] = {}
+    for view, hits in per_view.items():
+        for rank, hit in enumerate(hits, start=1):
+            score, views = fused.get(hit.id, (0.0, {}))
+            fused[hit.id] = (score + 1.0 / (RRF_K + rank), {**views, view: hit.score})
+    return fused
+
+
+# -- topics --------------------------------------------------------------------------------------
+
+
+def _topic_hits(
+    index: Index, queries: dict[str, np.ndarray], run: records.Run | None, limit: int
+) -> list[TopicHit]:
+    if run is None or not index.topics.exists():
+        return []
+    where = Filter(must={"kind": "topic", "run_id": run.run_id}, must_not={"status": "vanished"})
+    per_view = {view: index.topics.search(view, q, limit=limit, where=where) for view, q in queries.items()}
+    fused = _fuse(per_view)
+    payloads = {p.id: p.payload for hits in per_view.values() for p in hits}
+    ranked = sorted(fused.items(), key=lambda kv: -kv[1][0])[:limit]
+    return [
+        TopicHit(
+            topic_id=int(payloads[pid]["topic_id"]),
+            label=payloads[pid].get("label"),
+            size=int(payloads[pid].get("size", 0)),
+            score=round(score, 6),
+            similarity=round(max(views.values()), 4),
+        )
+        for pid, (score, views) in ranked
+    ]
+
+
+def _grouped(
+    text: str | None, topics: list[TopicHit], hits: list[ItemHit], index: Index, run: records.Run | None
+) -> SearchResult:
+    """Items under their topics; a topic that only its items matched joins the list after the others."""
+    by_topic: dict[int, list[ItemHit]] = {}
+    unassigned = []
+    for hit in hits:
+        if hit.topic is None:
+            unassigned.append(hit)
+        else:
+            by_topic.setdefault(hit.topic, []).append(hit)
+    listed = {t.topic_id for t in topics}
+    extra = []
+    for topic_id in by_topic.keys() - listed:
+        topic = records.get_topic(index.backend, topic_id, run=run)
+        if topic is not None:
+            extra.append(TopicHit(topic_id, topic.label, topic.size, 0.0, 0.0))
+    extra.sort(key=lambda t: -max(h.score for h in by_topic[t.topic_id]))
+    grouped = [TopicHit(**{**asdict(t), "items": by_topic.get(t.topic_id, [])}) for t in [*topics, *extra]]
+    return SearchResult(query=text, topics=grouped, unassigned=unassigned)
+
+
+def search_anywhere(index: Index, text: str | None = None, **options: Any) -> dict[str, Any]:
+    """Search here, or in `topics serve` when it owns the store (its model is already loaded)."""
+    if index.remote:
+        return index.backend.call_owner("search", text, **options)
+    return search(index, text, **options).as_dict()
