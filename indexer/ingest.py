@@ -13,11 +13,12 @@ MANIFEST_SUFFIXES = {".csv", ".tsv", ".jsonl", ".ndjson"}
 
 
 def open_pipeline(index: Index, progress: Callable[[int], None] | None = None) -> Pipeline:
+    views = set(index.settings.ingest.views)
     return Pipeline(
         index.settings,
         index.items,
         index.ledger,
-        clip=index.clip,
+        clip=index.clip if views & {"image", "text"} else None,
         caption=index.caption_embedder,
         progress=progress,
     )

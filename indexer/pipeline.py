@@ -91,6 +91,7 @@ class _Work:
     root: str = ""
     scan_id: str | None = None
     checked: bool = False  # the store was already asked about this id
+    copies: list[_Work] = field(default_factory=list)  # folder files with the same content
 
 
 def item_schema(clip: Embedder | None, caption: Embedder | None, views: Sequence[str]) -> CollectionSchema:
@@ -307,7 +308,7 @@ class Pipeline:
             raise BadImage(error.reason, error.detail) from None
 
     def _store_batch(self, works: list[_Work], summary: IngestSummary) -> None:
-        works = self._skip_known_content(works, summary)
+        works = self._skip_known_content(_first_of_each_id(works, summary), summary)
         if works:
             vectors = self._embed(works)
             points = [
@@ -330,7 +331,9 @@ class Pipeline:
             else:
                 keep.append(work)
         if known:
-            self.ledger.record_files([_file_record(w) for w in known if w.entry is not None])
+            self.ledger.record_files(
+                [_file_record(c) for w in known for c in (w, *w.copies) if c.entry is not None]
+            )
             summary.skipped += len(known)
             self._progress(len(known))
         return keep
@@ -387,7 +390,7 @@ class Pipeline:
     def _settle(self, works: list[_Work], summary: IngestSummary) -> None:
         """After the flush: drop orphaned old versions, then commit the ledger (in that order)."""
         orphans = [w.previous_id for w in works if w.previous_id and w.previous_id != w.item_id]
-        records = [_file_record(w) for w in works if w.entry is not None]
+        records = [_file_record(c) for w in works for c in (w, *w.copies) if c.entry is not None]
         self._delete_orphans(orphans, keep_paths={r.path for r in records})
         self.ledger.record_files(records)
         for work in works:
@@ -438,6 +441,20 @@ class Pipeline:
         summary.failed += 1
         summary.failures.append((origin, reason))
         self._progress(1)
+
+
+def _first_of_each_id(works: list[_Work], summary: IngestSummary) -> list[_Work]:
+    """Two inputs with one id in a batch (identical files, a row sent twice) are one item: the first is
+    stored; a later folder copy is only recorded in the ledger, so deleting one copy keeps the item."""
+    firsts: dict[str, _Work] = {}
+    for work in works:
+        if work.item_id in firsts:
+            summary.skipped += 1
+            if work.entry is not None:
+                firsts[work.item_id].copies.append(work)
+        else:
+            firsts[work.item_id] = work
+    return list(firsts.values())
 
 
 def _unchanged(record: FileRecord, entry: FolderEntry) -> bool:
