@@ -6,9 +6,10 @@ centroids in the input space; assignment is nearest centroid with an outlier flo
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import hdbscan
 import numpy as np
@@ -17,8 +18,11 @@ from sklearn.decomposition import PCA
 if TYPE_CHECKING:
     from indexer.config import ClusterSettings
 
+log = logging.getLogger(__name__)
+
 OUTLIER = -1
-_FLOOR_QUANTILE = 0.02  # members below this cosine quantile of their topic mark the topic's edge
+_CHANCE_MARGIN = 3.0  # a topic must be this many times tighter than random vectors would be
+_FLOOR_SIGMAS = 4.0  # robust sigmas below a topic's median cosine where its edge lies
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class ClusterParams:
     reduce_dim: int = 32
     outlier_threshold: float | None = None  # cosine: outliers above it join the nearest topic
     seed: int = 0
+    method: Literal["leiden", "hdbscan"] = "leiden"
+    n_neighbors: int = 15  # kNN graph degree (leiden)
+    resolution: float = 1.0  # modularity resolution (leiden): higher gives more, smaller topics
 
     @classmethod
     def from_settings(cls, s: ClusterSettings) -> ClusterParams:
@@ -45,7 +52,7 @@ class ClusterParams:
 
 def default_min_cluster_size(n: int) -> int:
     """Smallest topic worth naming: grows like sqrt(n) so big corpora do not shatter into crumbs."""
-    return max(5, round(math.sqrt(n) / 2))
+    return max(5, round(math.sqrt(n) / 4))
 
 
 @dataclass(frozen=True)
@@ -90,18 +97,15 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     if n < 2:
         raise ValueError(f"need at least 2 vectors to cluster, got {n}")
     reduced = _reduce(sample, params)
-    mcs = min(params.min_cluster_size or default_min_cluster_size(n), n)
-    mcs = max(mcs, 2)
-    clusterer = hdbscan.HDBSCAN(
-        min_cluster_size=mcs,
-        min_samples=params.min_samples,
-        metric="euclidean",
-        core_dist_n_jobs=1,
-    )
-    labels = clusterer.fit_predict(reduced).astype(np.int64)
-    labels = _relabel_by_size(labels)
+    mcs = max(2, min(params.min_cluster_size or default_min_cluster_size(n), n))
+    if params.method == "leiden" and _leiden_available():
+        labels = _leiden_labels(reduced, params, mcs)
+    else:
+        labels = _hdbscan_labels(reduced, params, mcs)
+    labels = _relabel_by_size(_drop_incoherent(sample, labels))
     centroids = _centroids(sample, labels)
     floors = _floors(sample, labels, centroids, params.outlier_threshold)
+    labels = _drop_strays(sample, labels, centroids, floors)
     if params.outlier_threshold is not None:
         labels = _absorb_outliers(sample, labels, centroids, params.outlier_threshold)
     return Clustering(labels=labels, centroids=centroids, floors=floors)
@@ -123,11 +127,71 @@ def _reduce(sample: np.ndarray, params: ClusterParams) -> np.ndarray:
     n, d = sample.shape
     k = min(params.reduce_dim, d, n - 1)
     if k >= d or k < 2:
-        return sample.astype(np.float64)
+        return sample
     pca = PCA(n_components=k, svd_solver="randomized", random_state=params.seed)
     reduced = pca.fit_transform(sample)
     reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
-    return reduced.astype(np.float64)
+    return reduced.astype(np.float32)
+
+
+def _hdbscan_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.ndarray:
+    """HDBSCAN with leaf selection: eom merges sibling topics (cosine 0.95) into one."""
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=mcs,
+        min_samples=params.min_samples or min(5, mcs),
+        cluster_selection_method="leaf",
+        core_dist_n_jobs=1,
+    )
+    return clusterer.fit_predict(reduced.astype(np.float64)).astype(np.int64)
+
+
+def _leiden_available() -> bool:
+    try:
+        import igraph  # noqa: F401
+        import leidenalg  # noqa: F401
+    except ImportError:
+        log.warning("leidenalg/igraph not installed: clustering with HDBSCAN instead (pip install leidenalg)")
+        return False
+    return True
+
+
+def _leiden_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.ndarray:
+    """Modularity communities of the cosine kNN graph; communities under `mcs` items are outliers."""
+    import igraph
+    import leidenalg
+
+    n = reduced.shape[0]
+    k = max(1, min(params.n_neighbors, n - 1))
+    neighbours, sims = knn_graph(reduced, k)
+    edges = np.stack([np.repeat(np.arange(n), k), neighbours.ravel()], axis=1)
+    graph = igraph.Graph(n=n, edges=edges.tolist(), edge_attrs={"weight": np.maximum(sims.ravel(), 0.0)})
+    graph = graph.simplify(combine_edges="max")  # a mutual pair counts once
+    partition = leidenalg.find_partition(
+        graph,
+        leidenalg.RBConfigurationVertexPartition,
+        weights="weight",
+        resolution_parameter=params.resolution,
+        seed=params.seed,
+    )
+    labels = np.asarray(partition.membership, np.int64)
+    sizes = np.bincount(labels)
+    return np.where(sizes[labels] >= mcs, labels, OUTLIER)
+
+
+def knn_graph(vectors: np.ndarray, k: int, block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours by cosine (rows are unit vectors), self excluded; memory O(block * n)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = vectors.shape[0]
+    neighbours = np.empty((n, k), np.int64)
+    sims = np.empty((n, k), np.float32)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        block_sims = vectors[start:stop] @ vectors.T
+        block_sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        top = np.argpartition(-block_sims, k - 1, axis=1)[:, :k]
+        neighbours[start:stop] = top
+        sims[start:stop] = np.take_along_axis(block_sims, top, axis=1)
+    return neighbours, sims
 
 
 def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
@@ -155,15 +219,46 @@ def _centroids(sample: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def _floors(
     sample: np.ndarray, labels: np.ndarray, centroids: np.ndarray, threshold: float | None
 ) -> np.ndarray:
-    """Per-topic cosine below which a new vector is an outlier (the threshold caps it when set)."""
+    """Per-topic cosine below which a vector is an outlier: median - 4 robust sigmas of its members.
+
+    The threshold, when set, lowers the floor to it (outliers above it join their nearest topic).
+    """
     k = centroids.shape[0]
     floors = np.zeros(k, np.float32)
     for topic in range(k):
         sims = sample[labels == topic] @ centroids[topic]
-        floors[topic] = np.quantile(sims, _FLOOR_QUANTILE)
+        median = np.median(sims)
+        spread = 1.4826 * np.median(np.abs(sims - median))
+        floors[topic] = median - _FLOOR_SIGMAS * spread
     if threshold is not None:
         floors = np.minimum(floors, np.float32(threshold))
     return floors
+
+
+def _drop_incoherent(sample: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A community no tighter than chance (uniform noise the graph had to put somewhere) is outliers.
+
+    m random unit vectors have cosine about 1/sqrt(m) to their mean; a real topic is far above that.
+    """
+    out = labels.copy()
+    for topic in np.unique(labels[labels >= 0]):
+        members = sample[labels == topic]
+        centre = members.sum(axis=0)
+        centre /= max(float(np.linalg.norm(centre)), 1e-12)
+        if np.median(members @ centre) < _CHANCE_MARGIN / math.sqrt(len(members)):
+            out[labels == topic] = OUTLIER
+    return out
+
+
+def _drop_strays(
+    sample: np.ndarray, labels: np.ndarray, centroids: np.ndarray, floors: np.ndarray
+) -> np.ndarray:
+    """Members far below their topic's floor are outliers: a graph puts every node in some community."""
+    out = labels.copy()
+    kept = np.flatnonzero(labels >= 0)
+    sims = np.einsum("ij,ij->i", sample[kept], centroids[labels[kept]])
+    out[kept[sims < floors[labels[kept]]]] = OUTLIER
+    return out
 
 
 def _absorb_outliers(

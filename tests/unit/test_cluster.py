@@ -1,0 +1,137 @@
+"""Contract of topics.cluster: shapes, scaling defaults, assign/fit consistency, outliers, quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.config import ClusterSettings
+from topics.cluster import Clustering, ClusterParams, default_min_cluster_size, fit_clusters
+from topics.quality import adjusted_rand
+
+DIM = 128
+Mixture = tuple[np.ndarray, np.ndarray]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def sibling_mixture(
+    n_parents: int = 6, seed: int = 0, spread: float = 0.02, sibling_cos: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of sibling topics (centroid cosine ~sibling_cos), sizes unequal up to 10x, some noise."""
+    rng = np.random.default_rng(seed)
+    parents = _unit(rng.normal(size=(n_parents, DIM)))
+    offset = np.sqrt(2 * (1 - sibling_cos)) / 2  # each child half the sibling distance from the parent
+    centres = []
+    for p in parents:
+        for _ in range(2):
+            step = _unit(rng.normal(size=DIM))
+            step -= (step @ p) * p
+            centres.append(_unit(p + offset * _unit(step)))
+    sizes = rng.integers(40, 400, len(centres))
+    truth = np.repeat(np.arange(len(centres)), sizes)
+    x = np.asarray(centres)[truth] + rng.normal(scale=spread, size=(len(truth), DIM))
+    noise = rng.normal(size=(len(truth) // 50, DIM))  # 2 % background noise, true label -1
+    return _unit(np.vstack([x, noise])), np.concatenate([truth, np.full(len(noise), -1)])
+
+
+@pytest.fixture(scope="module")
+def mixture() -> Mixture:
+    return sibling_mixture()
+
+
+@pytest.fixture(scope="module")
+def fitted(mixture: Mixture) -> Clustering:
+    return fit_clusters(mixture[0], ClusterParams())
+
+
+def test_fit_returns_labels_and_unit_centroids_in_input_space(mixture: Mixture, fitted: Clustering) -> None:
+    x, _ = mixture
+    k = fitted.centroids.shape[0]
+    assert fitted.labels.shape == (len(x),) and fitted.labels.dtype == np.int64
+    assert fitted.centroids.shape == (k, DIM) and fitted.centroids.dtype == np.float32
+    assert np.allclose(np.linalg.norm(fitted.centroids, axis=1), 1.0, atol=1e-5)
+    assert set(np.unique(fitted.labels)) <= set(range(-1, k))
+    assert set(range(k)) <= set(np.unique(fitted.labels))  # every topic has members
+
+
+def test_finds_sibling_topics_of_unequal_size(mixture: Mixture, fitted: Clustering) -> None:
+    _, truth = mixture
+    assert adjusted_rand(truth, fitted.labels) >= 0.9
+
+
+def test_assign_gives_sample_items_their_own_label(mixture: Mixture, fitted: Clustering) -> None:
+    x, _ = mixture
+    labels, scores = fitted.assign(x)
+    assert labels.shape == scores.shape == (len(x),)
+    clustered = fitted.labels >= 0
+    assert (labels[clustered] == fitted.labels[clustered]).mean() >= 0.95
+    assert np.all(scores <= 1.0 + 1e-5) and np.all(scores >= -1.0 - 1e-5)
+
+
+def test_assign_in_batches_equals_one_pass(mixture: Mixture, fitted: Clustering) -> None:
+    x, _ = mixture
+    small = Clustering(**{**fitted.__dict__, "batch_size": 97})
+    (labels_a, scores_a), (labels_b, scores_b) = small.assign(x), fitted.assign(x)
+    assert np.array_equal(labels_a, labels_b)
+    assert np.allclose(scores_a, scores_b, atol=1e-5)
+
+
+def test_assign_marks_far_vectors_as_outliers(fitted: Clustering) -> None:
+    far = _unit(np.random.default_rng(9).normal(size=(50, DIM)))
+    labels, scores = fitted.assign(far)
+    assert (labels == -1).mean() >= 0.9
+    assert scores.max() < 0.5
+
+
+def test_outlier_threshold_absorbs_outliers_into_nearest_topic(mixture: Mixture) -> None:
+    x, _ = mixture
+    strict = fit_clusters(x, ClusterParams(outlier_threshold=None))
+    absorbing = fit_clusters(x, ClusterParams(outlier_threshold=-1.0))
+    assert (strict.labels == -1).sum() > 0
+    assert (absorbing.labels == -1).sum() == 0
+    far = _unit(np.random.default_rng(9).normal(size=(20, DIM)))
+    assert (absorbing.assign(far)[0] >= 0).all()
+
+
+def test_same_seed_same_topics(mixture: Mixture, fitted: Clustering) -> None:
+    again = fit_clusters(mixture[0], ClusterParams())
+    assert np.array_equal(again.labels, fitted.labels)
+    assert np.allclose(again.centroids, fitted.centroids)
+
+
+def test_min_cluster_size_default_grows_with_the_corpus() -> None:
+    sizes = [default_min_cluster_size(n) for n in (100, 1_000, 10_000, 100_000, 1_000_000)]
+    assert sizes == sorted(sizes) and sizes[0] >= 5 and sizes[-1] > sizes[1]
+
+
+def test_params_come_from_settings() -> None:
+    s = ClusterSettings(min_cluster_size=40, min_samples=3, reduce_dim=16, outlier_threshold=0.4, seed=7)
+    p = ClusterParams.from_settings(s)
+    got = (p.min_cluster_size, p.min_samples, p.reduce_dim, p.outlier_threshold, p.seed)
+    assert got == (40, 3, 16, 0.4, 7)
+
+
+def test_bad_input_is_refused(fitted: Clustering) -> None:
+    with pytest.raises(ValueError, match="2-d"):
+        fit_clusters(np.zeros(10, np.float32), ClusterParams())
+    with pytest.raises(ValueError, match="NaN"):
+        fit_clusters(np.full((10, 4), np.nan, np.float32), ClusterParams())
+    with pytest.raises(ValueError, match="dimension"):
+        fitted.assign(np.ones((3, DIM + 1), np.float32))
+
+
+def test_tiny_or_uniform_sample_gives_no_topics_rather_than_an_error() -> None:
+    x = _unit(np.random.default_rng(1).normal(size=(30, DIM)))
+    result = fit_clusters(x, ClusterParams())
+    labels, _ = result.assign(x)
+    assert labels.shape == (30,)
+    assert result.centroids.shape[1] == DIM
+
+
+def test_hdbscan_method_also_separates_siblings(mixture: Mixture) -> None:
+    x, truth = mixture
+    result = fit_clusters(x, ClusterParams(method="hdbscan"))
+    assert adjusted_rand(truth, result.labels) >= 0.9
