@@ -109,7 +109,9 @@ def load_fortunes(limit: int = 12_000, seed: int = 0) -> Corpus:
     return _sample("fortunes", texts, labels, names, limit, seed)
 
 
-def _sample(name: str, texts: list[str], labels: list[int], names: list[str], limit: int, seed: int) -> Corpus:
+def _sample(
+    name: str, texts: list[str], labels: list[int], names: list[str], limit: int, seed: int
+) -> Corpus:
     idx = np.arange(len(texts))
     if len(idx) > limit:
         idx = np.sort(np.random.default_rng(seed).choice(len(idx), limit, replace=False))
