@@ -18,7 +18,9 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    record, under the new run id; both collections flushed.
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
 8. ``cleaned``: old runs' topic records deleted, `pending` cleared on items this run assigned and set
-   on items it missed (ingested after the second scroll passed them), indexes built (`optimize`).
+   on items it missed (ingested after the second scroll passed them).
+9. ``optimized``: indexes built (`optimize`: HNSW on the embedded store; minutes the first time,
+   when the ingested items were never indexed, and little after that).
 
 A kill -9 before ``switched`` leaves the previous run fully readable (the new slot and records are
 ignored and overwritten next time); after it, the new run is readable and the next run redoes the
@@ -170,6 +172,9 @@ def _recluster(
     clock.mark("switched")
     _cleanup(items, topics, run)
     clock.mark("cleaned")
+    items.optimize()
+    topics.optimize()
+    clock.mark("optimized")
     return RunReport(
         run_id=run_id,
         n_items=written.n_items,
@@ -215,7 +220,7 @@ def _prepare(backend: Backend, items: VectorStore, topics: VectorStore) -> Run |
         last = previous.run_id if previous else 0
         topics.delete_where(Filter(ranges={"run_id": (last + 1, None)}))
     if previous is not None:
-        _cleanup(items, topics, previous, optimize=False)
+        _cleanup(items, topics, previous)
     return previous
 
 
@@ -513,7 +518,7 @@ def _write_records(
 # ---- phase 8: cleanup ----
 
 
-def _cleanup(items: VectorStore, topics: VectorStore, run: Run, *, optimize: bool = True) -> None:
+def _cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
     """Drop older runs' topic records and settle `pending`; all idempotent, safe to repeat."""
     topics.delete_where(Filter(must={"kind": "topic"}, must_not={"run_id": run.run_id}))
     names = records.slot_fields(run.slot)
@@ -525,9 +530,6 @@ def _cleanup(items: VectorStore, topics: VectorStore, run: Run, *, optimize: boo
         items.set_payload(ids, {"pending": True})
     items.flush()
     topics.flush()
-    if optimize:
-        items.optimize()
-        topics.optimize()
 
 
 def _id_batches(store: VectorStore, where: Filter) -> Iterator[list[str]]:
