@@ -19,8 +19,8 @@ Phases (``on_phase`` is called with each name, for tests and progress):
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
 8. ``cleaned``: old runs' topic records deleted, `pending` cleared on items this run assigned and set
    on items it missed (ingested after the second scroll passed them).
-9. ``optimized``: indexes built (`optimize`: HNSW on the embedded store; minutes the first time,
-   when the ingested items were never indexed, and little after that).
+9. ``optimized``: indexes built (`optimize`: HNSW on the embedded store). This can take minutes at
+   100k items; ``optimize=False`` leaves it to a quieter moment (search stays exact until then).
 
 A kill -9 before ``switched`` leaves the previous run fully readable (the new slot and records are
 ignored and overwritten next time); after it, the new run is readable and the next run redoes the
@@ -103,6 +103,7 @@ def recluster(
     now: datetime | None = None,
     match: MatchParams | None = None,
     on_phase: Callable[[str], None] | None = None,
+    optimize: bool = True,
 ) -> RunReport:
     """Recompute every item's topic and publish the new run atomically (see the module docstring).
 
@@ -112,7 +113,7 @@ def recluster(
     if not _RUNNING.acquire(blocking=False):
         raise ReclusterError("a recluster is already running in this process")
     try:
-        return _recluster(settings, backend, params, represent, now, match, on_phase)
+        return _recluster(settings, backend, params, represent, now, match, on_phase, optimize)
     finally:
         _RUNNING.release()
 
@@ -125,6 +126,7 @@ def _recluster(
     now: datetime | None,
     match: MatchParams | None,
     on_phase: Callable[[str], None] | None,
+    optimize: bool,
 ) -> RunReport:
     clock = _Phases(on_phase)
     started = now or datetime.now(UTC)
@@ -172,9 +174,10 @@ def _recluster(
     clock.mark("switched")
     _cleanup(items, topics, run)
     clock.mark("cleaned")
-    items.optimize()
-    topics.optimize()
-    clock.mark("optimized")
+    if optimize:
+        items.optimize()
+        topics.optimize()
+        clock.mark("optimized")
     return RunReport(
         run_id=run_id,
         n_items=written.n_items,
