@@ -1,0 +1,308 @@
+"""`topics report`: the page built from a real store (tiny CLIP ingest + recluster), opened in headless
+Chromium: every topic, its tile and its map circle are there, and markup in captions, labels, words and
+the title stays text (issue 9: no script runs)."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass, replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from indexer.config import load_settings
+from indexer.index import Index
+from indexer.ingest import ingest_paths
+from tests.helpers import TINY_CLIP_CONFIG
+from topics import records
+from topics.rebuild import rebuild_topics
+from topics.report import (
+    CSP,
+    PLACEHOLDER,
+    ReportError,
+    ReportSummary,
+    build_report,
+    project_2d,
+    tile_data_uri,
+)
+
+PWNED = "pwned"
+PAYLOADS = (
+    "<script>document.title='pwned'</script>",
+    "<img src=x onerror=\"document.title='pwned'\">",
+    '"><svg onload="document.title=\'pwned\'">',
+    "'><iframe src=\"javascript:document.title='pwned'\"></iframe>",
+    "</td></tr></table><style>body{display:none}</style><b onmouseover=alert(1)>x</b>",
+)
+GROUPS = (
+    ((200, 30, 30), "red tractor protest farmers road"),
+    ((30, 30, 200), "blue ocean sailing boat harbour"),
+    ((30, 180, 30), "green forest hiking trail trees"),
+)
+PER_GROUP = 16  # the clusterer drops communities under about ten items as no tighter than chance
+PLAIN_TITLE = "farm watch"
+HOSTILE_TITLE = "</title><script>document.title='pwned'</script>"
+
+
+@dataclass(frozen=True)
+class ReportStore:
+    plain: Path  # report of the store as the job left it (captions carry markup)
+    hostile: Path  # after labels, words and keywords were rewritten to carry markup too
+    summary: ReportSummary
+    topics: tuple[records.Topic, ...]  # as in the plain report
+    hostile_topics: tuple[records.Topic, ...]
+    data_dir: Path
+
+
+def _corpus(folder: Path) -> None:
+    """Three colour families of pictures; every caption has a topic's words and a markup payload."""
+    for g, (colour, words) in enumerate(GROUPS):
+        for i in range(PER_GROUP):
+            rng = random.Random(g * 100 + i)
+            shade = tuple(max(0, min(255, c + rng.randrange(-20, 20))) for c in colour)
+            image = Image.new("RGB", (64, 48), shade)
+            x, y = rng.randrange(40), rng.randrange(30)
+            ImageDraw.Draw(image).rectangle((x, y, x + 10, y + 8), fill=(255, 255, 255))
+            folder.mkdir(parents=True, exist_ok=True)
+            image.save(folder / f"g{g}_{i}.jpg")
+            terms = words.split()
+            rng.shuffle(terms)
+            caption = f"{' '.join(terms[:4])} photo {i} {PAYLOADS[(g + i) % len(PAYLOADS)]}"
+            (folder / f"g{g}_{i}.txt").write_text(caption, encoding="utf-8")
+
+
+def _settings(data_dir: Path):
+    return load_settings(
+        data_dir=data_dir,
+        store={"backend": "edge"},
+        model={"config_file": TINY_CLIP_CONFIG, "arch": "tiny-clip", "pretrained": "none"},
+        ingest={"views": ["image", "text"], "batch_size": 8},
+        cluster={"view": "image", "min_cluster_size": 3},
+    )
+
+
+def _poison(index: Index) -> None:
+    """Rewrite each topic's label, words and keywords with markup, as a hostile labeller would."""
+    rewritten = []
+    for n, topic in enumerate(records.list_topics(index.backend)):
+        payload = PAYLOADS[n % len(PAYLOADS)]
+        rep = dict(topic.extra.get("representation") or {})
+        rep["words"] = [[payload, 0.9], *rep.get("words", [])]
+        rep["keywords"] = [[PAYLOADS[-1], 0.5], *rep.get("keywords", [])]
+        extra = {**topic.extra, "representation": rep}
+        rewritten.append(replace(topic, label=f"{payload} label {topic.topic_id}", extra=extra))
+    index.topics.upsert([records.topic_point(t) for t in rewritten])
+    index.topics.flush()
+
+
+@pytest.fixture(scope="module")
+def report_store(tmp_path_factory: pytest.TempPathFactory) -> ReportStore:
+    """One real store for the module: ingest with a tiny CLIP, recluster with representations."""
+    import torch
+
+    root = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("TOPICS_")]:
+            env.delenv(name)
+        env.setenv("TOPICS_CONFIG", str(root / "none.toml"))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        torch.manual_seed(0)  # the tiny CLIP's random weights: the same store every run
+        _corpus(root / "in")
+        with Index(_settings(root / "data")) as index:
+            assert ingest_paths(index, [root / "in"]).as_dict()["failed"] == 0
+            rebuild_topics(index)
+            topics = tuple(records.list_topics(index.backend))
+            assert len(topics) >= 2, "the corpus should make several topics"
+            summary = build_report(index, root / "out" / "plain.html", title=PLAIN_TITLE)
+            _poison(index)
+            hostile_topics = tuple(records.list_topics(index.backend))
+            build_report(index, root / "out" / "hostile.html", title=HOSTILE_TITLE)
+    return ReportStore(
+        root / "out" / "plain.html",
+        root / "out" / "hostile.html",
+        summary,
+        topics,
+        hostile_topics,
+        root / "data",
+    )
+
+
+class Dom(HTMLParser):
+    """Elements (tag, attributes) in order, all text, and the document's own <title>."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: list[str] = []
+        self.title: str | None = None
+        self._in_title = False
+        self.feed(markup)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+        self._in_title = tag == "title" and self.title is None
+        if self._in_title:
+            self.title = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+        if self._in_title:
+            self.title = (self.title or "") + data
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.texts).split())
+
+    def tags(self, name: str) -> list[dict[str, str | None]]:
+        return [attrs for tag, attrs in self.elements if tag == name]
+
+
+def _row(dom: str, topic_id: int) -> Dom:
+    found = re.search(rf'<tr id="topic-{topic_id}"[^>]*>(.*?)</tr>', dom, re.S)
+    assert found, f"no table row for topic {topic_id}"
+    return Dom(found.group(1))
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.slow
+def test_chromium_shows_every_topic_with_its_tile_words_and_map_circle(
+    report_store: ReportStore, dump_dom, tmp_path: Path
+) -> None:
+    dom = dump_dom(report_store.plain, screenshot=tmp_path / "report.png")
+    page = Dom(dom)
+    assert page.title == f"{PLAIN_TITLE} report"
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    for topic in report_store.topics:
+        row = _row(dom, topic.topic_id)
+        assert _squash(topic.label) in row.text and str(topic.size) in row.text
+        assert all(w in row.text for w in topic.words[:3])
+        images = row.tags("img")
+        assert len(images) == 1 and images[0]["src"].startswith("data:image/jpeg;base64,")
+    circles = [attrs["data-topic"] for attrs in page.tags("circle")]
+    assert sorted(circles) == sorted(str(t.topic_id) for t in report_store.topics)
+    assert len(page.tags("svg")) == 1
+    assert "Lineage of run 1" in page.text and f"{len(report_store.topics)} emerged" in page.text
+
+
+@pytest.mark.slow
+def test_summary_counts_what_was_written(report_store: ReportStore) -> None:
+    summary = report_store.summary
+    assert summary.path == report_store.plain
+    assert summary.bytes == report_store.plain.stat().st_size
+    assert (summary.n_topics, summary.n_items) == (len(report_store.topics), len(GROUPS) * PER_GROUP)
+    assert summary.as_dict()["topics"] == summary.n_topics
+
+
+@pytest.mark.slow
+def test_page_is_self_contained_and_has_no_script(report_store: ReportStore) -> None:
+    for path in (report_store.plain, report_store.hostile):
+        markup = path.read_text(encoding="utf-8")
+        page = Dom(markup)
+        policy = [a["content"] for a in page.tags("meta") if a.get("http-equiv") == "Content-Security-Policy"]
+        assert policy == [CSP]
+        assert not page.tags("script") and not page.tags("link") and not page.tags("iframe")
+        for _, attrs in page.elements:
+            assert not [name for name in attrs if name.startswith("on")]
+            for name in ("src", "href"):
+                value = attrs.get(name)
+                assert value is None or value.startswith(("data:image/", "#")), value
+        assert "url(" not in "".join(page.texts)  # no CSS fetch either
+        assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//|file:)""", markup, re.I)
+
+
+@pytest.mark.slow
+def test_markup_in_captions_labels_words_and_title_stays_text(report_store: ReportStore, dump_dom) -> None:
+    dom = dump_dom(report_store.hostile)
+    page = Dom(dom)
+    assert page.title == f"{HOSTILE_TITLE} report"  # no script set it to 'pwned'
+    assert page.title != PWNED
+    assert not page.tags("script") and not page.tags("iframe") and not page.tags("style")[1:]
+    assert all(attrs["src"].startswith("data:image/") for attrs in page.tags("img"))
+    assert len(page.tags("img")) == len(report_store.hostile_topics)
+    assert len(page.tags("svg")) == 1 and not page.tags("b")
+    assert not [name for _, attrs in page.elements for name in attrs if name.startswith("on")]
+    for topic in report_store.hostile_topics:
+        row = _row(dom, topic.topic_id)
+        assert _squash(topic.label) in row.text  # shown as the text it is
+    shown = page.text
+    assert sum(_squash(p) in shown for p in PAYLOADS) >= 3  # captions, words, keywords: as text
+
+
+@pytest.mark.slow
+def test_escaping_alone_keeps_markup_inert_without_the_policy(
+    report_store: ReportStore, dump_dom, tmp_path: Path
+) -> None:
+    """The CSP is a second wall: with it removed, escaping must still stop every payload."""
+    markup = report_store.hostile.read_text(encoding="utf-8")
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{CSP.replace(chr(39), "&#x27;")}">'
+    assert meta in markup
+    bare = tmp_path / "no-policy.html"
+    bare.write_text(markup.replace(meta, ""), encoding="utf-8")
+    page = Dom(dump_dom(bare))
+    assert page.title == f"{HOSTILE_TITLE} report"
+    assert not page.tags("script") and not page.tags("iframe")
+
+
+@pytest.mark.slow
+def test_the_chromium_check_does_see_a_script_that_runs(dump_dom, tmp_path: Path) -> None:
+    """Control: the same harness on an unescaped page reports the injected handler's effect."""
+    page = tmp_path / "unsafe.html"
+    page.write_text(f"<!DOCTYPE html><title>safe</title><p>{PAYLOADS[1]}</p>", encoding="utf-8")
+    assert Dom(dump_dom(page)).title == PWNED
+
+
+def test_no_run_yet_is_a_clear_error(tmp_path: Path) -> None:
+    error = r"no topics yet: run `topics recluster` first"
+    with Index(load_settings(data_dir=tmp_path / "empty")) as index, pytest.raises(ReportError, match=error):
+        build_report(index, tmp_path / "report.html")
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_folder_as_output_is_refused(tmp_path: Path) -> None:
+    with (
+        Index(load_settings(data_dir=tmp_path / "empty")) as index,
+        pytest.raises(ReportError, match="folder"),
+    ):
+        build_report(index, tmp_path)
+
+
+@pytest.mark.slow
+def test_tiles_outside_the_data_dir_or_unreadable_become_the_placeholder(
+    report_store: ReportStore, tmp_path: Path
+) -> None:
+    tile = next(t.tile for t in report_store.topics if t.tile)
+    assert tile_data_uri(tile, report_store.data_dir).startswith("data:image/jpeg;base64,")
+    outside = report_store.data_dir.parent / "outside.jpg"
+    Image.new("RGB", (20, 20)).save(outside)
+    broken = report_store.data_dir / "tiles" / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    escape = str(report_store.data_dir / "tiles" / ".." / ".." / outside.name)
+    for path in (None, "", str(outside), str(broken), escape, str(report_store.data_dir / "nope.jpg")):
+        assert tile_data_uri(path, report_store.data_dir) == PLACEHOLDER
+
+
+def test_pca_map_is_deterministic_and_keeps_far_topics_apart() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 5
+    vectors = np.concatenate([centres, centres + rng.normal(scale=0.01, size=centres.shape)])
+    coords = project_2d(vectors)
+    assert coords.shape == (6, 2)
+    assert np.allclose(coords, project_2d(vectors.copy()))
+    near = np.linalg.norm(coords[:3] - coords[3:], axis=1)
+    far = np.linalg.norm(coords[0] - coords[1])
+    assert near.max() < far / 10
+    assert project_2d(vectors[:1]).tolist() == [[0.0, 0.0]]
+    assert project_2d(np.zeros((0, 16))).shape == (0, 2)

@@ -1,0 +1,432 @@
+"""`topics report`: one self-contained HTML page of the current run that opens offline.
+
+The page holds a header (run, time, counts), a topic table (id, label, size and change since the
+last run, status, top words with scores, keywords, tile, representative captions), a 2-D map of the
+topic centroids drawn server-side as inline SVG, the last run's lineage and recent runs.
+
+Safety: captions, labels and words come from whoever fed the index, so every piece of data is escaped
+with ``html.escape(quote=True)`` and nothing from the data reaches a URL or an attribute other than
+escaped text. The page has no script at all, and a strict Content-Security-Policy (images only as
+``data:`` URIs, inline styles only) makes anything that slipped through inert. Tiles are re-encoded
+as JPEG and embedded, so the page needs no file beside it and no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from indexer.index import Index
+from indexer.store.base import Filter
+from topics import records
+from topics.records import LineageEvent, Run, Topic
+from topics.represent import Representation
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+TILE_SIDE = 300  # pixels: the tile as shown; keeps a page of a thousand topics in tens of MB
+MAX_TILE_BYTES = 20 * 1024 * 1024
+N_CAPTIONS = 3
+CAPTION_CHARS = 280
+N_MAP_LABELS = 30  # the largest topics get a label on the map; every one gets a tooltip
+N_RUNS = 10
+MAP_W, MAP_H, MAP_PAD = 760, 460, 50
+PLACEHOLDER_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="150" height="150">'
+    '<rect width="150" height="150" fill="#ddd"/>'
+    '<text x="75" y="80" font-size="14" text-anchor="middle" fill="#666">no tile</text></svg>'
+)
+PLACEHOLDER = "data:image/svg+xml;base64," + base64.b64encode(PLACEHOLDER_SVG.encode()).decode()
+
+
+class ReportError(RuntimeError):
+    """The report cannot be made (nothing to show yet, or the output path is unusable)."""
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What `build_report` wrote (`topics report --json`)."""
+
+    path: Path
+    n_topics: int
+    n_items: int
+    bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "topics": self.n_topics, "items": self.n_items, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything the page shows, read from the store once."""
+
+    run: Run
+    topics: tuple[Topic, ...]  # live ones (active, emerging)
+    vanished: tuple[Topic, ...]  # ended in this run
+    events: tuple[LineageEvent, ...]  # this run's lineage
+    runs: tuple[Run, ...]  # recent runs, oldest first
+    items_now: int
+    pending: int
+    generated: datetime
+
+
+def build_report(index: Index, out: Path, *, title: str = "topics") -> ReportSummary:
+    """Write the report of the current run to `out` (atomically: a reader never sees half a page)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ReportError(f"{out} is a folder: give the report's file name, e.g. {out / 'report.html'}")
+    content = read_content(index)
+    tiles = tile_uris(content.topics, index.settings.data_dir)
+    page = render_page(content, title=title, tile_of=lambda t: tiles[t.topic_id])
+    data = page.encode("utf-8")
+    _write_atomically(out, data)
+    return ReportSummary(out, len(content.topics), content.run.n_items, len(data))
+
+
+def read_content(index: Index) -> ReportContent:
+    """The current run's topics, lineage and counts; `ReportError` before the first recluster."""
+    backend = index.backend
+    run = records.current_run(backend)
+    if run is None:
+        raise ReportError("no topics yet: run `topics recluster` first")
+    every = records.list_topics(backend, include_vanished=True, run=run)
+    live = tuple(t for t in every if t.status != "vanished")
+    ended = tuple(t for t in every if t.status == "vanished" and t.change < 0)
+    events = tuple(e for e in records.lineage(backend) if e.run_id == run.run_id)
+    items = index.items
+    exists = items.exists()
+    return ReportContent(
+        run=run,
+        topics=tuple(sorted(live, key=lambda t: (-t.size, t.topic_id))),
+        vanished=ended,
+        events=events,
+        runs=tuple(records.runs(backend)[-N_RUNS:]),
+        items_now=items.count() if exists else 0,
+        pending=items.count(Filter(must={"pending": True})) if exists else 0,
+        generated=datetime.now(UTC),
+    )
+
+
+# ---- tiles ----
+
+
+def tile_uris(topics: Sequence[Topic], root: Path) -> dict[int, str]:
+    """Each topic's tile as a `data:` URI (a placeholder when it has none or it cannot be read)."""
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        uris = pool.map(lambda t: tile_data_uri(t.tile, root), topics)
+        return {t.topic_id: uri for t, uri in zip(topics, uris, strict=True)}
+
+
+def tile_data_uri(path: str | None, root: Path, side: int = TILE_SIDE) -> str:
+    """A tile re-encoded as a small JPEG `data:` URI; only images inside `root` (the data dir) count.
+
+    Re-encoding means whatever the stored path points at, only pixels reach the page.
+    """
+    source = _inside(path, root)
+    if source is None:
+        return PLACEHOLDER
+    try:
+        with Image.open(source) as image:
+            image.draft("RGB", (side, side))  # JPEG: decode at reduced scale, much faster
+            shown = image.convert("RGB")
+        shown.thumbnail((side, side))
+        buffer = io.BytesIO()
+        shown.save(buffer, "JPEG", quality=80)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return PLACEHOLDER
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _inside(path: str | None, root: Path) -> Path | None:
+    if not path:
+        return None
+    try:
+        resolved = Path(path).resolve(strict=True)
+        base = root.resolve()
+        ok = resolved.is_relative_to(base) and resolved.is_file()
+        return resolved if ok and resolved.stat().st_size <= MAX_TILE_BYTES else None
+    except OSError:
+        return None
+
+
+# ---- map ----
+
+
+def project_2d(vectors: np.ndarray) -> np.ndarray:
+    """PCA to two dimensions (SVD of the centred rows); signs fixed so reruns draw the same map."""
+    x = np.asarray(vectors, dtype=np.float64)
+    out = np.zeros((len(x), 2))
+    if len(x) < 2:
+        return out
+    x = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    k = min(2, len(s))
+    coords = u[:, :k] * s[:k]
+    for j in range(k):
+        pivot = coords[np.argmax(np.abs(coords[:, j])), j]
+        coords[:, j] *= -1.0 if pivot < 0 else 1.0
+    out[:, :k] = coords
+    return out
+
+
+def _fit_to_box(coords: np.ndarray) -> np.ndarray:
+    """Coordinates scaled (one factor for both axes) and centred into the drawing area."""
+    if not len(coords):
+        return coords
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    span = float(max(high - low)) or 1.0
+    scale = min(MAP_W - 2 * MAP_PAD, MAP_H - 2 * MAP_PAD) / span
+    centre = (low + high) / 2
+    return (coords - centre) * scale + np.array([MAP_W / 2, MAP_H / 2])
+
+
+def map_svg(topics: Sequence[Topic], view: str) -> str:
+    """The topics' centroids in the run's view, projected to 2-D, as inline SVG (one circle each)."""
+    placed = [t for t in topics if view in t.centroids]
+    if not placed:
+        return f"<p class=note>No topic has a centroid in the {_e(view)} view to draw.</p>"
+    points = _fit_to_box(project_2d(np.stack([np.asarray(t.centroids[view]) for t in placed])))
+    largest = max(t.size for t in placed) or 1
+    labelled = {t.topic_id for t in sorted(placed, key=lambda t: -t.size)[:N_MAP_LABELS]}
+    marks = [
+        _map_mark(t, x, y, 5 + 28 * math.sqrt(t.size / largest), t.topic_id in labelled)
+        for t, (x, y) in sorted(zip(placed, points, strict=True), key=lambda p: -p[0].size)
+    ]
+    return (
+        f'<svg class=map viewBox="0 0 {MAP_W} {MAP_H}" width="{MAP_W}" height="{MAP_H}" role="img" '
+        f'aria-label="map of topics">{"".join(marks)}</svg>'
+    )
+
+
+def _map_mark(topic: Topic, x: float, y: float, r: float, labelled: bool) -> str:
+    name = _label(topic)
+    tooltip = f"topic {topic.topic_id}: {name} ({topic.size} items, {_change(topic)})"
+    caption = f"{topic.topic_id} {_short(name, 28)}"
+    text = (
+        f'<text x="{x:.1f}" y="{y - r - 4:.1f}" text-anchor="middle">{_e(caption)}</text>' if labelled else ""
+    )
+    return (
+        f'<a href="#topic-{topic.topic_id}"><g class="mark {topic.status}">'
+        f"<title>{_e(tooltip)}</title>"
+        f'<circle data-topic="{topic.topic_id}" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}"/>{text}</g></a>'
+    )
+
+
+# ---- page ----
+
+
+def render_page(content: ReportContent, *, title: str, tile_of: Callable[[Topic], str]) -> str:
+    """The whole page as one string; `tile_of` gives each topic's image URI (a `data:` URI)."""
+    run = content.run
+    body = "".join(
+        (
+            _header(content, title),
+            f"<h2>Map</h2><p class=note>Topic centroids ({_e(run.view)} view) projected to 2-D with PCA; "
+            "area follows size, orange marks topics new in this run. "
+            "Hover for details, click to jump to the row.</p>",
+            map_svg(content.topics, run.view),
+            "<h2>Topics</h2>",
+            _topic_table(content.topics, tile_of),
+            _lineage_section(content),
+            _runs_section(content.runs),
+        )
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
+        '<meta name="referrer" content="no-referrer">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)} report</title><style>{STYLE}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+def _header(content: ReportContent, title: str) -> str:
+    run = content.run
+    facts = [
+        ("run", str(run.run_id)),
+        ("finished", _when(run.finished)),
+        ("view", run.view),
+        ("topics", str(len(content.topics))),
+        ("items in run", str(run.n_items)),
+        ("items stored now", str(content.items_now)),
+        ("pending", str(content.pending)),
+        ("report made", _when(content.generated)),
+    ]
+    cells = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
+    return f"<header><h1>{_e(title)}</h1><dl class=facts>{cells}</dl></header>"
+
+
+def _topic_table(topics: Sequence[Topic], tile_of: Callable[[Topic], str]) -> str:
+    if not topics:
+        return "<p class=note>The current run has no topics: every item is an outlier.</p>"
+    largest = max(t.size for t in topics) or 1
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("id", "tile", "label", "size", "change", "status", "words", "keywords", "captions")
+    )
+    rows = "".join(_topic_row(t, tile_of(t), largest) for t in topics)
+    return f"<table class=topics><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _topic_row(topic: Topic, tile: str, largest: int) -> str:
+    rep = _representation(topic)
+    name = _label(topic)
+    width = max(1, round(80 * topic.size / largest))
+    words = rep.words or tuple((w, math.nan) for w in topic.words)
+    keywords = rep.keywords or tuple((k, math.nan) for k in topic.keywords)
+    captions = (rep.captions or rep.generated_captions)[:N_CAPTIONS]
+    change = _change(topic)
+    trend = "up" if topic.change > 0 else "down" if topic.change < 0 else "flat"
+    return (
+        f'<tr id="topic-{topic.topic_id}" class="{topic.status}">'
+        f"<td class=num>{topic.topic_id}</td>"
+        f'<td><img class=tile src="{_e(tile)}" alt="{_e(f"exemplars of topic {topic.topic_id}")}" '
+        f'width="{TILE_SIDE // 2}"></td>'
+        f"<td class=label>{_e(name)}</td>"
+        f'<td class=num>{topic.size}<span class=bar style="width:{width}px"></span></td>'
+        f'<td class="num {trend}">{_e(change)}</td>'
+        f"<td>{_e(topic.status)}</td>"
+        f"<td class=terms>{_scored(words)}</td><td class=terms>{_scored(keywords)}</td>"
+        f"<td>{_captions(captions)}</td></tr>"
+    )
+
+
+def _scored(terms: Sequence[tuple[str, float]]) -> str:
+    if not terms:
+        return "<span class=none>none</span>"
+    shown = [
+        f"<span class=term>{_e(term)}"
+        + ("" if math.isnan(score) else f" <small>{score:.2f}</small>")
+        + "</span>"
+        for term, score in terms
+    ]
+    return "".join(shown)
+
+
+def _captions(captions: Sequence[str]) -> str:
+    if not captions:
+        return "<span class=none>none</span>"
+    return "<ul>" + "".join(f"<li>{_e(_short(c, CAPTION_CHARS))}</li>" for c in captions) + "</ul>"
+
+
+def _lineage_section(content: ReportContent) -> str:
+    counts = Counter(e.kind for e in content.events)
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no events"
+    notable = [e for e in content.events if e.kind != "survived"]
+    items = "".join(f"<li>{_e(_event_text(e))}</li>" for e in notable)
+    gone = "".join(
+        f"<li>topic {t.topic_id} ({_e(_label(t))}) vanished, it had {-t.change} items</li>"
+        for t in content.vanished
+    )
+    listed = f"<ul>{items}{gone}</ul>" if items or gone else ""
+    return f"<h2>Lineage of run {content.run.run_id}</h2><p>{_e(summary)}.</p>{listed}"
+
+
+def _event_text(event: LineageEvent) -> str:
+    before = ", ".join(str(t) for t in event.before) or "nothing"
+    after = ", ".join(str(t) for t in event.after) or "nothing"
+    return {
+        "split": f"topic {before} split into {after}",
+        "merged": f"topics {before} merged into {after}",
+        "emerged": f"topic {after} emerged",
+        "vanished": f"topic {before} vanished",
+    }.get(event.kind, f"{event.kind}: {before} to {after}")
+
+
+def _runs_section(runs: Sequence[Run]) -> str:
+    rows = "".join(
+        f"<tr><td class=num>{r.run_id}</td><td>{_e(_when(r.finished))}</td>"
+        f"<td class=num>{r.n_items}</td><td class=num>{r.n_topics}</td>"
+        f"<td class=num>{(r.finished - r.started).total_seconds():.1f}</td></tr>"
+        for r in reversed(runs)
+    )
+    head = "<tr><th>run</th><th>finished</th><th>items</th><th>topics</th><th>seconds</th></tr>"
+    return f"<h2>Recent runs</h2><table class=runs><thead>{head}</thead><tbody>{rows}</tbody></table>"
+
+
+# ---- small pieces ----
+
+
+def _e(value: object) -> str:
+    """Escape any value for HTML text and quoted attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def _representation(topic: Topic) -> Representation:
+    payload = topic.extra.get("representation")
+    if not isinstance(payload, dict):
+        return Representation(topic_id=topic.topic_id, label=topic.label or "")
+    try:
+        return Representation.from_payload(payload)
+    except (TypeError, ValueError):  # a malformed payload must not cost the whole report
+        return Representation(topic_id=topic.topic_id, label=topic.label or "")
+
+
+def _label(topic: Topic) -> str:
+    return topic.label or ", ".join(topic.words[:3]) or f"topic {topic.topic_id}"
+
+
+def _change(topic: Topic) -> str:
+    if topic.status == "emerging" and topic.change == topic.size:
+        return "new"
+    return f"{topic.change:+d}" if topic.change else "±0"
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as error:
+        raise ReportError(f"cannot write the report to {out}: {error.strerror or error}") from error
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
+h1{margin:0 0 .3em}h2{margin-top:1.6em;border-bottom:1px solid #ccc}
+.facts{display:flex;flex-wrap:wrap;gap:.4em 1.6em;margin:0}.facts dt{font-size:11px;color:#666}
+.facts dd{margin:0;font-weight:600}.note{color:#666}
+table{border-collapse:collapse;background:#fff}
+th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top}
+.label,.terms,td ul{overflow-wrap:anywhere}
+td.terms{max-width:22em}
+th{background:#eee;text-align:left;white-space:nowrap}.num{text-align:right;white-space:nowrap}
+.bar{display:block;height:6px;background:#4a7bd0;margin-top:3px;margin-left:auto}
+.up{color:#1a7f37}.down{color:#b42318}.tile{display:block;border-radius:3px}
+.label{font-weight:600;max-width:16em}.term{display:inline-block;margin:0 .5em .2em 0}
+.term small{color:#888}.none{color:#aaa}td ul{margin:0;padding-left:1.1em;max-width:28em}
+tr.emerging td:first-child{border-left:4px solid #e08a00}
+.map{background:#fff;border:1px solid #ddd;max-width:100%;height:auto}
+.mark circle{fill:#4a7bd0;fill-opacity:.55;stroke:#1d4e9e}.mark.emerging circle{fill:#e08a00;stroke:#9a5b00}
+.mark text{font-size:11px;fill:#222}
+"""
