@@ -50,7 +50,7 @@ class StoreSettings(BaseModel):
 class IngestSettings(BaseModel):
     batch_size: int = Field(32, ge=1)
     decode_workers: int = Field(0, ge=0)  # 0 = cores, at most 8
-    upsert_batch: int = Field(256, ge=1)
+    flush_interval_s: float = Field(2.0, ge=0)  # store flushes (and ledger commits) at most this often
     max_image_pixels: int = Field(89_478_485, ge=1)  # Pillow's own bomb limit
     max_caption_bytes: int = Field(1_000_000, ge=1)
     views: tuple[View, ...] = ("image", "text")

@@ -7,6 +7,8 @@ the model never waits for JPEGs (Pillow and torch both release the GIL).
 Crash safety rests on two rules: point ids are deterministic (re-upserting is a no-op), and the ledger
 records a file only after the store has flushed its point. A kill -9 anywhere therefore leaves either
 a file the next run embeds again (same id, same point) or one it skips; never a lost or doubled item.
+Flushing costs a fraction of a second, so the store is flushed on a timer (`ingest.flush_interval_s`)
+and at the end of every run, and ledger records wait in memory for the flush that covers them.
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ class Pipeline:
         workers = settings.ingest.decode_workers or min(8, os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self._window = max(2 * settings.ingest.batch_size, 4 * workers)
+        self._unflushed: list[FileRecord] = []
+        self._last_flush = time.monotonic()
         fetch = settings.fetch
         self._fetcher = ImageFetcher(
             timeout_s=fetch.timeout_s,
@@ -164,6 +168,7 @@ class Pipeline:
         root = root.resolve()
         seen: list[str] = []
         self._run(self._folder_work(root, summary, seen, scan_id), summary)
+        self.flush()  # this scan's records must be in the ledger before the sweep reads it
         self.ledger.mark_seen(seen, scan_id)
         summary.deleted += self._sweep(root, scan_id)
         summary.seconds = time.perf_counter() - started
@@ -185,6 +190,7 @@ class Pipeline:
         max_bytes = self.settings.ingest.max_caption_bytes
         entries = (e for folder in folders for e in scan_directory(root, folder, max_caption_bytes=max_bytes))
         self._run(self._entry_work(entries, root, summary, [], scan_id), summary)
+        self.flush()
         gone = [r for p in deleted for r in self.ledger.records_under(str(Path(os.path.abspath(p))))]
         summary.deleted += self._remove_records([r for r in gone if not Path(r.path).exists()])
         summary.seconds = time.perf_counter() - started
@@ -195,6 +201,7 @@ class Pipeline:
         started = time.perf_counter()
         summary = IngestSummary()
         self._run(self._item_work(items, summary), summary)
+        self.flush()
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -316,8 +323,16 @@ class Pipeline:
                 for i, w in enumerate(works)
             ]
             self.store.upsert(points)
-            self.store.flush()
         self._settle(works, summary)
+        if time.monotonic() - self._last_flush >= self.settings.ingest.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make stored points durable, then record their files in the ledger."""
+        self.store.flush()
+        self._last_flush = time.monotonic()
+        records, self._unflushed = self._unflushed, []
+        self.ledger.record_files(records)
 
     def _skip_known_content(self, works: list[_Work], summary: IngestSummary) -> list[_Work]:
         """Items identified by content that is already stored (a rename, a copy, a re-run after a
@@ -388,11 +403,11 @@ class Pipeline:
         return Point(id=work.item_id, vectors=vectors, payload=payload)
 
     def _settle(self, works: list[_Work], summary: IngestSummary) -> None:
-        """After the flush: drop orphaned old versions, then commit the ledger (in that order)."""
+        """Drop orphaned old versions now; the files' ledger records wait for the next flush."""
         orphans = [w.previous_id for w in works if w.previous_id and w.previous_id != w.item_id]
         records = [_file_record(c) for w in works for c in (w, *w.copies) if c.entry is not None]
-        self._delete_orphans(orphans, keep_paths={r.path for r in records})
-        self.ledger.record_files(records)
+        self._unflushed.extend(records)
+        self._delete_orphans(orphans)
         for work in works:
             if work.previous_id is not None:
                 summary.updated += 1
@@ -401,11 +416,15 @@ class Pipeline:
             self.ledger.clear_failure(work.item.origin)
         self._progress(len(works))
 
-    def _delete_orphans(self, item_ids: list[ItemId], keep_paths: set[str]) -> int:
-        gone = [i for i in set(item_ids) if not set(self.ledger.paths_for_item(i)) - keep_paths]
+    def _delete_orphans(self, item_ids: list[ItemId]) -> int:
+        """Old versions no file holds any more (neither in the ledger nor waiting for the next flush)."""
+        if not item_ids:
+            return 0
+        moving = {r.path for r in self._unflushed}
+        held = {r.item_id for r in self._unflushed}
+        gone = [i for i in set(item_ids) if i not in held and not set(self.ledger.paths_for_item(i)) - moving]
         if gone:
             self.store.delete(gone)
-            self.store.flush()
         return len(gone)
 
     def _sweep(self, root: Path, scan_id: str) -> int:
@@ -431,7 +450,7 @@ class Pipeline:
                 deleted.add(record.item_id)
         if deleted:
             self.store.delete(sorted(deleted))
-        self.store.flush()
+        self.flush()
         self.ledger.forget(gone_paths)
         return len(deleted)
 

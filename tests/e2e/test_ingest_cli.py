@@ -59,7 +59,12 @@ def test_kill_9_mid_ingest_then_rerun_stores_every_input_once(tmp_path: Path) ->
     folder = tmp_path / "in"
     paths = [draw_image(folder / f"img{i:03d}.jpg", seed=i) for i in range(160)]
     data_dir = tmp_path / "data"
-    env = tiny_env(data_dir, TOPICS_INGEST__BATCH_SIZE="4", TOPICS_INGEST__DECODE_WORKERS="1")
+    env = tiny_env(
+        data_dir,
+        TOPICS_INGEST__BATCH_SIZE="4",
+        TOPICS_INGEST__DECODE_WORKERS="1",
+        TOPICS_INGEST__FLUSH_INTERVAL_S="0",  # ledger rows appear batch by batch, so the kill lands mid-run
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", "ingest", str(folder)],
         env=env,
