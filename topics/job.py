@@ -525,12 +525,12 @@ def _cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
     """Drop older runs' topic records and settle `pending`; all idempotent, safe to repeat."""
     topics.delete_where(Filter(must={"kind": "topic"}, must_not={"run_id": run.run_id}))
     names = records.slot_fields(run.slot)
-    assigned = Filter(must={"pending": True, names["run"]: run.run_id})
+    assigned = Filter(must={"pending": 1, names["run"]: run.run_id})
     for ids in _id_batches(items, assigned):
-        items.set_payload(ids, {"pending": False})
-    missed = Filter(must_not={names["run"]: run.run_id, "pending": True})
+        items.set_payload(ids, {"pending": 0})
+    missed = Filter(must_not={names["run"]: run.run_id, "pending": 1})
     for ids in _id_batches(items, missed):
-        items.set_payload(ids, {"pending": True})
+        items.set_payload(ids, {"pending": 1})
     items.flush()
     topics.flush()
 

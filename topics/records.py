@@ -19,8 +19,9 @@ when its ``topic_run_<s>`` equals the current run id: a stale value left in a sl
 interrupted run is ignored. Why not rewrite ``topic`` in place: a bulk update of 1M points is not
 atomic in Qdrant, and keeping one assignment per run would grow payloads without bound.
 
-``pending: true`` marks items not yet assigned under the current run (the pipeline sets it; the
-online assigner and the recluster clear it once they wrote the current slot). Use
+``pending: 1`` marks items not yet assigned under the current run (the pipeline sets it; the
+online assigner and the recluster set it to 0 once they wrote the current slot). It is an integer,
+not a bool: qdrant-edge-py 0.9.0 matches a bool condition as the integer 1. Use
 :func:`read_assignment` to interpret a payload and :func:`assign_items` to write one.
 
 Topic records of old runs are deleted after the switch; records of an interrupted run (run id above
@@ -72,7 +73,7 @@ def slot_fields(slot: int) -> dict[str, str]:
 
 
 ITEM_INDEXES: dict[str, IndexType] = {
-    "pending": "bool",
+    "pending": "integer",
     **{slot_fields(s)["topic"]: "integer" for s in SLOTS},
     **{slot_fields(s)["run"]: "integer" for s in SLOTS},
 }
@@ -320,7 +321,7 @@ def assign_items(
     updates = {
         item_id: {
             **assignment_payload(run.slot, ItemAssignment(t, s, run.run_id, assigned)),
-            "pending": False,
+            "pending": 0,
         }
         for item_id, (t, s) in assignments.items()
     }

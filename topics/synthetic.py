@@ -336,9 +336,7 @@ def store_corpus(
         known = {p.id: p.payload for p in items.retrieve(ids)} if check_existing else {}
         items.upsert(
             [
-                Point(
-                    i, {"image": image[j], "text": text[j]}, known.get(i) or {"pending": True, "n": start + j}
-                )
+                Point(i, {"image": image[j], "text": text[j]}, known.get(i) or {"pending": 1, "n": start + j})
                 for j, i in enumerate(ids)
             ]
         )

@@ -239,27 +239,28 @@ def test_reservoir_keeps_a_uniform_sample() -> None:
     assert abs(halves[0] - halves[1]) < 0.1 * sum(halves)  # early and late items equally likely
 
 
-def test_pending_is_cleared_for_assigned_items_and_set_for_missed_ones() -> None:
-    settings = _settings()
+@pytest.mark.parametrize("kind", ["memory", "edge"])
+def test_pending_is_cleared_for_assigned_items_and_set_for_missed_ones(kind: str) -> None:
+    settings = _settings(kind)
     backend = open_backend(settings)
     items = backend.collection("items")
     corpus = synthetic.drift_scenario("steady", **SMALL).runs[0]
     synthetic.store_corpus(items, corpus)
-    assert items.count(Filter(must={"pending": True})) == 240
+    assert items.count(Filter(must={"pending": 1})) == 240
     recluster(settings, backend)
-    assert items.count(Filter(must={"pending": True})) == 0
+    assert items.count(Filter(must={"pending": 1})) == 0
     late = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(2)]
 
     def arrive_late(phase: str) -> None:
         if phase != "items_written":
             return
         vector = {"image": corpus.vectors[0], "text": corpus.vectors[0]}
-        items.upsert([Point(i, vector, {"pending": True}) for i in late])
+        items.upsert([Point(i, vector, {"pending": 1}) for i in late])
         old_run = records.current_run(backend)
         records.assign_items(items, old_run, {late[1]: (0, 0.9)})  # online, under the old run
 
     recluster(settings, backend, on_phase=arrive_late)
-    pending = {p.id for pts in items.scroll(Filter(must={"pending": True})) for p in pts}
+    pending = {p.id for pts in items.scroll(Filter(must={"pending": 1})) for p in pts}
     assert pending == set(late)  # missed by this run: the online assigner takes them next
     run = records.current_run(backend)
     assert all(records.read_assignment(p.payload, run) is None for p in items.retrieve(late))
