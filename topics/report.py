@@ -79,7 +79,7 @@ class ReportContent:
     events: tuple[LineageEvent, ...]  # this run's lineage
     runs: tuple[Run, ...]  # recent runs, oldest first
     items_now: int
-    pending: int
+    pending: int  # stored items without a topic under this run yet
     generated: datetime
 
 
@@ -106,18 +106,30 @@ def read_content(index: Index) -> ReportContent:
     live = tuple(t for t in every if t.status != "vanished")
     ended = tuple(t for t in every if t.status == "vanished" and t.change < 0)
     events = tuple(e for e in records.lineage(backend) if e.run_id == run.run_id)
-    items = index.items
-    exists = items.exists()
+    items_now, pending = _item_counts(index, run)
     return ReportContent(
         run=run,
         topics=tuple(sorted(live, key=lambda t: (-t.size, t.topic_id))),
         vanished=ended,
         events=events,
         runs=tuple(records.runs(backend)[-N_RUNS:]),
-        items_now=items.count() if exists else 0,
-        pending=items.count(Filter(must={"pending": True})) if exists else 0,
+        items_now=items_now,
+        pending=pending,
         generated=datetime.now(UTC),
     )
+
+
+def _item_counts(index: Index, run: Run) -> tuple[int, int]:
+    """Items stored now, and those with no topic under `run` yet (ingested since, awaiting assignment).
+
+    Counted by the run field of the item's slot (an integer index), which is what readers go by.
+    """
+    items = index.items
+    if not items.exists():
+        return 0, 0
+    total = items.count()
+    assigned = items.count(Filter(must={records.slot_fields(run.slot)["run"]: run.run_id}))
+    return total, max(0, total - assigned)
 
 
 # ---- tiles ----
@@ -263,7 +275,7 @@ def _header(content: ReportContent, title: str) -> str:
         ("topics", str(len(content.topics))),
         ("items in run", str(run.n_items)),
         ("items stored now", str(content.items_now)),
-        ("pending", str(content.pending)),
+        ("awaiting a topic", str(content.pending)),
         ("report made", _when(content.generated)),
     ]
     cells = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)

@@ -149,7 +149,7 @@ def chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 @dataclass(frozen=True)
 class Match:
     key: str
-    value: str | int | bool | None = None
+    value: str | int | None = None
     any_of: tuple[str | int, ...] | None = None  # set when the filter gave a collection
 
 
@@ -169,11 +169,13 @@ def match_of(key: str, value: Any) -> Match:
         if not kinds <= {str} and not kinds <= {int}:
             raise ValueError(f"filter on {key!r}: an any-of list must hold only strings or only ints")
         return Match(key=key, any_of=items)
-    if not isinstance(value, str | int | bool):
+    if isinstance(value, bool):
+        # qdrant-edge-py 0.9.0 turns MatchValue(True) into MatchValue(1), which never matches a stored
+        # true: refuse bools everywhere (so no backend silently answers wrong) and store flags as 0/1.
+        raise ValueError(f"filter on {key!r}: bool values are not matchable on every engine; store 0/1")
+    if not isinstance(value, str | int):
         kind = type(value).__name__
-        raise ValueError(
-            f"filter on {key!r}: can match str, int or bool exactly, not {kind} {value!r}; use ranges"
-        )
+        raise ValueError(f"filter on {key!r}: can match str or int exactly, not {kind} {value!r}; use ranges")
     return Match(key=key, value=value)
 
 

@@ -522,14 +522,29 @@ def test_open_backend_picks_the_configured_kind(tmp_path: Path) -> None:
         open_backend(Settings(store={"backend": "qdrant"}))
 
 
-@pytest.mark.filterwarnings("ignore:Failed to obtain server version")  # no server behind the URL
+def test_open_backend_reaches_a_server_with_url_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(QdrantBackend, "server", lambda *a, **kw: calls.append((a, kw)) or "server")
+    settings = Settings(store={"url": "https://qdrant.example:6333", "api_key": "k", "timeout_s": 5})
+    assert open_backend(settings) == "server"
+    ((url, key), kw) = calls[0]
+    assert url == "https://qdrant.example:6333" and key.get_secret_value() == "k"
+    assert kw == {"prefix": "topics", "timeout_s": 5.0}
+
+
 def test_server_backend_keeps_the_api_key_out_of_reprs() -> None:
     settings = Settings(store={"url": "https://qdrant.example:6333", "api_key": "s3cret-key"})
-    backend = open_backend(settings)
+    backend = QdrantBackend.server(settings.store.url, settings.store.api_key, check_compatibility=False)
     try:
-        assert isinstance(backend, QdrantBackend)
         text = repr(backend) + repr(backend.collection("items")) + repr(settings) + str(settings.store)
         assert "s3cret-key" not in text
         assert "qdrant.example" in repr(backend)
     finally:
         backend.close()
+
+
+def test_bool_filters_are_refused_on_every_backend(filtered: VectorStore) -> None:
+    """qdrant-edge-py 0.9.0 turns MatchValue(True) into 1 and matches nothing: a wrong answer is worse
+    than a clear error, so every backend refuses bools and flags are stored as 0/1."""
+    with pytest.raises(ValueError, match="store 0/1"):
+        filtered.count(Filter(must={"flag": True}))

@@ -132,7 +132,7 @@ def _pending_batches(items: VectorStore, view: str, batch: int, limit: int | Non
     taken, last_first = 0, None
     while limit is None or taken < limit:
         size = batch if limit is None else min(batch, limit - taken)
-        page = next(items.scroll(Filter(must={"pending": True}), vectors=_needed(view), batch=size), [])
+        page = next(items.scroll(Filter(must={"pending": 1}), vectors=_needed(view), batch=size), [])
         if not page:
             return
         if page[0].id == last_first:
@@ -162,7 +162,7 @@ def _assign_batch(
     if result is not None:
         assignments.update(result.assignments())
     in_batch = {p.id for p in points}
-    done = {"pending": False} | ({BATCH_FIELD: result.batch} if result is not None else {})
+    done = {"pending": 0} | ({BATCH_FIELD: result.batch} if result is not None else {})
     updates = {
         item_id: _slot(run, topic, score) | (done if item_id in in_batch else {})
         for item_id, (topic, score) in assignments.items()
