@@ -8,9 +8,11 @@ out of every repr and message.
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import SecretStr
@@ -45,6 +47,42 @@ _INDEX_TYPES: dict[IndexType, models.PayloadSchemaType] = {
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class CollectionTuning:
+    """How a server collection is laid out for scale (see docs/scaling.md); local mode ignores it.
+
+    None leaves the server's default. ``int8``: scalar quantization kept in RAM, the full vectors
+    (on disk when ``on_disk_vectors``) rescore the candidates.
+    """
+
+    on_disk_vectors: bool = False
+    quantization: Literal["none", "int8"] = "none"
+    hnsw_m: int | None = None
+    hnsw_ef_construct: int | None = None
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+
+
+def create_collection_args(layout: rules.Layout, tuning: CollectionTuning) -> dict[str, Any]:
+    """Keyword arguments of `create_collection` for `layout` under `tuning` (pure, so it is testable)."""
+    cosine = models.Distance.COSINE
+    vectors = {
+        n: models.VectorParams(size=d, distance=cosine, on_disk=tuning.on_disk_vectors or None)
+        for n, d in layout.vectors.items()
+    }
+    args: dict[str, Any] = {"vectors_config": vectors, "metadata": layout.to_json()}
+    if tuning.hnsw_m is not None or tuning.hnsw_ef_construct is not None:
+        args["hnsw_config"] = models.HnswConfigDiff(m=tuning.hnsw_m, ef_construct=tuning.hnsw_ef_construct)
+    if tuning.quantization == "int8":
+        int8 = models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+        args["quantization_config"] = models.ScalarQuantization(scalar=int8)
+    for key in ("shard_number", "replication_factor", "write_consistency_factor"):
+        if getattr(tuning, key) is not None:
+            args[key] = getattr(tuning, key)
+    return args
+
+
 def _client_call(call: Callable[[], T], what: str) -> T:
     """Run one client call; engine and transport failures become `StoreError` saying what was attempted."""
     try:
@@ -58,11 +96,20 @@ def _client_call(call: Callable[[], T], what: str) -> T:
 class QdrantBackend:
     """Collections on one `QdrantClient`; `collection(name)` returns the same store for the same name."""
 
-    def __init__(self, client: QdrantClient, *, prefix: str, local: bool, where: str) -> None:
+    def __init__(
+        self,
+        client: QdrantClient,
+        *,
+        prefix: str,
+        local: bool,
+        where: str,
+        tuning: CollectionTuning | None = None,
+    ) -> None:
         self._client = client
         self.prefix = prefix
         self.local = local  # local mode: payload indexes have no effect, updates need existing ids
         self.where = where
+        self.tuning = tuning or CollectionTuning()
         self._stores: dict[str, QdrantStore] = {}
 
     @classmethod
@@ -73,13 +120,20 @@ class QdrantBackend:
         *,
         prefix: str = "topics",
         timeout_s: float = 30.0,
+        tuning: CollectionTuning | None = None,
+        ca_cert: Path | None = None,
     ) -> QdrantBackend:
-        """A Qdrant server or cluster; TLS when the URL says ``https``."""
+        """A Qdrant server or cluster; TLS when the URL says ``https``, verified against `ca_cert` if given."""
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        tls = {} if ca_cert is None else {"verify": ssl.create_default_context(cafile=str(ca_cert))}
         client = QdrantClient(
-            url=url, api_key=key, https=url.lower().startswith("https://"), timeout=math.ceil(timeout_s)
+            url=url,
+            api_key=key,
+            https=url.lower().startswith("https://"),
+            timeout=math.ceil(timeout_s),
+            **tls,
         )
-        return cls(client, prefix=prefix, local=False, where=url)
+        return cls(client, prefix=prefix, local=False, where=url, tuning=tuning)
 
     @classmethod
     def local(cls, path: Path, *, prefix: str = "topics") -> QdrantBackend:
@@ -102,7 +156,9 @@ class QdrantBackend:
 
     def collection(self, name: str) -> QdrantStore:
         if name not in self._stores:
-            self._stores[name] = QdrantStore(self._client, name, prefix=self.prefix, local=self.local)
+            self._stores[name] = QdrantStore(
+                self._client, name, prefix=self.prefix, local=self.local, tuning=self.tuning
+            )
         return self._stores[name]
 
     def close(self) -> None:
@@ -114,12 +170,19 @@ class QdrantStore:
     """One collection ``{prefix}_{name}`` on a shared client."""
 
     def __init__(
-        self, client: QdrantClient, name: str, *, prefix: str = "topics", local: bool = False
+        self,
+        client: QdrantClient,
+        name: str,
+        *,
+        prefix: str = "topics",
+        local: bool = False,
+        tuning: CollectionTuning | None = None,
     ) -> None:
         self.name = name
         self.collection_name = f"{prefix}_{name}"
         self._client = client
         self._local = local
+        self._tuning = tuning or CollectionTuning()
         self._layout: rules.Layout | None = None
 
     def __repr__(self) -> str:
@@ -170,12 +233,9 @@ class QdrantStore:
         )
 
     def _create(self, layout: rules.Layout) -> None:
-        cosine = models.Distance.COSINE
-        vectors = {n: models.VectorParams(size=d, distance=cosine) for n, d in layout.vectors.items()}
+        args = create_collection_args(layout, self._tuning)
         _client_call(
-            lambda: self._client.create_collection(
-                self.collection_name, vectors_config=vectors, metadata=layout.to_json()
-            ),
+            lambda: self._client.create_collection(self.collection_name, **args),
             f"create collection {self.collection_name}",
         )
 
@@ -219,6 +279,22 @@ class QdrantStore:
     def close(self) -> None:
         """The client belongs to the backend, which closes it."""
         self._layout = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Have the server write a snapshot of this collection (on the node answering, for its shards)."""
+        if self._local:
+            raise StoreError(
+                f"{self.collection_name}: qdrant-client's local mode has no snapshots; stop the process "
+                "and copy its directory, or `topics migrate` it into an embedded data dir"
+            )
+        self._dims()
+        made = _client_call(
+            lambda: self._client.create_snapshot(self.collection_name, wait=True),
+            f"snapshot {self.collection_name}",
+        )
+        if made is None:
+            raise StoreError(f"qdrant returned no snapshot description for {self.collection_name}")
+        return {"name": made.name, "size": made.size, "created": made.creation_time}
 
     # ---- writes ----
 
