@@ -8,6 +8,7 @@ import os
 import random
 import re
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from topics.rebuild import rebuild_topics
 from topics.report import (
     CSP,
     PLACEHOLDER,
+    ReportContent,
     ReportError,
     ReportSummary,
     build_report,
     project_2d,
+    render_page,
     tile_data_uri,
 )
 
@@ -45,6 +48,7 @@ GROUPS = (
     ((30, 180, 30), "green forest hiking trail trees"),
 )
 PER_GROUP = 16  # the clusterer drops communities under about ten items as no tighter than chance
+LATE = 2  # items ingested after the run, before the hostile report
 PLAIN_TITLE = "farm watch"
 HOSTILE_TITLE = "</title><script>document.title='pwned'</script>"
 
@@ -59,17 +63,23 @@ class ReportStore:
     data_dir: Path
 
 
+def _picture(path: Path, colour: tuple[int, int, int], seed: int) -> random.Random:
+    """A shade of `colour` with a white patch; returns the generator for the caption's choices."""
+    rng = random.Random(seed)
+    shade = tuple(max(0, min(255, c + rng.randrange(-20, 20))) for c in colour)
+    image = Image.new("RGB", (64, 48), shade)
+    x, y = rng.randrange(40), rng.randrange(30)
+    ImageDraw.Draw(image).rectangle((x, y, x + 10, y + 8), fill=(255, 255, 255))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return rng
+
+
 def _corpus(folder: Path) -> None:
     """Three colour families of pictures; every caption has a topic's words and a markup payload."""
     for g, (colour, words) in enumerate(GROUPS):
         for i in range(PER_GROUP):
-            rng = random.Random(g * 100 + i)
-            shade = tuple(max(0, min(255, c + rng.randrange(-20, 20))) for c in colour)
-            image = Image.new("RGB", (64, 48), shade)
-            x, y = rng.randrange(40), rng.randrange(30)
-            ImageDraw.Draw(image).rectangle((x, y, x + 10, y + 8), fill=(255, 255, 255))
-            folder.mkdir(parents=True, exist_ok=True)
-            image.save(folder / f"g{g}_{i}.jpg")
+            rng = _picture(folder / f"g{g}_{i}.jpg", colour, seed=g * 100 + i)
             terms = words.split()
             rng.shuffle(terms)
             caption = f"{' '.join(terms[:4])} photo {i} {PAYLOADS[(g + i) % len(PAYLOADS)]}"
@@ -120,6 +130,9 @@ def report_store(tmp_path_factory: pytest.TempPathFactory) -> ReportStore:
             assert len(topics) >= 2, "the corpus should make several topics"
             summary = build_report(index, root / "out" / "plain.html", title=PLAIN_TITLE)
             _poison(index)
+            for i in range(LATE):  # arrive after the run: stored, not yet in a topic
+                _picture(root / "in" / f"late{i}.jpg", (250, 250, 250), seed=900 + i)
+            assert ingest_paths(index, [root / "in"]).as_dict()["ingested"] == LATE
             hostile_topics = tuple(records.list_topics(index.backend))
             build_report(index, root / "out" / "hostile.html", title=HOSTILE_TITLE)
     return ReportStore(
@@ -173,6 +186,11 @@ def _row(dom: str, topic_id: int) -> Dom:
     return Dom(found.group(1))
 
 
+def _facts(dom: str) -> dict[str, str]:
+    """The header's name/value pairs."""
+    return dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", dom))
+
+
 def _squash(text: str) -> str:
     return " ".join(text.split())
 
@@ -194,6 +212,9 @@ def test_chromium_shows_every_topic_with_its_tile_words_and_map_circle(
     circles = [attrs["data-topic"] for attrs in page.tags("circle")]
     assert sorted(circles) == sorted(str(t.topic_id) for t in report_store.topics)
     assert len(page.tags("svg")) == 1
+    n = len(GROUPS) * PER_GROUP
+    assert _facts(dom) | {"items in run": str(n)} == _facts(dom)
+    assert (_facts(dom)["items stored now"], _facts(dom)["awaiting a topic"]) == (str(n), "0")
     assert "Lineage of run 1" in page.text and f"{len(report_store.topics)} emerged" in page.text
 
 
@@ -237,6 +258,13 @@ def test_markup_in_captions_labels_words_and_title_stays_text(report_store: Repo
     for topic in report_store.hostile_topics:
         row = _row(dom, topic.topic_id)
         assert _squash(topic.label) in row.text  # shown as the text it is
+    facts = _facts(dom)
+    n = len(GROUPS) * PER_GROUP
+    assert (facts["items in run"], facts["items stored now"], facts["awaiting a topic"]) == (
+        str(n),
+        str(n + LATE),
+        str(LATE),
+    )
     shown = page.text
     assert sum(_squash(p) in shown for p in PAYLOADS) >= 3  # captions, words, keywords: as text
 
@@ -306,3 +334,37 @@ def test_pca_map_is_deterministic_and_keeps_far_topics_apart() -> None:
     assert near.max() < far / 10
     assert project_2d(vectors[:1]).tolist() == [[0.0, 0.0]]
     assert project_2d(np.zeros((0, 16))).shape == (0, 2)
+
+
+def _run(n_topics: int) -> records.Run:
+    at = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    return records.Run(1, at, at, n_items=5, n_topics=n_topics, slot=0, next_topic_id=n_topics, view="fused")
+
+
+def test_a_run_of_only_outliers_still_renders_a_clear_page() -> None:
+    run = _run(0)
+    content = ReportContent(run, (), (), (), (run,), items_now=5, pending=0, generated=run.finished)
+    page = Dom(render_page(content, title="t", tile_of=lambda t: PLACEHOLDER))
+    assert "every item is an outlier" in page.text and "no events" in page.text
+    assert not page.tags("svg") and not page.tags("img")
+
+
+def test_a_malformed_representation_falls_back_to_the_topic_fields() -> None:
+    run = _run(1)
+    topic = records.Topic(
+        topic_id=7,
+        size=3,
+        status="active",
+        run_id=1,
+        first_seen=run.started,
+        last_seen=run.started,
+        change=-2,
+        words=("<b>bold</b>", "plain"),
+        extra={"representation": {"words": "not pairs"}},
+    )
+    content = ReportContent(run, (topic,), (), (), (run,), items_now=5, pending=0, generated=run.finished)
+    markup = render_page(content, title="t", tile_of=lambda t: PLACEHOLDER)
+    page = Dom(markup)
+    assert "<b>bold</b>, plain" in page.text and "-2" in page.text
+    assert not page.tags("b") and "fused view to draw" in page.text
+    assert [a["src"] for a in page.tags("img")] == [PLACEHOLDER]
