@@ -188,6 +188,25 @@ def search(
     _emit(found, as_json, render.search)
 
 
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    title: Annotated[str, typer.Option(help="Heading and window title of the page.")] = "topics",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write one self-contained HTML page of the current topics (opens offline, runs no script)."""
+    from topics.report import build_report
+
+    with user_errors(), open_context() as index:
+        summary = build_report(index, out, title=title)
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(), sort_keys=True, default=str))
+    else:
+        typer.echo(
+            f"wrote {summary.path}: {summary.n_topics} topics, {summary.n_items} items, {summary.bytes:,} bytes"
+        )
+
+
 def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:
     if as_json:
         typer.echo(json.dumps(data, sort_keys=True, default=str))

@@ -66,6 +66,11 @@ def main() -> None:
     run(["ingest", str(root / "inbox"), str(root / "posts.csv")], env)
     run(["status"], env)
     run(["recluster"], env)
+    run(["list"], env)
+    run(["search", "tractor protest", "--limit", "3"], env)
+    report = root / "report.html"
+    run(["report", "--out", str(report)], env)
+    print(f"\nThe report is at {report}")
 
 
 if __name__ == "__main__":
