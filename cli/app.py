@@ -202,9 +202,8 @@ def report(
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), sort_keys=True, default=str))
     else:
-        typer.echo(
-            f"wrote {summary.path}: {summary.n_topics} topics, {summary.n_items} items, {summary.bytes:,} bytes"
-        )
+        size = f"{summary.bytes:,} bytes"
+        typer.echo(f"wrote {summary.path}: {summary.n_topics} topics, {summary.n_items} items, {size}")
 
 
 def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:
