@@ -1,0 +1,87 @@
+"""The service's scheduling rules: missed runs, one job at a time, feed names, the serve lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from indexer.config import load_settings
+from indexer.daemon import FeedSpec
+from tests.helpers import use_tiny_clip
+from topics.service import ServeLock, Service, ServiceRunning, missed_run
+
+
+def test_a_nightly_run_missed_while_down_is_due() -> None:
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert missed_run("0 3 * * *", now - timedelta(days=2), now)
+    assert not missed_run("0 3 * * *", datetime(2026, 11, 22, 3, 5, tzinfo=UTC), now)
+    assert not missed_run("0 3 * * *", None, now)
+
+
+def test_feed_specs() -> None:
+    assert FeedSpec.parse("-") == FeedSpec("stdin", "-")
+    assert FeedSpec.parse("https://example.org/feed.json").kind == "http"
+    assert FeedSpec.parse("posts.jsonl").kind == "jsonl"
+    with pytest.raises(ValueError, match="only http"):
+        FeedSpec.parse("ftp://example.org/feed")
+
+
+def test_a_second_serve_lock_is_refused_naming_the_pid(tmp_path: Path) -> None:
+    lock = ServeLock(tmp_path)
+    try:
+        with pytest.raises(ServiceRunning, match=r"already running .* \(pid \d+\)"):
+            ServeLock(tmp_path)
+    finally:
+        lock.release()
+    ServeLock(tmp_path).release()  # free again once released
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    use_tiny_clip(monkeypatch)
+    active, peak, calls = [0], [0], []
+
+    def job(name: str):
+        def run(index):
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            calls.append(name)
+            time.sleep(0.2)
+            active[0] -= 1
+            return {"job": name}
+
+        return run
+
+    svc = Service(
+        load_settings(store={"backend": "memory"}),
+        [],
+        [],
+        recluster=job("recluster"),
+        assign_online=job("online"),
+    )
+    yield svc, peak, calls
+    svc.close()
+
+
+def test_jobs_never_run_at_the_same_time(service) -> None:
+    svc, peak, calls = service
+    threads = [threading.Thread(target=svc.run_recluster) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    assert svc.run_online() is None  # skipped while a recluster runs
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and calls == ["recluster"] * 3
+    assert svc.run_online() == {"job": "online"}
+
+
+def test_status_reports_the_service(service) -> None:
+    svc, _, _ = service
+    info = svc.status()
+    assert info["pid"] > 0 and info["queue_depth"] == 0 and info["last_error"] is None
+    assert set(info) >= {"uptime_s", "items_per_s", "next_recluster", "watching", "feeds"}
