@@ -6,12 +6,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from indexer.pipeline import IngestSummary
+if TYPE_CHECKING:
+    from indexer.pipeline import IngestSummary
 
 err = Console(stderr=True)
 out = Console()

@@ -6,8 +6,10 @@ dir (default), a Qdrant server (``TOPICS_STORE__URL``), or qdrant-client's in-me
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from indexer.config import Settings
 from indexer.store.base import (
@@ -23,8 +25,24 @@ from indexer.store.base import (
     StoreLocked,
     VectorStore,
 )
-from indexer.store.edge import EdgeStore
-from indexer.store.qdrant import QdrantBackend, QdrantStore
+
+if TYPE_CHECKING:
+    from indexer.store.edge import EdgeStore
+    from indexer.store.qdrant import QdrantBackend, QdrantStore
+
+_LAZY = {
+    "EdgeStore": "indexer.store.edge",
+    "QdrantBackend": "indexer.store.qdrant",
+    "QdrantStore": "indexer.store.qdrant",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Engines load on first use: a command that talks to `topics serve` never imports qdrant-client."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Backend",
@@ -66,6 +84,8 @@ class EdgeBackend:
 
     def collection(self, name: str) -> EdgeStore:
         """The store for `name`, opened (and its directory locked) on first use, then reused."""
+        from indexer.store.edge import EdgeStore
+
         if name not in self._stores:
             self._stores[name] = EdgeStore(self.root / _checked_name(name), name)
         return self._stores[name]
@@ -81,6 +101,8 @@ def open_backend(settings: Settings) -> Backend:
     store = settings.store
     if store.kind == "edge":
         return EdgeBackend(settings.data_dir / "store")
+    from indexer.store.qdrant import QdrantBackend
+
     if store.kind == "memory":
         return QdrantBackend.memory(prefix=store.prefix)
     if store.url is None:
