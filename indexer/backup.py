@@ -54,7 +54,7 @@ class Backup:
     counts: dict[str, int]
     contents: tuple[str, ...] = ()
     snapshots: tuple[dict[str, Any], ...] = ()  # server: one per collection, kept on the server
-    size_bytes: int = 0
+    size_bytes: int = 0  # on disk
 
     def as_dict(self) -> dict[str, Any]:
         """A stable, JSON-ready shape (`topics backup --json`)."""
@@ -291,9 +291,9 @@ def _add_json(tar: tarfile.TarFile, name: str, data: Any) -> None:
 
 
 def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes on disk (holes in preallocated files take none)."""
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_blocks * 512 for f in files)
 
 
 def restore(source: Path, data_dir: Path) -> Backup:
