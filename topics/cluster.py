@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 OUTLIER = -1
 _CHANCE_MARGIN = 3.0  # a topic must be this many times tighter than random vectors would be
 _FLOOR_SIGMAS = 4.0  # robust sigmas below a topic's median cosine where its edge lies
+_HDBSCAN_DIMS = 32  # HDBSCAN's trees are slow in high dimensions
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,12 @@ class ClusterParams:
 
     min_cluster_size: int | None = None
     min_samples: int | None = None
-    reduce_dim: int = 32
+    reduce_dim: int | None = None  # PCA dims before the graph; None: none for leiden, 32 for hdbscan
     outlier_threshold: float | None = None  # cosine: outliers above it join the nearest topic
     seed: int = 0
     method: Literal["leiden", "hdbscan"] = "leiden"
     n_neighbors: int = 15  # kNN graph degree (leiden)
-    resolution: float = 1.0  # modularity resolution (leiden): higher gives more, smaller topics
+    resolution: float = 2.0  # modularity resolution (leiden): higher gives more, smaller topics
     graph_size: int = 20_000  # communities are searched on at most this many items of the sample
     refine_rounds: int = 2  # nearest-centroid rounds over the whole sample after the community search
 
@@ -98,12 +99,13 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     n = sample.shape[0]
     if n < 2:
         raise ValueError(f"need at least 2 vectors to cluster, got {n}")
-    reduced = _reduce(sample, params)
+    use_leiden = params.method == "leiden" and _leiden_available()
+    reduced = _reduce(sample, params.reduce_dim or (None if use_leiden else _HDBSCAN_DIMS), params.seed)
     on_graph = _graph_subsample(n, params)
     m = len(on_graph)
     mcs = max(2, min(params.min_cluster_size or default_min_cluster_size(m), m))
     labels = np.full(n, OUTLIER, np.int64)
-    if params.method == "leiden" and _leiden_available():
+    if use_leiden:
         labels[on_graph] = _leiden_labels(reduced[on_graph], params, mcs)
     else:
         labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, mcs)
@@ -139,12 +141,13 @@ def _as_unit_rows(x: np.ndarray, dim: int | None) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def _reduce(sample: np.ndarray, params: ClusterParams) -> np.ndarray:
+def _reduce(sample: np.ndarray, dims: int | None, seed: int) -> np.ndarray:
+    """PCA to `dims`, rows re-normalised (None: the sample as it is)."""
     n, d = sample.shape
-    k = min(params.reduce_dim, d, n - 1)
+    k = min(dims or d, d, n - 1)
     if k >= d or k < 2:
         return sample
-    pca = PCA(n_components=k, svd_solver="randomized", random_state=params.seed)
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=seed)
     reduced = pca.fit_transform(sample)
     reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
     return reduced.astype(np.float32)
