@@ -120,10 +120,14 @@ class QdrantBackend:
         *,
         prefix: str = "topics",
         timeout_s: float = 30.0,
+        check_compatibility: bool = True,
         tuning: CollectionTuning | None = None,
         ca_cert: Path | None = None,
     ) -> QdrantBackend:
-        """A Qdrant server or cluster; TLS when the URL says ``https``, verified against `ca_cert` if given."""
+        """A Qdrant server or cluster; TLS when the URL says ``https``, verified against `ca_cert` if given.
+
+        The client checks the server's version in a background thread and warns on a mismatch.
+        """
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         tls = {} if ca_cert is None else {"verify": ssl.create_default_context(cafile=str(ca_cert))}
         client = QdrantClient(
@@ -131,6 +135,7 @@ class QdrantBackend:
             api_key=key,
             https=url.lower().startswith("https://"),
             timeout=math.ceil(timeout_s),
+            check_compatibility=check_compatibility,
             **tls,
         )
         return cls(client, prefix=prefix, local=False, where=url, tuning=tuning)
