@@ -206,6 +206,41 @@ def report(
         typer.echo(f"wrote {summary.path}: {summary.n_topics} topics, {summary.n_items} items, {size}")
 
 
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="URL of a Qdrant server, local:PATH, or a data dir.")],
+    source: Annotated[
+        str | None, typer.Option("--from", help="Copy from here instead of the configured store.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TOPICS_MIGRATE_API_KEY", help="API key of a server named by URL.")
+    ] = None,
+    prune: Annotated[bool, typer.Option(help="Delete destination points the source lacks.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy items and topics to another store (embedded <-> server) and verify the counts."""
+    from topics.migration import migrate_store
+
+    with user_errors(), open_context() as index:
+        report = migrate_store(index, to, source=source, api_key=api_key, prune=prune)
+    _emit(report.as_dict(), as_json, render.migrate)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="Folder the backup is written into.")] = Path("backups"),
+    archive: Annotated[bool, typer.Option("--archive", help="One .tar.gz instead of a folder.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Back up the store: a consistent copy of the data dir, or snapshots on the Qdrant server."""
+    from indexer.backup import backup as take_backup
+
+    with user_errors():
+        made = take_backup(load_settings(), dest, archive=archive)
+    _emit(made.as_dict(), as_json, lambda b: typer.echo(f"backup: {b['path']} {b.get('counts', '')}"))
+
+
 def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:
     if as_json:
         typer.echo(json.dumps(data, sort_keys=True, default=str))

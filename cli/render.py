@@ -172,3 +172,13 @@ def open_file(path: str | None) -> None:
 
     if not webbrowser.open(Path(path).resolve().as_uri()):
         err.print(f"could not open a viewer; the file is {path}")
+
+
+def migrate(report: dict) -> None:
+    for copy in report["collections"]:
+        line = f"{copy['name']}: {copy['copied']} copied, {copy['source_count']} -> {copy['dest_count']}"
+        if copy.get("skipped"):
+            line += f" (skipped: {copy['skipped']})"
+        if copy.get("mismatched"):
+            line += f" MISMATCH: {len(copy['mismatched'])} points differ"
+        out.print(line, markup=False, highlight=False)

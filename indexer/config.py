@@ -41,6 +41,15 @@ class StoreSettings(BaseModel):
     api_key: SecretStr | None = None
     prefix: str = "topics"  # collection name prefix on a server
     timeout_s: float = 30.0
+    ca_cert: Path | None = None  # verify the server's TLS certificate against this CA bundle
+    # Collection layout for scale on a server (docs/scaling.md); None keeps the server's default.
+    on_disk_vectors: bool = False
+    quantization: Literal["none", "int8"] = "none"
+    hnsw_m: int | None = None
+    hnsw_ef_construct: int | None = None
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
 
     @property
     def kind(self) -> str:

@@ -107,4 +107,22 @@ def open_backend(settings: Settings) -> Backend:
         return QdrantBackend.memory(prefix=store.prefix)
     if store.url is None:
         raise ValueError("store backend 'qdrant' needs a server URL: set TOPICS_STORE__URL")
-    return QdrantBackend.server(store.url, store.api_key, prefix=store.prefix, timeout_s=store.timeout_s)
+    from indexer.store.qdrant import CollectionTuning
+
+    tuning = CollectionTuning(
+        on_disk_vectors=store.on_disk_vectors,
+        quantization=store.quantization,
+        hnsw_m=store.hnsw_m,
+        hnsw_ef_construct=store.hnsw_ef_construct,
+        shard_number=store.shard_number,
+        replication_factor=store.replication_factor,
+        write_consistency_factor=store.write_consistency_factor,
+    )
+    return QdrantBackend.server(
+        store.url,
+        store.api_key,
+        prefix=store.prefix,
+        timeout_s=store.timeout_s,
+        tuning=tuning,
+        ca_cert=store.ca_cert,
+    )

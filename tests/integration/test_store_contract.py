@@ -529,7 +529,9 @@ def test_open_backend_reaches_a_server_with_url_and_key(monkeypatch: pytest.Monk
     assert open_backend(settings) == "server"
     ((url, key), kw) = calls[0]
     assert url == "https://qdrant.example:6333" and key.get_secret_value() == "k"
-    assert kw == {"prefix": "topics", "timeout_s": 5.0}
+    tuning = kw.pop("tuning")
+    assert kw == {"prefix": "topics", "timeout_s": 5.0, "ca_cert": None}
+    assert (tuning.quantization, tuning.on_disk_vectors, tuning.shard_number) == ("none", False, None)
 
 
 def test_server_backend_keeps_the_api_key_out_of_reprs() -> None:
