@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 ITEM_INDEXES = {
     "source": "keyword",
     "pending": "integer",  # 0/1: qdrant-edge-py 0.9.0 turns MatchValue(True) into 1, so no bools
-    "topic": "integer",
     "sha256": "keyword",
     "created_at": "datetime",
 }
