@@ -21,7 +21,7 @@ lint: install
 	$(BIN)/lint-imports
 
 test: lint
-	$(OFFLINE) $(BIN)/pytest -q -m "not slow or slow"
+	$(OFFLINE) $(BIN)/pytest -q
 
 demo: install
 	$(OFFLINE) $(BIN)/python demo/run.py --dir $(DEMO_DIR)

@@ -89,7 +89,10 @@ class ClusterSettings(BaseModel):
     sample_size: int = Field(50_000, ge=100)
     min_cluster_size: int | None = None  # None: scales with the corpus
     min_samples: int | None = None
-    reduce_dim: int = Field(32, ge=2)
+    reduce_dim: int | None = Field(None, ge=2)  # None: cluster the full vectors (measured best)
+    method: Literal["leiden", "hdbscan"] = "leiden"  # kNN graph + Leiden, or PCA + HDBSCAN
+    resolution: float = Field(2.0, gt=0)  # Leiden resolution: higher gives more, smaller topics
+    n_neighbors: int = Field(15, ge=2)
     outlier_threshold: float | None = None
     seed: int = 0
     cron: str = "0 3 * * *"  # the nightly recluster of `topics serve`

@@ -79,6 +79,9 @@ class ClusterParams:
             reduce_dim=s.reduce_dim,
             outlier_threshold=s.outlier_threshold,
             seed=s.seed,
+            method=s.method,
+            resolution=s.resolution,
+            n_neighbors=s.n_neighbors,
         )
 
 
