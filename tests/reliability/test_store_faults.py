@@ -109,6 +109,10 @@ def _drop(inbox: Path, seeds: Sequence[int]) -> set[str]:
     return {id_from_content(sha256_bytes(p.read_bytes()), None, with_caption=False) for p in paths}
 
 
+def _cursor_line(index: Index, feed: Path) -> int | None:
+    return json.loads(index.ledger.get_cursor(f"jsonl:{feed.resolve()}") or "{}").get("line")
+
+
 def _stored(index: Index) -> list[str]:
     return [p.id for batch in index.items.scroll(payload=False) for p in batch]
 
@@ -195,7 +199,7 @@ def test_ledger_locked_by_another_process_for_a_while_loses_nothing(index: Index
             "everything after the lock was released",
         )
         wait_for(
-            lambda: json.loads(index.ledger.get_cursor(f"jsonl:{feed.resolve()}") or "{}").get("line") == 30,
+            lambda: bool(running.errors) or _cursor_line(index, feed) == 30,
             30,
             "the cursor to catch up",
         )
