@@ -135,7 +135,7 @@ def _closed_port() -> int:
 def test_api_key_never_logged_when_the_server_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     with caplog.at_level(logging.DEBUG):
-        backend = QdrantBackend.server(url, API_KEY, timeout_s=2, check_compatibility=False)
+        backend = QdrantBackend.server(url, API_KEY, timeout_s=2)
         items = backend.collection("items")
         with pytest.raises(StoreError) as caught:
             items.exists()
