@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -146,13 +147,14 @@ class IngestDaemon:
         while not stop.is_set():
             try:
                 summary = unit.run(self.pipeline)
-            except StoreError as error:
-                self.stats.error(f"store refused writes: {error}")
-                log.warning("store refused writes (%s); retrying in %.1fs", error, delay)
+                unit.commit()  # a cursor that cannot be written is retried with its batch (a no-op)
+            except (StoreError, sqlite3.OperationalError) as error:  # store down; ledger locked or full
+                what = "store" if isinstance(error, StoreError) else "ledger"
+                self.stats.error(f"{what} refused writes: {error}")
+                log.warning("%s refused writes (%s); retrying in %.1fs", what, error, delay)
                 stop.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            unit.commit()
             self.stats.add(summary)
             if summary.failures:
                 origin, reason = summary.failures[-1]

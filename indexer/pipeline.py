@@ -330,8 +330,8 @@ class Pipeline:
         """Make stored points durable, then record their files in the ledger."""
         self.store.flush()
         self._last_flush = time.monotonic()
-        records, self._unflushed = self._unflushed, []
-        self.ledger.record_files(records)
+        self.ledger.record_files(self._unflushed)  # on failure the records stay for the next flush
+        self._unflushed = []
 
     def _skip_known_content(self, works: list[_Work], summary: IngestSummary) -> list[_Work]:
         """Items identified by content that is already stored (a rename, a copy, a re-run after a
@@ -407,6 +407,7 @@ class Pipeline:
         records = [_file_record(c) for w in works for c in (w, *w.copies) if c.entry is not None]
         self._unflushed.extend(records)
         self._delete_orphans(orphans)
+        self._absorb_sidecars([w.entry for w in works if w.entry is not None and w.entry.caption_sig])
         for work in works:
             if work.previous_id is not None:
                 summary.updated += 1
@@ -414,6 +415,17 @@ class Pipeline:
                 summary.ingested += 1
             self.ledger.clear_failure(work.item.origin)
         self._progress(len(works))
+
+    def _absorb_sidecars(self, entries: list[FolderEntry]) -> None:
+        """A caption stored alone (its image came later) is now the image's sidecar: its own item goes."""
+        alone = []
+        for entry in entries:
+            for part in entry.caption_sig.split(";"):
+                record = self.ledger.lookup(str(entry.path.parent / part.rsplit(":", 2)[0]))
+                if record is not None and record.path != str(entry.path):
+                    alone.append(record)
+        if alone:
+            self._remove_records(alone)
 
     def _delete_orphans(self, item_ids: list[ItemId]) -> int:
         """Old versions no file holds any more (neither in the ledger nor waiting for the next flush)."""

@@ -171,12 +171,6 @@ def test_backoff_doubles_between_refused_attempts(index: Index, tmp_path: Path) 
     assert gaps == [0.5, 1.0, 2.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.OperationalError,
-    reason="bug: IngestDaemon._store retries StoreError only; a ledger 'database is locked' (or disk full) "
-    "escapes and stops the daemon (see docs/reliability.md)",
-)
 def test_ledger_locked_by_another_process_for_a_while_loses_nothing(index: Index, tmp_path: Path) -> None:
     """Another process holding the ledger's write lock longer than its busy timeout (5 s)."""
     feed = tmp_path / "feed.jsonl"
@@ -210,11 +204,6 @@ def test_ledger_locked_by_another_process_for_a_while_loses_nothing(index: Index
             raise caught
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a caption file stored alone stays a caption-only item after its image arrives and adopts "
-    "it as a sidecar, until the next full rescan (see docs/reliability.md)",
-)
 def test_a_caption_that_arrives_before_its_image_leaves_no_duplicate(index: Index, tmp_path: Path) -> None:
     """Found by bench/soak.py: a watcher batch saw `post.txt` a moment before `post.jpg`."""
     inbox = tmp_path / "inbox"
