@@ -79,9 +79,10 @@ def drop_bursts(files: list[Path], inbox: Path, burst: int, gap_s: float) -> dic
     landed: dict[str, float] = {}
     for start in range(0, len(files), burst):
         for src in files[start : start + burst]:
-            tmp = inbox / f".{src.name}.part"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, inbox / src.name)
+            for part in (src.with_suffix(".txt"), src):  # the caption first, so the image finds it
+                tmp = inbox / f".{part.name}.part"
+                shutil.copyfile(part, tmp)
+                os.replace(tmp, inbox / part.name)
             landed[id_from_content(sha256_bytes(src.read_bytes()), None, with_caption=False)] = time.time()
         time.sleep(gap_s)
     return landed
