@@ -230,14 +230,7 @@ class IngestDaemon:
             )
             batches = source.follow(stop, interval_s=0.5)
         else:
-            f = self.settings.fetch
-            fetcher = ImageFetcher(
-                timeout_s=f.timeout_s,
-                max_bytes=f.max_bytes,
-                retries=f.retries,
-                allow_private=f.allow_private,
-                allow_networks=f.allow_networks,
-            )
+            fetcher = ImageFetcher.from_settings(self.settings.fetch)
             self._closers.append(fetcher.close)
             source = HttpFeed(
                 spec.target,

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
@@ -154,6 +155,10 @@ def _guarded_transport(policy: AddressPolicy) -> httpx.HTTPTransport:
     return transport
 
 
+if TYPE_CHECKING:
+    from indexer.config import FetchSettings
+
+
 class ImageFetcher:
     """Downloads images named by URL (and feed documents) with every guard a hostile URL needs.
 
@@ -190,6 +195,17 @@ class ImageFetcher:
             follow_redirects=False,
             trust_env=False,
             headers={"User-Agent": user_agent},
+        )
+
+    @classmethod
+    def from_settings(cls, fetch: FetchSettings) -> ImageFetcher:
+        """The fetcher the `fetch` settings describe (one per process part that downloads)."""
+        return cls(
+            timeout_s=fetch.timeout_s,
+            max_bytes=fetch.max_bytes,
+            retries=fetch.retries,
+            allow_private=fetch.allow_private,
+            allow_networks=fetch.allow_networks,
         )
 
     def close(self) -> None:

@@ -143,14 +143,7 @@ class Pipeline:
         self._window = max(2 * settings.ingest.batch_size, 4 * workers)
         self._unflushed: list[FileRecord] = []
         self._last_flush = time.monotonic()
-        fetch = settings.fetch
-        self._fetcher = ImageFetcher(
-            timeout_s=fetch.timeout_s,
-            max_bytes=fetch.max_bytes,
-            retries=fetch.retries,
-            allow_private=fetch.allow_private,
-            allow_networks=fetch.allow_networks,
-        )
+        self._fetcher = ImageFetcher.from_settings(settings.fetch)
         store.ensure(item_schema(clip, caption, self.views))
 
     def close(self) -> None:
