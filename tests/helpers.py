@@ -14,6 +14,28 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CLIP_CONFIG = ROOT / "tests" / "models" / "tiny-clip.json"
 
+# Captions of three unmistakable stories: real sentence embeddings must give three topics.
+STORIES = {
+    "tractor": [
+        "farmers drive tractors into the city to protest fuel taxes",
+        "a convoy of tractors blocks the motorway as farmers protest",
+        "angry farmers protest with their tractors outside parliament",
+        "tractors fill the square during the farmers demonstration",
+    ],
+    "cat": [
+        "my cat fell asleep on the warm laptop keyboard",
+        "the kitten chases a red laser dot around the kitchen",
+        "our fluffy cat sleeps in a cardboard box all day",
+        "a grumpy cat stares at the dog from the sofa",
+    ],
+    "flood": [
+        "heavy rain floods the streets and cars are stuck in water",
+        "the river burst its banks and flooded the town centre",
+        "rescue boats evacuate families from flooded houses",
+        "the storm brought record rainfall and flooded the subway",
+    ],
+}
+
 
 def use_tiny_clip(monkeypatch: pytest.MonkeyPatch, views: str = '["image","text"]') -> None:
     """Configure a tiny randomly initialised CLIP for code that builds models from Settings."""

@@ -12,28 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli, tiny_env
-
-STORIES = {
-    "tractor": [
-        "farmers drive tractors into the city to protest fuel taxes",
-        "a convoy of tractors blocks the motorway as farmers protest",
-        "angry farmers protest with their tractors outside parliament",
-        "tractors fill the square during the farmers demonstration",
-    ],
-    "cat": [
-        "my cat fell asleep on the warm laptop keyboard",
-        "the kitten chases a red laser dot around the kitchen",
-        "our fluffy cat sleeps in a cardboard box all day",
-        "a grumpy cat stares at the dog from the sofa",
-    ],
-    "flood": [
-        "heavy rain floods the streets and cars are stuck in water",
-        "the river burst its banks and flooded the town centre",
-        "rescue boats evacuate families from flooded houses",
-        "the storm brought record rainfall and flooded the subway",
-    ],
-}
+from tests.helpers import STORIES, run_cli, tiny_env
 
 
 def _write_manifest(path: Path) -> None:

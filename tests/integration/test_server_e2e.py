@@ -23,33 +23,13 @@ from indexer.store import EdgeBackend, QdrantBackend, open_backend
 from indexer.store.base import CollectionSchema
 from indexer.store.qdrant import CollectionTuning, create_collection_args
 from indexer.store.rules import Layout
-from tests.helpers import TINY_CLIP_CONFIG
+from tests.helpers import STORIES, TINY_CLIP_CONFIG
 from tests.integration.conftest import QDRANT_API_KEY
 from topics import records
 from topics.rebuild import rebuild_topics
 from topics.search import search
 
 LAYOUT = Layout(identity={"clip": {"arch": "ViT-B-32"}}, vectors={"image": 512, "text": 512})
-STORIES = {
-    "tractor": [
-        "farmers drive tractors into the city to protest fuel taxes",
-        "a convoy of tractors blocks the motorway as farmers protest",
-        "angry farmers protest with their tractors outside parliament",
-        "tractors fill the square during the farmers demonstration",
-    ],
-    "cat": [
-        "my cat fell asleep on the warm laptop keyboard",
-        "the kitten chases a red laser dot around the kitchen",
-        "our fluffy cat sleeps in a cardboard box all day",
-        "a grumpy cat stares at the dog from the sofa",
-    ],
-    "flood": [
-        "heavy rain floods the streets and cars are stuck in water",
-        "the river burst its banks and flooded the town centre",
-        "rescue boats evacuate families from flooded houses",
-        "the storm brought record rainfall and flooded the subway",
-    ],
-}
 
 
 # ---- collection settings for scale ----
