@@ -106,7 +106,7 @@ class Clustering:
 
     def assign(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels (-1 allowed) and cosine scores for vectors outside the sample; streaming batches."""
-        vectors = _as_unit_rows(vectors, self.centroids.shape[1] if self.n_topics else None)
+        vectors = unit_rows(vectors, self.centroids.shape[1] if self.n_topics else None)
         n = vectors.shape[0]
         labels = np.full(n, OUTLIER, np.int64)
         scores = np.zeros(n, np.float32)
@@ -128,7 +128,7 @@ class Clustering:
 
 def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     """Fit on an L2-normalised sample (n, d) float32."""
-    sample = _as_unit_rows(sample, None)
+    sample = unit_rows(sample, None)
     n = sample.shape[0]
     if n < 2:
         raise ValueError(f"need at least 2 vectors to cluster, got {n}")
@@ -162,8 +162,9 @@ def _graph_subsample(n: int, params: ClusterParams) -> np.ndarray:
     return np.sort(rng.choice(n, params.graph_size, replace=False))
 
 
-def _as_unit_rows(x: np.ndarray, dim: int | None) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
+def unit_rows(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """Vectors as float32 rows of unit norm; refuses wrong shapes and NaN/inf with a clear message."""
+    x = np.asarray(vectors, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"expected a 2-d array of vectors, got shape {x.shape}")
     if dim is not None and x.shape[1] != dim:
