@@ -41,6 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from indexer.config import Settings
+from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import records
 from topics.cluster import Clustering, ClusterParams, fit_clusters
@@ -241,14 +242,14 @@ def view_vectors(points: Sequence[Point], view: str) -> tuple[np.ndarray, np.nda
             vectors.append(vector)
     if not vectors:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    return np.asarray(rows, np.int64), _unit(np.stack(vectors))
+    return np.asarray(rows, np.int64), l2_normalise(np.stack(vectors))
 
 
 def _view_of(vectors: Mapping[str, np.ndarray], view: str) -> np.ndarray | None:
     if view != "fused":
         found = vectors.get(view)
         return None if found is None else np.asarray(found, np.float32)
-    parts = [_unit(np.asarray(vectors[v], np.float32)[None])[0] for v in _FUSED_PARTS if v in vectors]
+    parts = [l2_normalise(np.asarray(vectors[v], np.float32)[None])[0] for v in _FUSED_PARTS if v in vectors]
     return None if not parts else np.sum(parts, axis=0)
 
 
@@ -430,7 +431,7 @@ def _accumulate(written: _Written, points: Sequence[Point], labels: np.ndarray, 
         rows = [i for i, p in enumerate(points) if member[i] and view_name in p.vectors]
         if not rows:
             continue
-        vectors = _unit(np.stack([np.asarray(points[i].vectors[view_name], np.float32) for i in rows]))
+        vectors = l2_normalise(np.stack([np.asarray(points[i].vectors[view_name], np.float32) for i in rows]))
         sums = written.sums.setdefault(view_name, np.zeros((k, vectors.shape[1]), np.float64))
         np.add.at(sums, labels[rows], vectors)
 
@@ -451,7 +452,7 @@ def _topic_records(
     thresholds = _thresholds(sample, clustering)
     topics = []
     for raw, topic_id in sorted(identity.ids.items(), key=lambda kv: kv[1]):
-        centroids = {v: _unit(s[raw][None])[0] for v, s in written.sums.items() if s[raw].any()}
+        centroids = {v: l2_normalise(s[raw][None])[0] for v, s in written.sums.items() if s[raw].any()}
         centroids[run.view] = clustering.centroids[raw]
         size = int(written.sizes[raw])
         was = old.get(identity.continued.get(topic_id, -1))
@@ -559,8 +560,3 @@ def _cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
 def _id_batches(store: VectorStore, where: Filter) -> Iterator[list[str]]:
     for points in store.scroll(where, payload=False, batch=SCROLL_BATCH * 4):
         yield [p.id for p in points]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

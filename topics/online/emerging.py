@@ -29,6 +29,7 @@ import numpy as np
 from river.cluster import DBSTREAM
 from river.cluster.dbstream import DBSTREAMMicroCluster
 
+from indexer.embed.base import l2_normalise
 from topics.online.assigner import unit_rows
 
 DBSTREAM_STATE_VERSION = 1
@@ -178,13 +179,13 @@ class EmergingDetector:
     def _promote(self, key: int, members: _Members) -> Candidate | None:
         p = self.params
         vectors = unit_rows(np.stack(members.vectors), self.dim)
-        centre = _unit(vectors.mean(axis=0))
+        centre = l2_normalise(vectors.mean(axis=0))
         keep = vectors @ centre >= p.coherence
         if keep.sum() < p.min_size:
             return None
         ids = tuple(i for i, k in zip(members.ids, keep, strict=True) if k)
         founders = vectors[keep]
-        centroid = _unit(founders.mean(axis=0))
+        centroid = l2_normalise(founders.mean(axis=0))
         scores = (founders @ centroid).astype(np.float32)
         unbiased = leave_one_out_cosines(founders)
         threshold = float(min(p.coherence, np.quantile(unbiased, _THRESHOLD_QUANTILE)))
@@ -295,7 +296,3 @@ def leave_one_out_cosines(members: np.ndarray) -> np.ndarray:
     dots = members @ total
     rest = np.sqrt(np.maximum(total @ total - 2.0 * dots + 1.0, 1e-12))
     return ((dots - 1.0) / rest).astype(np.float32)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
