@@ -5,7 +5,9 @@
 Builds an embedded store of N synthetic items (CLIP-shaped `image` and `text` vectors in 100 topics,
 with captions), reclusters it, then measures:
 - search through a running `topics serve` (its model stays loaded): the library call over the socket,
-  and the whole `topics search` command as a user runs it (a new process each time);
+  and the whole `topics search` command as a user runs it (a new process each time), both with the
+  thin client (the service parses and runs the command, cli/client.py) and with the command line run
+  in its own process (TOPICS_CLIENT=off: typer, rich, pydantic and numpy imported each time);
 - search from a cold process with no service (loads the model each time);
 - `topics list` and `topics show` with the service running.
 Target: search p50 ≤ 300 ms with serve running.
@@ -125,8 +127,11 @@ def main() -> int:
                 started = time.perf_counter()
                 search_anywhere(index, QUERIES[i % len(QUERIES)], limit=10)
                 library.append((time.perf_counter() - started) * 1000)
-            cli = [
-                timed(["search", QUERIES[i % len(QUERIES)], "--json"], env) for i in range(opts.queries // 2)
+            cli = [timed(["search", QUERIES[i % len(QUERIES)], "--json"], env) for i in range(opts.queries)]
+            direct_env = {**env, "TOPICS_CLIENT": "off"}  # the whole command line in its own process
+            direct = [
+                timed(["search", QUERIES[i % len(QUERIES)], "--json"], direct_env)
+                for i in range(opts.queries // 2)
             ]
             listing = [timed(["list", "--json"], env) for _ in range(5)]
             showing = [timed(["show", "0", "--json"], env) for _ in range(5)]
@@ -139,6 +144,8 @@ def main() -> int:
     print(f"search p95 via serve (library call): {pct(library, 95):.0f} ms")
     print(f"search p50 via serve (topics search command): {pct(cli, 50):.0f} ms (target <= 300 ms)")
     print(f"search p95 via serve (topics search command): {pct(cli, 95):.0f} ms")
+    print(f"search p50 via serve (command in its own process, TOPICS_CLIENT=off): {pct(direct, 50):.0f} ms")
+    print(f"ratio thin client / own process: {pct(cli, 50) / pct(direct, 50):.2f}")
     print(f"search p50 cold process (loads the model): {pct(cold, 50):.0f} ms")
     print(f"list p50 via serve: {pct(listing, 50):.0f} ms")
     print(f"show p50 via serve: {pct(showing, 50):.0f} ms")

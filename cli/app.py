@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cli import render
+from cli import render, served
 from cli.context import open_context, user_errors
 from indexer.config import load_settings
 
@@ -45,7 +45,7 @@ def ingest(
     with user_errors(), open_context() as index, render.progress(not as_json) as advance:
         summary = ingest_paths(index, paths, namespace=namespace, progress=advance)
     if as_json:
-        typer.echo(json.dumps(summary.as_dict(), sort_keys=True))
+        render.echo(json.dumps(summary.as_dict(), sort_keys=True))
     else:
         render.summary(summary)
     raise typer.Exit(0 if summary.ok else 1)
@@ -59,7 +59,7 @@ def status(as_json: JsonOpt = False) -> None:
     with user_errors(), open_context() as index:
         info = get_status(index)
     if as_json:
-        typer.echo(json.dumps(info, sort_keys=True, default=str))
+        render.echo(json.dumps(info, sort_keys=True, default=str))
     else:
         render.status(info)
 
@@ -72,7 +72,7 @@ def recluster(as_json: JsonOpt = False) -> None:
     with user_errors(), open_context() as index:
         report = recluster_anywhere(index)
     if as_json:
-        typer.echo(json.dumps(report, sort_keys=True))
+        render.echo(json.dumps(report, sort_keys=True))
     else:
         render.recluster(report)
 
@@ -95,6 +95,7 @@ def serve(
                 raise NotADirectoryError(f"--watch {folder}: not a folder")
         feeds = [FeedSpec.parse(f) for f in feed or []]
         service = build_service(load_settings(), list(watch or []), feeds)
+    service.offer("cli", served.runner(service.served_index))  # read-only commands of cli/client.py
     render.err.print(f"topics serve: pid {__import__('os').getpid()}, data dir {service.settings.data_dir}")
     service.run()
 
@@ -143,7 +144,7 @@ def exemplars(
     if open_:
         render.open_file(found["tile"] or next((e["path"] for e in found["exemplars"] if e["path"]), None))
     if tile and not as_json:
-        typer.echo(found["tile"] or "")
+        render.echo(found["tile"] or "")
         return
     _emit(found, as_json, render.exemplars)
 
@@ -200,10 +201,10 @@ def report(
     with user_errors(), open_context() as index:
         summary = build_report(index, out, title=title)
     if as_json:
-        typer.echo(json.dumps(summary.as_dict(), sort_keys=True, default=str))
+        render.echo(json.dumps(summary.as_dict(), sort_keys=True, default=str))
     else:
         size = f"{summary.bytes:,} bytes"
-        typer.echo(f"wrote {summary.path}: {summary.n_topics} topics, {summary.n_items} items, {size}")
+        render.echo(f"wrote {summary.path}: {summary.n_topics} topics, {summary.n_items} items, {size}")
 
 
 @app.command()
@@ -238,12 +239,12 @@ def backup(
 
     with user_errors():
         made = take_backup(load_settings(), dest, archive=archive)
-    _emit(made.as_dict(), as_json, lambda b: typer.echo(f"backup: {b['path']} {b.get('counts', '')}"))
+    _emit(made.as_dict(), as_json, lambda b: render.echo(f"backup: {b['path']} {b.get('counts', '')}"))
 
 
 def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:
     if as_json:
-        typer.echo(json.dumps(data, sort_keys=True, default=str))
+        render.echo(json.dumps(data, sort_keys=True, default=str))
     else:
         human(data)
 

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import typer
 from pydantic import ValidationError
 
+from cli import render
 from indexer.config import load_settings
 from indexer.embed.base import ModelUnavailable
 from indexer.index import Index
 from indexer.store.base import IdentityMismatch, StoreError, StoreLocked
 
+# Inside `topics serve`, commands run for a client open the service's own index (see cli/served.py).
+_served_index: ContextVar[Callable[[], Index] | None] = ContextVar("served_index", default=None)
+
 
 @contextmanager
 def open_context() -> Iterator[Index]:
-    """The index configured by env `TOPICS_*` and topics.toml."""
-    index = Index(load_settings())
+    """The index configured by env `TOPICS_*` and topics.toml (in `topics serve`: the service's)."""
+    served = _served_index.get()
+    index = served() if served else Index(load_settings())
     try:
         yield index
     finally:
@@ -42,5 +48,15 @@ def user_errors() -> Iterator[None]:
 
 
 def _die(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    render.echo(f"error: {message}", to_stderr=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def serving(open_index: Callable[[], Index]) -> Iterator[None]:
+    """Commands run in this thread open their index with `open_index` instead of from settings."""
+    token = _served_index.set(open_index)
+    try:
+        yield
+    finally:
+        _served_index.reset(token)

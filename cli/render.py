@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -15,8 +16,42 @@ from rich.table import Table
 if TYPE_CHECKING:
     from indexer.pipeline import IngestSummary
 
-err = Console(stderr=True)
-out = Console()
+# The consoles of the command running in this thread: the process's own, or (inside `topics serve`)
+# buffers for a client's stdout and stderr (see cli/served.py).
+_consoles: ContextVar[tuple[Console, Console] | None] = ContextVar("consoles", default=None)
+_own = (Console(), Console(stderr=True))
+
+
+class _Current:
+    """Stands for the current stdout (0) or stderr (1) console, so call sites stay `out.print(...)`."""
+
+    def __init__(self, which: int) -> None:
+        self._which = which
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr((_consoles.get() or _own)[self._which], name)
+
+
+out: Console = _Current(0)  # type: ignore[assignment]
+err: Console = _Current(1)  # type: ignore[assignment]
+
+
+@contextmanager
+def captured(stdout: IO[str], stderr: IO[str], *, width: int, color: bool) -> Iterator[None]:
+    """Send this thread's output to these files, rendered as for a terminal of this width."""
+    options: dict[str, Any] = {"width": width, "force_terminal": color, "no_color": not color}
+    token = _consoles.set((Console(file=stdout, **options), Console(file=stderr, **options)))
+    try:
+        yield
+    finally:
+        _consoles.reset(token)
+
+
+def echo(text: str, *, to_stderr: bool = False) -> None:
+    """Plain text (JSON, paths) exactly as given, on the current stdout or stderr."""
+    console = err if to_stderr else out
+    console.file.write(text + "\n")
+    console.file.flush()
 
 
 @contextmanager

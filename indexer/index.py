@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from indexer.config import Settings
 from indexer.ledger import Ledger
 from indexer.store.base import Backend, VectorStore
-from indexer.store.shared import RemoteBackend, open_backend_or_owner
+from indexer.store.shared import OwnerBackend, RemoteBackend, open_backend_or_owner
 
 if TYPE_CHECKING:
     from indexer.embed.base import Embedder, ImageEmbedder
@@ -29,7 +29,7 @@ class Index:
     @property
     def remote(self) -> bool:
         """Whether another process (`topics serve`) owns the store and this one goes through it."""
-        return isinstance(self.backend, RemoteBackend)
+        return isinstance(self.backend, RemoteBackend | OwnerBackend)
 
     @property
     def items(self) -> VectorStore:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,6 +76,40 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subpr
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def start_serve(env: dict[str, str], args: list[str] = ()) -> subprocess.Popen:
+    """`topics serve ARGS` as a subprocess with this environment, once it owns the data dir."""
+    data_dir = Path(env["TOPICS_DATA_DIR"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", *args],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: owner_pid(data_dir) == proc.pid or proc.poll() is not None, 120, "serve to start")
+    assert proc.poll() is None, proc.stderr.read()
+    return proc
+
+
+def owner_pid(data_dir: Path) -> int | None:
+    """The pid in the control file (a kill -9 leaves a stale one behind until the next serve starts)."""
+    try:
+        return json.loads((data_dir / "control.json").read_text())["pid"]
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def draw_image(path: Path, seed: int, size: tuple[int, int] = (96, 64), fmt: str = "JPEG") -> Path:

@@ -31,7 +31,7 @@ from indexer.daemon import FeedSpec, IngestDaemon
 from indexer.index import Index
 from indexer.ingest import open_pipeline
 from indexer.store import open_backend
-from indexer.store.shared import StoreServer
+from indexer.store.shared import OwnerBackend, StoreServer
 from topics import records
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,11 @@ class Service:
         self.daemon = IngestDaemon(settings, self.pipeline, watch, feeds)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.server: StoreServer | None = None
+        self.extra: dict[str, Callable[..., Any]] = {
+            "status": self.status,
+            "recluster": self.run_recluster,
+            "search": self.search,
+        }
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -157,6 +162,16 @@ class Service:
 
         return search(self.index, text, **options).as_dict()
 
+    def offer(self, name: str, command: Callable[..., Any]) -> None:
+        """Answer `name` for other processes on the control socket (before `run`)."""
+        self.extra[name] = command
+
+    def served_index(self) -> Index:
+        """An index on this service's store for a command run here for another process."""
+        if self.server is None:
+            raise RuntimeError("the service is not serving yet")
+        return Index(self.settings, backend=OwnerBackend(self.server))
+
     # -- status ---------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -184,8 +199,7 @@ class Service:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop_event.set())
-        extra = {"status": self.status, "recluster": self.run_recluster, "search": self.search}
-        self.server = StoreServer(self.index.backend, self.settings.data_dir, extra=extra)
+        self.server = StoreServer(self.index.backend, self.settings.data_dir, extra=self.extra)
         try:
             self._schedule()
             log.info("serving %s", self.settings.data_dir)

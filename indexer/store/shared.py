@@ -304,6 +304,27 @@ class RemoteBackend(Backend):
         self._channel.close()
 
 
+class OwnerBackend(Backend):
+    """The owner's backend as seen by a command the owner runs on another process's behalf.
+
+    It behaves like a `RemoteBackend` (the owner's extra commands answer `call_owner`) without the
+    socket round trips, and closing it leaves the owner's store open.
+    """
+
+    def __init__(self, server: StoreServer) -> None:
+        self._server = server
+        self.owner_pid = os.getpid()
+
+    def collection(self, name: str) -> VectorStore:
+        return self._server.backend.collection(name)
+
+    def call_owner(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        return self._server.extra[command](*args, **kwargs)
+
+    def close(self) -> None:
+        pass  # the owner's store stays open
+
+
 def open_backend_or_owner(settings: Settings) -> Backend:
     """The configured backend; when another process owns the embedded store, a `RemoteBackend` to it.
 
@@ -325,6 +346,7 @@ def open_backend_or_owner(settings: Settings) -> Backend:
 
 
 __all__ = [
+    "OwnerBackend",
     "OwnerUnavailable",
     "RemoteBackend",
     "RemoteStore",

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import STORIES, run_cli, tiny_env
+from cli.client import ask_service
+from tests.helpers import STORIES, run_cli, start_serve, tiny_env
 
 
 def _write_manifest(path: Path) -> None:
@@ -111,3 +112,51 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     usage = run_cli(["list", "--sort", "nonsense"], env)
     assert usage.returncode == 2
     assert "Traceback" not in usage.stderr + missing.stderr
+
+
+@pytest.mark.slow
+def test_with_serve_running_the_thin_client_prints_what_the_command_prints(
+    store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last in this module: from here on `topics serve` owns the store.
+
+    Every read-only command prints the same bytes and exits with the same code whether the service runs
+    it for the thin client (cli/client.py) or the command runs in its own process (TOPICS_CLIENT=off).
+    """
+    env = {**store, "COLUMNS": "120"}
+    topic_id = str(_json(["list", "--sort", "id"], env)[0]["id"])
+    serve = start_serve(env)
+    try:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        answer = ask_service(["show", topic_id, "--json"])
+        assert answer is not None and answer["code"] == 0, "the service did not answer the client"
+        assert json.loads(answer["stdout"])["id"] == int(topic_id)
+
+        direct = {**env, "TOPICS_CLIENT": "off"}
+        for args in (
+            ["list"],
+            ["list", "--sort", "label", "--json"],
+            ["show", topic_id],
+            ["show", topic_id, "--json"],
+            ["exemplars", topic_id, "--json"],
+            ["history"],
+            ["search", "tractor protest", "--limit", "4"],
+            ["search", "flooded streets", "--not", "rain", "--json"],
+            ["show", "9999"],  # an unknown topic: one line, exit 1
+            ["list", "--sort", "nonsense"],  # usage errors: exit 2
+            ["show", "twelve"],
+        ):
+            thin, here = run_cli(args, env), run_cli(args, direct)
+            assert (thin.returncode, thin.stdout) == (here.returncode, here.stdout), args
+            if here.returncode == 1:
+                assert thin.stderr == here.stderr, args
+            elif here.returncode == 2:
+                assert "Error: Invalid value" in thin.stderr and "Traceback" not in thin.stderr
+
+        status = json.loads(run_cli(["status", "--json"], env).stdout)
+        assert status["store"]["via_service"] is True and status["service"]["pid"] == serve.pid
+        assert (status["items"], status["topics"]) == (36, 3)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)

@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from indexer.config import load_settings
 from indexer.items import id_from_content, id_from_source, sha256_bytes
 from indexer.store.shared import CONTROL_FILE, RemoteBackend
-from tests.helpers import ROOT, draw_image, run_cli, tiny_env
+from tests.helpers import ROOT, draw_image, run_cli, start_serve, tiny_env, wait_for
 from tests.loopback import Reply, serving
 
 pytestmark = pytest.mark.slow
@@ -29,36 +28,7 @@ FAST = {
 
 
 def _start(data_dir: Path, args: list[str], **extra: str) -> subprocess.Popen:
-    env = tiny_env(data_dir, **FAST, **extra)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", *args],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _wait(lambda: _owner_pid(data_dir) == proc.pid or proc.poll() is not None, 120, "serve to start")
-    assert proc.poll() is None, proc.stderr.read()
-    return proc
-
-
-def _owner_pid(data_dir: Path) -> int | None:
-    """The pid in the control file (a kill -9 leaves a stale one behind until the next serve starts)."""
-    try:
-        return json.loads((data_dir / CONTROL_FILE).read_text())["pid"]
-    except (FileNotFoundError, ValueError, KeyError):
-        return None
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return start_serve(tiny_env(data_dir, **FAST, **extra), args)
 
 
 def _stored_ids(data_dir: Path) -> list[str]:
@@ -85,11 +55,11 @@ def test_dropped_files_become_searchable_and_queries_go_through_serve(tmp_path: 
     draw_image(inbox / "before.jpg", seed=1)
     proc = _start(data, ["--watch", str(inbox)])
     stop_all.append(proc)
-    _wait(lambda: len(_stored_ids(data)) == 1, 60, "the existing file")
+    wait_for(lambda: len(_stored_ids(data)) == 1, 60, "the existing file")
     for i in range(5):
         draw_image(inbox / f"new{i}.jpg", seed=10 + i)
         (inbox / f"new{i}.txt").write_text(f"new caption {i}")
-    _wait(lambda: len(_stored_ids(data)) == 6, 60, "the dropped files")
+    wait_for(lambda: len(_stored_ids(data)) == 6, 60, "the dropped files")
 
     status = run_cli(["status", "--json"], tiny_env(data))
     assert status.returncode == 0, status.stderr
@@ -101,7 +71,7 @@ def test_dropped_files_become_searchable_and_queries_go_through_serve(tmp_path: 
 
     (inbox / "new0.jpg").unlink()
     (inbox / "new0.txt").unlink()  # alone, the sidecar would stay on as a caption-only item
-    _wait(lambda: len(_stored_ids(data)) == 5, 60, "the deleted file to leave the store")
+    wait_for(lambda: len(_stored_ids(data)) == 5, 60, "the deleted file to leave the store")
 
 
 def test_a_second_serve_on_the_same_data_dir_refuses(tmp_path: Path, stop_all) -> None:
@@ -123,12 +93,12 @@ def test_kill_9_then_restart_loses_and_duplicates_nothing(tmp_path: Path, stop_a
     inbox, data = tmp_path / "inbox", tmp_path / "data"
     paths = [draw_image(inbox / f"img{i:03d}.jpg", seed=i) for i in range(60)]
     proc = _start(data, ["--watch", str(inbox)], TOPICS_INGEST__BATCH_SIZE="4")
-    _wait(lambda: len(_stored_ids(data)) >= 4, 120, "some items")
+    wait_for(lambda: len(_stored_ids(data)) >= 4, 120, "some items")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     restarted = _start(data, ["--watch", str(inbox)])
     stop_all.append(restarted)
-    _wait(lambda: len(_stored_ids(data)) >= 60, 180, "every file after the restart")
+    wait_for(lambda: len(_stored_ids(data)) >= 60, 180, "every file after the restart")
     stored = _stored_ids(data)
     expected = {id_from_content(sha256_bytes(p.read_bytes()), None, with_caption=False) for p in paths}
     assert len(stored) == len(set(stored)) == 60 and set(stored) == expected
@@ -144,10 +114,10 @@ def test_http_feed_and_jsonl_feed_are_followed(tmp_path: Path, stop_all) -> None
             "/feed.json", Reply(body=json.dumps(feed).encode(), headers={"Content-Type": "application/json"})
         )
         stop_all.append(_start(data, ["--feed", str(jsonl), "--feed", server.url("/feed.json")]))
-        _wait(lambda: len(_stored_ids(data)) == 3, 60, "the first feed items")
+        wait_for(lambda: len(_stored_ids(data)) == 3, 60, "the first feed items")
         with jsonl.open("a") as fh:
             fh.write(json.dumps({"id": "a2", "text": "second post"}) + "\n")
-        _wait(lambda: len(_stored_ids(data)) == 4, 60, "the appended line")
+        wait_for(lambda: len(_stored_ids(data)) == 4, 60, "the appended line")
     stored = set(_stored_ids(data))
     assert id_from_source("posts", "a2") in stored
 
