@@ -91,7 +91,8 @@ class ClusterSettings(BaseModel):
     min_samples: int | None = None
     reduce_dim: int | None = Field(None, ge=2)  # None: cluster the full vectors (measured best)
     method: Literal["leiden", "hdbscan"] = "leiden"  # kNN graph + Leiden, or PCA + HDBSCAN
-    resolution: float = Field(2.0, gt=0)  # Leiden resolution: higher gives more, smaller topics
+    resolution: float = Field(32.0, gt=0)  # Leiden resolution: higher gives more, smaller communities
+    merge_threshold: float = Field(0.55, ge=0)  # higher: fewer merges (topics.merge); 0: none
     n_neighbors: int = Field(15, ge=2)
     outlier_threshold: float | None = None
     seed: int = 0

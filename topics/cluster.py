@@ -42,7 +42,10 @@ from typing import TYPE_CHECKING, Literal
 
 import hdbscan
 import numpy as np
+from scipy import sparse
 from sklearn.decomposition import PCA
+
+from topics.merge import merge_cut_communities
 
 if TYPE_CHECKING:
     from indexer.config import ClusterSettings
@@ -67,7 +70,8 @@ class ClusterParams:
     seed: int = 0
     method: Literal["leiden", "hdbscan"] = "leiden"
     n_neighbors: int = 15  # kNN graph degree (leiden)
-    resolution: float = 2.0  # modularity resolution (leiden): higher gives more, smaller topics
+    resolution: float = 32.0  # modularity resolution (leiden): higher gives more, smaller communities
+    merge_threshold: float = 0.55  # groups whose halves' cut scores this or more stay whole (topics.merge)
     graph_size: int = 20_000  # communities are searched on at most this many items of the sample
     refine_rounds: int = 2  # nearest-centroid rounds over the whole sample after the community search
 
@@ -82,13 +86,14 @@ class ClusterParams:
             seed=s.seed,
             method=s.method,
             resolution=s.resolution,
+            merge_threshold=s.merge_threshold,
             n_neighbors=s.n_neighbors,
         )
 
 
 def default_min_cluster_size(n: int) -> int:
     """Smallest topic worth naming: grows like sqrt(n) so big corpora do not shatter into crumbs."""
-    return max(5, round(math.sqrt(n) / 4))
+    return max(5, round(math.sqrt(n) / 10))
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,9 @@ def _leiden_available() -> bool:
 
 
 def _leiden_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.ndarray:
-    """Modularity communities of the cosine kNN graph; communities under `mcs` items are outliers."""
+    """Modularity communities of the cosine kNN graph, arbitrary cuts merged back (topics.merge);
+    communities under `mcs` items are outliers. The merge runs on the whole partition: dropping the
+    small communities first would cut the graph links between pieces of one topic."""
     import igraph
     import leidenalg
 
@@ -227,30 +234,49 @@ def _leiden_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.n
         seed=params.seed,
     )
     labels = np.asarray(partition.membership, np.int64)
+    if params.merge_threshold > 0:
+        pairs = np.asarray(graph.get_edgelist(), np.int64).reshape(-1, 2)
+        weights = np.asarray(graph.es["weight"], np.float64)
+        labels = merge_cut_communities(pairs, weights, labels, params.merge_threshold)
     sizes = np.bincount(labels)
     return np.where(sizes[labels] >= mcs, labels, OUTLIER)
 
 
 def knn_graph(vectors: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours by cosine (rows are unit vectors), self excluded; memory O(block * n).
+    """Exact k nearest neighbours by cosine (rows are unit vectors), self excluded; memory O(block²).
 
-    torch's matmul + topk: several times faster than numpy's argpartition on the same blocks.
+    Similarity is symmetric, so each pair of row blocks is multiplied once and serves both blocks'
+    running top-k: half the products of a row-by-row scan (torch's matmul + topk; several times
+    faster than numpy's argpartition on the same blocks). Neighbours come most similar first.
     """
     import torch
 
     data = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
     n = data.shape[0]
-    neighbours = np.empty((n, k), np.int64)
-    sims = np.empty((n, k), np.float32)
+    best = torch.full((n, k), -torch.inf)
+    best_ids = torch.zeros((n, k), dtype=torch.int64)
+
+    def keep_best(rows: slice, sims: torch.Tensor, first_col: int) -> None:
+        top = torch.topk(sims, min(k, sims.shape[1]), dim=1)
+        values = torch.cat([best[rows], top.values], dim=1)
+        ids = torch.cat([best_ids[rows], top.indices + first_col], dim=1)
+        kept = torch.topk(values, k, dim=1)
+        best[rows] = kept.values
+        best_ids[rows] = torch.gather(ids, 1, kept.indices)
+
+    starts = range(0, n, block)
     with torch.no_grad():
-        for start in range(0, n, block):
-            stop = min(start + block, n)
-            block_sims = data[start:stop] @ data.T
-            block_sims[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf
-            top = torch.topk(block_sims, k, dim=1)
-            neighbours[start:stop] = top.indices.numpy()
-            sims[start:stop] = top.values.numpy()
-    return neighbours, sims
+        for a in starts:
+            rows_a = slice(a, min(a + block, n))
+            for b in range(a, n, block):
+                rows_b = slice(b, min(b + block, n))
+                sims = data[rows_a] @ data[rows_b].T
+                if a == b:
+                    sims.fill_diagonal_(-torch.inf)
+                keep_best(rows_a, sims, b)
+                if a != b:
+                    keep_best(rows_b, sims.T, a)
+    return best_ids.numpy(), best.numpy()
 
 
 def _refine(sample: np.ndarray, labels: np.ndarray, rounds: int) -> np.ndarray:
@@ -281,11 +307,12 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
 
 
 def _centroids(sample: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Unit mean direction of each topic's members (a sparse one-hot product: np.add.at is slow)."""
     k = int(labels.max()) + 1 if (labels >= 0).any() else 0
-    d = sample.shape[1]
-    sums = np.zeros((k, d), np.float64)
-    kept = labels >= 0
-    np.add.at(sums, labels[kept], sample[kept])
+    kept = np.flatnonzero(labels >= 0)
+    ones = np.ones(len(kept), np.float32)
+    members = sparse.csr_matrix((ones, (labels[kept], kept)), shape=(k, len(labels)))
+    sums = np.asarray(members @ sample, dtype=np.float64)
     norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
     return (sums / norms).astype(np.float32)
 
