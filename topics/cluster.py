@@ -14,8 +14,8 @@ MiniLM embeddings of 12k WordNet synsets, 41 supersenses, and 12k Debian fortune
 hard synthetic = topics.synthetic.hard_mixture; single seeds unless noted, 2-core machine):
 
     method                               wordnet NMI/ARI/outl   fortunes NMI/ARI/outl   hard-k20 ARI
-    BERTopic defaults (UMAP5+HDBSCAN10)  0.311/0.004/0.46       0.280/0.017/0.48        0.958
-      (3 seeds; 189 and 160 topics)
+    BERTopic defaults (UMAP5+HDBSCAN10)  0.310/0.005/0.45       0.279/0.017/0.48        0.958
+      (3 seeds; 185 and 161 topics)
     PCA50 + HDBSCAN mcs=5 (issue 4)      0.055/0.022/0.53 (2 topics)
     PCA10/32 + HDBSCAN eom|leaf + reassign  0.31-0.35/0.15-0.23/0
     KMeans, true k / k=300 (reference)   0.385/0.183/0          0.244 / 0.315
@@ -24,9 +24,9 @@ hard synthetic = topics.synthetic.hard_mixture; single seeds unless noted, 2-cor
     Leiden res 32, greedy merge 0.3      0.390/0.077 (352)      0.339/0.035 (429)       0.999
       (greedy merge stopped at a score: works only for 0.3-0.35; 0.25 collapses wordnet to
       26 topics, 0.4 breaks hard-k20: a growing community swallows its neighbours one by one)
-    Leiden res 32, merge tree read top-down 0.55 (default)
-                                         0.386/0.033 (389)      0.341/0.030 (456)       0.999
-      (works for thresholds 0.5-0.6 on 3 seeds; hard-k40 ARI 0.998)
+    Leiden res 32, merge tree read top-down 0.55 (default; 3 seeds, igraph's Leiden)
+                                         0.388/0.033 (400)      0.341/0.029 (453)       0.998
+      (works for thresholds 0.5-0.6 on 3 seeds; hard-k40 ARI 0.999; 2-5 s a fit, BERTopic 5-16 s)
 
 The fortunes classes are faint in these embeddings (15 % of an item's 15 nearest neighbours share
 its class): NMI there rises with the number of topics for every method (KMeans k=39: 0.244, k=300:
