@@ -31,8 +31,12 @@ def main() -> None:
 
         run_here()
         return
-    sys.stdout.write(answer["stdout"])
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(answer["stdout"])
+        sys.stdout.flush()
+    except BrokenPipeError:  # `topics list | head -1`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
     sys.stderr.write(answer["stderr"])
     raise SystemExit(answer["code"])
 

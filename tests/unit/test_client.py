@@ -78,3 +78,21 @@ def test_the_client_imports_only_the_standard_library() -> None:
     code = f"import sys, cli.client; print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy}))"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`topics list | head -1`: writing the service's answer meets a closed pipe (simulated: this
+    sandbox's pipes accept writes after the reader has gone)."""
+    code = """if True:
+        import io, sys, cli.client as c
+        class Gone(io.TextIOWrapper):
+            def write(self, text):
+                raise BrokenPipeError(32, "Broken pipe")
+        sys.stdout = Gone(open(sys.stdout.fileno(), "wb", closefd=False))
+        sys.argv = ["topics", "list"]
+        c.ask_service = lambda argv: {"stdout": "row\\n", "stderr": "", "code": 0}
+        c.main()
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == ""
