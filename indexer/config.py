@@ -96,8 +96,13 @@ class ClusterSettings(BaseModel):
     n_neighbors: int = Field(15, ge=2)
     outlier_threshold: float | None = None
     seed: int = 0
-    cron: str = "0 3 * * *"  # the nightly recluster of `topics serve`
+    cron: str = "0 3 * * *"  # the nightly recluster of `topics serve`; "off": none scheduled
     online_interval_s: float = Field(10.0, gt=0)  # how often serve assigns pending items
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether `topics serve` reclusters on a schedule (`cron` "off", "none" or "" turns it off)."""
+        return self.cron.strip().lower() not in {"", "off", "none"}
 
 
 class RepresentSettings(BaseModel):

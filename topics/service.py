@@ -140,7 +140,7 @@ class Service:
 
     def _schedule(self) -> None:
         options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-        if self._recluster is not None:
+        if self._recluster is not None and self.settings.cluster.scheduled:
             trigger = CronTrigger.from_crontab(self.settings.cluster.cron, timezone=UTC)
             self.scheduler.add_job(self._scheduled_recluster, trigger, id="recluster", **options)
             run = records.current_run(self.index.backend)

@@ -39,6 +39,7 @@ def status(index: Index) -> dict[str, Any]:
         "topics": len(records.list_topics(index.backend, run=run)) if run else 0,
         "last_recluster": run.finished.isoformat() if run else None,
         "run_id": run.run_id if run else None,
-        "next_recluster": (service or {}).get("next_recluster") or next_fire(settings.cluster.cron),
+        "next_recluster": (service or {}).get("next_recluster")
+        or (next_fire(settings.cluster.cron) if settings.cluster.scheduled else None),
         "service": service,
     }

@@ -85,3 +85,28 @@ def test_status_reports_the_service(service) -> None:
     info = svc.status()
     assert info["pid"] > 0 and info["queue_depth"] == 0 and info["last_error"] is None
     assert set(info) >= {"uptime_s", "items_per_s", "next_recluster", "watching", "feeds"}
+
+
+@pytest.mark.parametrize("cron", ["off", "none", "", "OFF "])
+def test_cron_off_schedules_no_recluster_but_keeps_online_assignment(
+    cron: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_tiny_clip(monkeypatch)
+    settings = load_settings(store={"backend": "memory"}, cluster={"cron": cron})
+    assert not settings.cluster.scheduled
+    svc = Service(settings, [], [], recluster=lambda index: {}, assign_online=lambda index: {})
+    try:
+        svc._schedule()
+        assert [job.id for job in svc.scheduler.get_jobs()] == ["online"]
+        assert svc.status()["next_recluster"] is None
+        assert svc.run_recluster() == {}  # `topics recluster` still works
+    finally:
+        svc.close()
+
+
+def test_the_default_cron_schedules_the_nightly_recluster(service) -> None:
+    svc, _, _ = service
+    assert svc.settings.cluster.scheduled
+    svc._schedule()
+    assert {job.id for job in svc.scheduler.get_jobs()} == {"recluster", "online"}
+    assert svc.status()["next_recluster"].endswith("03:00:00+00:00")
