@@ -162,7 +162,7 @@ class QdrantBackend:
     def collection(self, name: str) -> QdrantStore:
         if name not in self._stores:
             self._stores[name] = QdrantStore(
-                self._client, name, prefix=self.prefix, local=self.local, tuning=self.tuning
+                self._client, name, prefix=self.prefix, local=self.local, tuning=self.tuning, where=self.where
             )
         return self._stores[name]
 
@@ -182,9 +182,11 @@ class QdrantStore:
         prefix: str = "topics",
         local: bool = False,
         tuning: CollectionTuning | None = None,
+        where: str = "",
     ) -> None:
         self.name = name
         self.collection_name = f"{prefix}_{name}"
+        self.where = where
         self._client = client
         self._local = local
         self._tuning = tuning or CollectionTuning()
@@ -193,17 +195,20 @@ class QdrantStore:
     def __repr__(self) -> str:
         return f"QdrantStore(collection={self.collection_name!r})"
 
+    def _call(self, call: Callable[[], T], what: str) -> T:
+        """A client call whose failure names the collection and where the store is (server URL, path)."""
+        where = f" at {self.where}" if self.where else ""
+        return _client_call(call, f"{what} ({self.collection_name}{where})")
+
     # ---- lifecycle ----
 
     def exists(self) -> bool:
-        return _client_call(
-            lambda: self._client.collection_exists(self.collection_name), "check a collection"
-        )
+        return self._call(lambda: self._client.collection_exists(self.collection_name), "check a collection")
 
     def _stored_layout(self) -> rules.Layout | None:
         if not self.exists():
             return None
-        info = _client_call(lambda: self._client.get_collection(self.collection_name), "read a collection")
+        info = self._call(lambda: self._client.get_collection(self.collection_name), "read a collection")
         metadata = info.config.metadata or {}
         if "identity" not in metadata:
             raise IdentityMismatch(
@@ -232,14 +237,14 @@ class QdrantStore:
             self._ensure_indexes(schema.indexes)
 
     def _record_layout(self, layout: rules.Layout) -> None:
-        _client_call(
+        self._call(
             lambda: self._client.update_collection(self.collection_name, metadata=layout.to_json()),
             "record the collection layout",
         )
 
     def _create(self, layout: rules.Layout) -> None:
         args = create_collection_args(layout, self._tuning)
-        _client_call(
+        self._call(
             lambda: self._client.create_collection(self.collection_name, **args),
             f"create collection {self.collection_name}",
         )
@@ -248,18 +253,18 @@ class QdrantStore:
         config = models.DenseVectorNameConfig(
             dense=models.DenseVectorConfig(size=dim, distance=models.Distance.COSINE)
         )
-        _client_call(
+        self._call(
             lambda: self._client.create_vector_name(self.collection_name, vector_name, config),
             f"add vector {vector_name!r} to {self.collection_name} (needs Qdrant >= 1.18)",
         )
 
     def _ensure_indexes(self, indexes: Mapping[str, IndexType]) -> None:
-        info = _client_call(lambda: self._client.get_collection(self.collection_name), "read a collection")
+        info = self._call(lambda: self._client.get_collection(self.collection_name), "read a collection")
         for field_name, kind in indexes.items():
             present = info.payload_schema.get(field_name)
             if present is not None and present.data_type == _INDEX_TYPES[kind]:
                 continue
-            _client_call(
+            self._call(
                 lambda f=field_name, k=kind: self._client.create_payload_index(
                     self.collection_name, f, field_schema=_INDEX_TYPES[k], wait=True
                 ),
@@ -293,7 +298,7 @@ class QdrantStore:
                 "and copy its directory, or `topics migrate` it into an embedded data dir"
             )
         self._dims()
-        made = _client_call(
+        made = self._call(
             lambda: self._client.create_snapshot(self.collection_name, wait=True),
             f"snapshot {self.collection_name}",
         )
@@ -307,7 +312,7 @@ class QdrantStore:
         dims = self._dims()
         for batch in rules.chunks(points, UPSERT_BATCH):
             structs = [_point_struct(p, dims) for p in batch]
-            _client_call(
+            self._call(
                 lambda s=structs: self._client.upsert(self.collection_name, points=s, wait=True),
                 f"upsert {len(structs)} points",
             )
@@ -324,7 +329,7 @@ class QdrantStore:
         self._dims()
         ops = [op for payload, ids in groups for op in self._set_payload_ops(payload, ids)]
         for batch in rules.chunks(ops, OPS_PER_REQUEST):
-            _client_call(
+            self._call(
                 lambda b=batch: self._client.batch_update_points(self.collection_name, list(b), wait=True),
                 f"set payload ({len(batch)} operations)",
             )
@@ -348,7 +353,7 @@ class QdrantStore:
         self._dims()
         for batch in rules.chunks(rules.canonical_ids(ids), ID_BATCH):
             selector = models.PointIdsList(points=list(batch))
-            _client_call(
+            self._call(
                 lambda s=selector: self._client.delete(self.collection_name, points_selector=s, wait=True),
                 f"delete {len(batch)} points",
             )
@@ -356,7 +361,7 @@ class QdrantStore:
     def delete_where(self, where: Filter) -> None:
         self._dims()
         selector = models.FilterSelector(filter=qdrant_filter(where))
-        _client_call(
+        self._call(
             lambda: self._client.delete(self.collection_name, points_selector=selector, wait=True),
             "delete points by filter",
         )
@@ -378,7 +383,7 @@ class QdrantStore:
         out: list[Any] = []
         for batch in rules.chunks(rules.canonical_ids(ids), ID_BATCH):
             out.extend(
-                _client_call(
+                self._call(
                     lambda b=batch: self._client.retrieve(
                         self.collection_name, list(b), with_payload=payload, with_vectors=with_vectors
                     ),
@@ -403,7 +408,7 @@ class QdrantStore:
         with_vectors = rules.vector_selection(vectors)
         offset: Any = None
         while True:
-            records, offset = _client_call(
+            records, offset = self._call(
                 lambda o=offset: self._client.scroll(
                     self.collection_name,
                     scroll_filter=scroll_filter,
@@ -431,7 +436,7 @@ class QdrantStore:
     ) -> list[ScoredPoint]:
         """Nearest points by cosine on one named vector, best first."""
         query = rules.query_vector(vector_name, vector, self._dims())
-        response = _client_call(
+        response = self._call(
             lambda: self._client.query_points(
                 self.collection_name,
                 query=query,
@@ -449,7 +454,7 @@ class QdrantStore:
     def count(self, where: Filter | None = None) -> int:
         self._dims()
         count_filter = None if where is None else qdrant_filter(where)
-        result = _client_call(
+        result = self._call(
             lambda: self._client.count(self.collection_name, count_filter=count_filter, exact=True), "count"
         )
         return int(result.count)

@@ -25,6 +25,7 @@ from indexer.store.base import (
     StoreLocked,
     VectorStore,
 )
+from tests.helpers import closed_port
 
 REPO = Path(__file__).resolve().parents[2]
 DIM = 8
@@ -541,6 +542,16 @@ def test_server_backend_keeps_the_api_key_out_of_reprs() -> None:
         text = repr(backend) + repr(backend.collection("items")) + repr(settings) + str(settings.store)
         assert "s3cret-key" not in text
         assert "qdrant.example" in repr(backend)
+    finally:
+        backend.close()
+
+
+def test_an_unreachable_server_is_named_in_the_error() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    backend = QdrantBackend.server(url, timeout_s=2, check_compatibility=False)
+    try:
+        with pytest.raises(StoreError, match=rf"check a collection \(topics_items at {url}\)"):
+            backend.collection("items").exists()
     finally:
         backend.close()
 

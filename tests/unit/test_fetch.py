@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import socket
 import time
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ from loopback import LoopbackServer, Reply, serving
 from PIL import Image
 
 from indexer.fetch import AddressPolicy, FetchError, ImageFetcher, image_format
+from tests.helpers import closed_port
 
 
 def png_bytes(size: tuple[int, int] = (8, 6)) -> bytes:
@@ -124,13 +124,6 @@ def test_retry_recovers_from_a_transient_failure(server: LoopbackServer, fetcher
     server.route("/once", lambda _request: next(answers))
     assert fetcher.fetch(server.url("/once")) == PNG
     assert server.hits["/once"] == 2
-
-
-def closed_port() -> int:
-    """A port nothing listens on: bind one, then close it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_connection_refused() -> None:
