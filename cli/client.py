@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Keep in step with cli.served.SERVED (a test checks they agree).
+# Commands that only read the store and print; cli/served.py refuses any other.
 SERVED = frozenset({"list", "show", "exemplars", "history", "search", "status"})
 # Options that name local files or act on this machine's desktop, and help: always run here.
 LOCAL_OPTIONS = frozenset({"--image", "--open", "--help"})
-CONTROL_FILE, KEY_FILE = "control.json", "control.key"  # as in indexer.store.shared
+# As in indexer.store.shared, which this module cannot import (pydantic); a test checks they agree.
+CONTROL_FILE, KEY_FILE = "control.json", "control.key"
 
 
 def main() -> None:
@@ -48,13 +49,12 @@ def forwardable(argv: list[str]) -> bool:
     return bool(argv) and argv[0] in SERVED and not any(a.split("=")[0] in LOCAL_OPTIONS for a in argv)
 
 
-def data_dir(environ: dict[str, str] | None = None) -> Path:
+def data_dir() -> Path:
     """The data dir as `indexer.config.Settings` resolves it: env, then the TOML file, then ./data."""
-    environ = dict(os.environ if environ is None else environ)
-    for key, value in environ.items():
+    for key, value in os.environ.items():
         if key.lower() == "topics_data_dir":
             return Path(value).expanduser()
-    config = Path(environ.get("TOPICS_CONFIG", "topics.toml"))
+    config = Path(os.environ.get("TOPICS_CONFIG", "topics.toml"))
     if config.is_file():
         import tomllib
 

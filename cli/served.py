@@ -19,14 +19,11 @@ from typing import Any
 import typer
 
 from cli import render
+from cli.client import SERVED
 from cli.context import serving
 from indexer.index import Index
 
 log = logging.getLogger(__name__)
-
-# Commands that only read the store and print. The client keeps everything else (ingest, report,
-# --image, --open, --help ...) in its own process: see `cli.client.forwardable`.
-SERVED = frozenset({"list", "show", "exemplars", "history", "search", "status"})
 
 
 @cache

@@ -12,10 +12,18 @@ import pytest
 
 from cli import client, served
 from indexer.config import load_settings
+from indexer.store import shared
 
 
-def test_client_and_service_agree_on_the_commands_handed_over() -> None:
-    assert client.SERVED == served.SERVED
+def test_client_and_store_owner_agree_on_the_control_files() -> None:
+    assert (client.CONTROL_FILE, client.KEY_FILE) == (shared.CONTROL_FILE, shared.KEY_FILE)
+
+
+def test_the_service_refuses_commands_that_are_not_read_only() -> None:
+    run = served.runner(lambda: pytest.fail("no index is opened for a refused command"))
+    for argv in (["ingest", "folder"], ["recluster"], []):
+        with pytest.raises(ValueError, match="does not run"):
+            run(argv)
 
 
 @pytest.mark.parametrize(
