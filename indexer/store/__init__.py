@@ -6,6 +6,7 @@ dir (default), a Qdrant server (``TOPICS_STORE__URL``), or qdrant-client's in-me
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from pathlib import Path
@@ -109,15 +110,8 @@ def open_backend(settings: Settings) -> Backend:
         raise ValueError("store backend 'qdrant' needs a server URL: set TOPICS_STORE__URL")
     from indexer.store.qdrant import CollectionTuning
 
-    tuning = CollectionTuning(
-        on_disk_vectors=store.on_disk_vectors,
-        quantization=store.quantization,
-        hnsw_m=store.hnsw_m,
-        hnsw_ef_construct=store.hnsw_ef_construct,
-        shard_number=store.shard_number,
-        replication_factor=store.replication_factor,
-        write_consistency_factor=store.write_consistency_factor,
-    )
+    knobs = {f.name: getattr(store, f.name) for f in dataclasses.fields(CollectionTuning)}
+    tuning = CollectionTuning(**knobs)  # the store settings of the same names
     return QdrantBackend.server(
         store.url,
         store.api_key,

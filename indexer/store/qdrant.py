@@ -246,7 +246,7 @@ class QdrantStore:
         args = create_collection_args(layout, self._tuning)
         self._call(
             lambda: self._client.create_collection(self.collection_name, **args),
-            f"create collection {self.collection_name}",
+            "create a collection",
         )
 
     def _add_vector(self, vector_name: str, dim: int) -> None:
@@ -255,7 +255,7 @@ class QdrantStore:
         )
         self._call(
             lambda: self._client.create_vector_name(self.collection_name, vector_name, config),
-            f"add vector {vector_name!r} to {self.collection_name} (needs Qdrant >= 1.18)",
+            f"add vector {vector_name!r} (needs Qdrant >= 1.18)",
         )
 
     def _ensure_indexes(self, indexes: Mapping[str, IndexType]) -> None:
@@ -300,7 +300,7 @@ class QdrantStore:
         self._dims()
         made = self._call(
             lambda: self._client.create_snapshot(self.collection_name, wait=True),
-            f"snapshot {self.collection_name}",
+            "snapshot a collection",
         )
         if made is None:
             raise StoreError(f"qdrant returned no snapshot description for {self.collection_name}")
