@@ -56,6 +56,8 @@ from sklearn.decomposition import PCA
 from topics.merge import merge_cut_communities
 
 if TYPE_CHECKING:
+    import igraph
+
     from indexer.config import ClusterSettings
 
 log = logging.getLogger(__name__)
@@ -226,12 +228,7 @@ def _leiden_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.n
     small communities first would cut the graph links between pieces of one topic."""
     import igraph
 
-    n = reduced.shape[0]
-    k = max(1, min(params.n_neighbors, n - 1))
-    neighbours, sims = knn_graph(reduced, k)
-    edges = np.stack([np.repeat(np.arange(n), k), neighbours.ravel()], axis=1)
-    graph = igraph.Graph(n=n, edges=edges, edge_attrs={"weight": np.maximum(sims.ravel(), 0.0)})
-    graph = graph.simplify(combine_edges="max")  # a mutual pair counts once
+    graph = knn_igraph(reduced, params.n_neighbors)
     # igraph's own Leiden (modularity with a resolution, as leidenalg's RBConfiguration): ~15x faster
     # than leidenalg here. It draws from the generator igraph is given; a seeded one keeps fits equal.
     igraph.set_random_number_generator(random.Random(params.seed))
@@ -251,6 +248,18 @@ def _leiden_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.n
         labels = merge_cut_communities(pairs, weights, labels, params.merge_threshold)
     sizes = np.bincount(labels)
     return np.where(sizes[labels] >= mcs, labels, OUTLIER)
+
+
+def knn_igraph(vectors: np.ndarray, n_neighbors: int) -> igraph.Graph:
+    """The undirected cosine kNN graph (weights: cosine, at least 0); a mutual pair is one edge."""
+    import igraph
+
+    n = vectors.shape[0]
+    k = max(1, min(n_neighbors, n - 1))
+    neighbours, sims = knn_graph(vectors, k)
+    edges = np.stack([np.repeat(np.arange(n), k), neighbours.ravel()], axis=1)
+    graph = igraph.Graph(n=n, edges=edges, edge_attrs={"weight": np.maximum(sims.ravel(), 0.0)})
+    return graph.simplify(combine_edges="max")
 
 
 def knn_graph(vectors: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:

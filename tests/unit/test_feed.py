@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback import LoopbackServer, Reply, serving
+from loopback import LoopbackServer, Reply
 
 from indexer.fetch import ImageFetcher
 from indexer.items import Item, id_from_source
@@ -344,12 +344,6 @@ def test_tail_follow_yields_until_stopped(tmp_path: Path, ledger: Ledger) -> Non
 
 
 # -- HTTP feeds -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with serving() as running:
-        yield running
 
 
 @pytest.fixture

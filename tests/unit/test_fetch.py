@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from loopback import LoopbackServer, Reply, serving
+from loopback import LoopbackServer, Reply
 from PIL import Image
 
 from indexer.fetch import AddressPolicy, FetchError, ImageFetcher, image_format
@@ -22,12 +22,6 @@ def png_bytes(size: tuple[int, int] = (8, 6)) -> bytes:
 
 
 PNG = png_bytes()
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with serving() as running:
-        yield running
 
 
 @pytest.fixture

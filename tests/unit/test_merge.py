@@ -5,21 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from topics.cluster import knn_graph
+from topics.cluster import knn_igraph
 from topics.merge import cut_score, merge_cut_communities
 from topics.synthetic import hard_mixture
 
 
 def _graph(vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected cosine kNN graph, each pair once (the larger weight of a mutual pair)."""
-    neighbours, sims = knn_graph(vectors, k)
-    rows = np.repeat(np.arange(len(vectors)), k)
-    lo, hi = np.minimum(rows, neighbours.ravel()), np.maximum(rows, neighbours.ravel())
-    key = lo * len(vectors) + hi
-    order = np.lexsort((-sims.ravel(), key))
-    first = np.unique(key[order], return_index=True)[1]
-    chosen = order[first]
-    return np.stack([lo[chosen], hi[chosen]], axis=1), np.maximum(sims.ravel()[chosen], 0.0)
+    """The recluster's kNN graph as edge pairs and weights, as `_leiden_labels` hands them over."""
+    graph = knn_igraph(vectors, k)
+    return np.asarray(graph.get_edgelist(), np.int64), np.asarray(graph.es["weight"], np.float64)
 
 
 def _blobs(
