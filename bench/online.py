@@ -1,9 +1,9 @@
 """Online updates between reclusters (issue 6): agreement, time to flag a new story, throughput.
 
 A corpus from a hard synthetic mixture (sibling topics at cosine 0.95-0.97, 100x sizes, anisotropic
-spread, plus background noise) is stored and reclustered with the real job (`topics.job.recluster`).
+spread, plus background noise) is stored and reclustered with the real job (`topics.reclustering.recluster`).
 Then a stream arrives in chunks ("seconds"), each ingested as pending and assigned with
-`topics.online.store.assign_pending`: items of the known topics, background noise, and a new topic
+`topics.online.pending.assign_pending`: items of the known topics, background noise, and a new topic
 injected at 1% of the traffic. Finally the nightly recluster runs again on everything. Printed:
 
 - agreement of the online assignment with that next recluster, over the stream items the recluster
@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from indexer.config import load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
-from topics import records
+from topics import catalog
 from topics import synthetic as syn
-from topics.job import recluster
 from topics.online import OnlineState
-from topics.online.store import assign_pending, emerging_params, fresh_state
+from topics.online.pending import assign_pending, emerging_params, fresh_state
+from topics.reclustering import recluster
 
 NEW_SHARE = 0.01
 BACKGROUND_SHARE = 0.03
@@ -78,11 +78,11 @@ def build_world(scenario: str, n_base: int, n_stream: int, seed: int) -> World:
 
 
 def topics_of(backend: Backend, ids: Sequence[str]) -> dict[str, int]:
-    run = records.current_run(backend)
+    run = catalog.current_run(backend)
     out = {}
     for start in range(0, len(ids), 1024):
         for point in backend.collection("items").retrieve(ids[start : start + 1024]):
-            found = records.read_assignment(point.payload, run)
+            found = catalog.read_assignment(point.payload, run)
             out[point.id] = found.topic if found is not None else -2
     return out
 
@@ -175,8 +175,8 @@ def measure(backend: Backend, settings, world: World, args: argparse.Namespace) 
     syn.store_corpus(backend.collection("items"), world.base)
     began = time.perf_counter()
     first = recluster(settings, backend)
-    run = records.current_run(backend)
-    existing = {t.topic_id for t in records.list_topics(backend)}
+    run = catalog.current_run(backend)
+    existing = {t.topic_id for t in catalog.list_topics(backend)}
     min_size = emerging_params(settings, run, [0.5]).min_size
     yield (
         f"scenario: {args.scenario}, {len(world.base)} items in the run, {first.n_topics} topics, "

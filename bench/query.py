@@ -35,7 +35,7 @@ from indexer.index import Index  # noqa: E402
 from indexer.pipeline import item_schema  # noqa: E402
 from indexer.store.base import Point  # noqa: E402
 from indexer.store.shared import CONTROL_FILE, RemoteBackend  # noqa: E402
-from topics.job import recluster  # noqa: E402
+from topics.reclustering import recluster  # noqa: E402
 from topics.search import search_anywhere  # noqa: E402
 from topics.synthetic import easy_mixture, item_id  # noqa: E402
 

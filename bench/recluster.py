@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-import topics.job as job
+import topics.reclustering as reclustering
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
-from topics import records, synthetic
+from topics import catalog, synthetic
 from topics.cluster import Clustering, ClusterParams, default_min_cluster_size
 from topics.quality import adjusted_rand
 
@@ -71,13 +71,13 @@ def fit_umap_hdbscan(sample: np.ndarray, params: ClusterParams) -> Clustering:
 @contextlib.contextmanager
 def method(name: str) -> Iterator[None]:
     """Run the job with `name`'s fit ("ours" is the project's `fit_clusters`)."""
-    original = job.fit_clusters
+    original = reclustering.fit_clusters
     if name == "umap":
-        job.fit_clusters = fit_umap_hdbscan
+        reclustering.fit_clusters = fit_umap_hdbscan
     try:
         yield
     finally:
-        job.fit_clusters = original
+        reclustering.fit_clusters = original
 
 
 # ---- helpers ----
@@ -89,12 +89,12 @@ def fresh(tmp: Path, name: str) -> tuple[Settings, Backend]:
 
 
 def assignment_of(backend: Backend, ids: list[str]) -> np.ndarray:
-    run = records.current_run(backend)
+    run = catalog.current_run(backend)
     got = {}
     for points in backend.collection("items").scroll():
         for p in points:
-            found = records.read_assignment(p.payload, run)
-            got[p.id] = records.OUTLIER if found is None else found.topic
+            found = catalog.read_assignment(p.payload, run)
+            got[p.id] = catalog.OUTLIER if found is None else found.topic
     return np.array([got[i] for i in ids])
 
 
@@ -110,7 +110,7 @@ def majority(truth: np.ndarray, found: np.ndarray) -> dict[int, int]:
 def steady_ari(tmp: Path, corpus: synthetic.Corpus, name: str) -> float:
     settings, backend = fresh(tmp, name)
     synthetic.store_corpus(backend.collection("items"), corpus, text_noise=0.2)
-    job.recluster(settings, backend)
+    reclustering.recluster(settings, backend)
     ari = adjusted_rand(corpus.labels, assignment_of(backend, corpus.ids))
     backend.close()
     return ari
@@ -129,7 +129,7 @@ def id_kept_share(tmp: Path, name: str, runs: int = 10) -> float:
             extra = synthetic.sample_mixture([synthetic.Cluster(c.centre, 4, c.noise) for c in clusters], rng)
             corpus = synthetic.extend_corpus(corpus, extra)
         synthetic.store_corpus(items, corpus)
-        job.recluster(settings, backend)
+        reclustering.recluster(settings, backend)
         now = majority(corpus.labels, assignment_of(backend, corpus.ids))
         if previous is not None:
             kept += sum(now[k] == previous[k] for k in previous)
@@ -147,7 +147,7 @@ def scenario_events(tmp: Path, name: str) -> tuple[list[str], bool]:
     report = None
     for corpus in scenario.runs:
         synthetic.store_corpus(items, corpus, prune=True)
-        report = job.recluster(settings, backend)
+        report = reclustering.recluster(settings, backend)
         maps.append(majority(corpus.labels, assignment_of(backend, corpus.ids)))
     backend.close()
     assert report is not None
@@ -188,7 +188,7 @@ def child_recluster(data_dir: Path, method_name: str, optimize: bool) -> None:
             peaks[name] = peak_rss_gb()
 
     with method(method_name):
-        report = job.recluster(settings, backend, on_phase=on_phase, optimize=optimize)
+        report = reclustering.recluster(settings, backend, on_phase=on_phase, optimize=optimize)
     backend.close()
     out = {
         "wall": report.seconds,

@@ -67,7 +67,7 @@ def status(as_json: JsonOpt = False) -> None:
 @app.command()
 def recluster(as_json: JsonOpt = False) -> None:
     """Rebuild topics from every stored vector now (in `topics serve` when it owns the store)."""
-    from topics.rebuild import recluster_anywhere
+    from topics.jobs import recluster_anywhere
 
     with user_errors(), open_context() as index:
         report = recluster_anywhere(index)

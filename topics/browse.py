@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import records
-from topics.records import LineageEvent, Topic
+from topics import catalog
+from topics.catalog import LineageEvent, Topic
 
 SortKey = Literal["id", "size", "change", "label"]
 
@@ -15,8 +15,8 @@ class TopicNotFound(LookupError):
     """No topic with that id in the current run."""
 
 
-def _need_run(index: Index) -> records.Run:
-    run = records.current_run(index.backend)
+def _need_run(index: Index) -> catalog.Run:
+    run = catalog.current_run(index.backend)
     if run is None:
         raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
     return run
@@ -52,7 +52,7 @@ def list_topics(
 ) -> list[dict[str, Any]]:
     """The current run's topics, filtered and sorted (largest first by default)."""
     run = _need_run(index)
-    found = records.list_topics(
+    found = catalog.list_topics(
         index.backend, include_vanished=include_vanished or status == "vanished", run=run
     )
     chosen = [t for t in found if t.size >= min_size and (status is None or t.status == status)]
@@ -65,9 +65,9 @@ def list_topics(
     return [topic_summary(t) for t in sorted(chosen, key=key)]
 
 
-def _get(index: Index, topic_id: int) -> tuple[records.Run, Topic]:
+def _get(index: Index, topic_id: int) -> tuple[catalog.Run, Topic]:
     run = _need_run(index)
-    topic = records.get_topic(index.backend, topic_id, run=run)
+    topic = catalog.get_topic(index.backend, topic_id, run=run)
     if topic is None:
         raise TopicNotFound(f"no topic {topic_id} (see `topics list`)")
     return run, topic
@@ -106,7 +106,7 @@ def show_topic(index: Index, topic_id: int) -> dict[str, Any]:
         "exemplars": exemplars(index, topic_id)["exemplars"],
         "tile": topic.tile,
         "size_history": [list(pair) for pair in topic.extra.get("size_history", [])],
-        "lineage": [event_dict(e) for e in records.lineage(index.backend, topic_id)],
+        "lineage": [event_dict(e) for e in catalog.lineage(index.backend, topic_id)],
     }
 
 
@@ -132,7 +132,7 @@ def history(index: Index, topic_id: int | None = None) -> dict[str, Any]:
                 "items": r.n_items,
                 "topics": r.n_topics,
             }
-            for r in records.runs(index.backend)
+            for r in catalog.runs(index.backend)
         ],
-        "events": [event_dict(e) for e in records.lineage(index.backend, topic_id)],
+        "events": [event_dict(e) for e in catalog.lineage(index.backend, topic_id)],
     }

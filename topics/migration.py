@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from indexer.index import Index
 from indexer.migrate import MigrateReport, migrate, open_target
-from topics import records
+from topics import catalog
 
 
 def migrate_store(
@@ -21,7 +21,7 @@ def migrate_store(
         return migrate(
             src,
             dst,
-            indexes={"items": records.ITEM_INDEXES, "topics": records.TOPIC_INDEXES},
+            indexes={"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES},
             last={"topics": ("kind", "pointer")},
             prune=prune,
         )

@@ -32,8 +32,8 @@ from PIL import Image
 
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import records
-from topics.records import LineageEvent, Run, Topic
+from topics import catalog
+from topics.catalog import LineageEvent, Run, Topic
 from topics.represent import Representation
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -99,20 +99,20 @@ def build_report(index: Index, out: Path, *, title: str = "topics") -> ReportSum
 def read_content(index: Index) -> ReportContent:
     """The current run's topics, lineage and counts; `ReportError` before the first recluster."""
     backend = index.backend
-    run = records.current_run(backend)
+    run = catalog.current_run(backend)
     if run is None:
         raise ReportError("no topics yet: run `topics recluster` first")
-    every = records.list_topics(backend, include_vanished=True, run=run)
+    every = catalog.list_topics(backend, include_vanished=True, run=run)
     live = tuple(t for t in every if t.status != "vanished")
     ended = tuple(t for t in every if t.status == "vanished" and t.change < 0)
-    events = tuple(e for e in records.lineage(backend) if e.run_id == run.run_id)
+    events = tuple(e for e in catalog.lineage(backend) if e.run_id == run.run_id)
     items_now, pending = _item_counts(index, run)
     return ReportContent(
         run=run,
         topics=tuple(sorted(live, key=lambda t: (-t.size, t.topic_id))),
         vanished=ended,
         events=events,
-        runs=tuple(records.runs(backend)[-N_RUNS:]),
+        runs=tuple(catalog.runs(backend)[-N_RUNS:]),
         items_now=items_now,
         pending=pending,
         generated=datetime.now(UTC),
@@ -128,7 +128,7 @@ def _item_counts(index: Index, run: Run) -> tuple[int, int]:
     if not items.exists():
         return 0, 0
     total = items.count()
-    assigned = items.count(Filter(must={records.slot_fields(run.slot)["run"]: run.run_id}))
+    assigned = items.count(Filter(must={catalog.slot_fields(run.slot)["run"]: run.run_id}))
     return total, max(0, total - assigned)
 
 

@@ -19,7 +19,7 @@ from indexer.embed.base import l2_normalise
 from indexer.images import decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
-from topics import records
+from topics import catalog
 
 RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
 NOT_WEIGHT = 0.5
@@ -78,7 +78,7 @@ def search(
     if not text and image is None:
         raise ValueError("search needs a text query or --image")
     filters = filters or SearchFilters()
-    run = records.current_run(index.backend)
+    run = catalog.current_run(index.backend)
     queries = _queries(index, text, image, negatives)
     hits = _item_hits(index, queries, _item_filter(filters, run), limit, run)
     topics = _topic_hits(index, queries, run, limit) if filters.topic is None else []
@@ -132,14 +132,14 @@ def _stored_views(index: Index) -> list[str]:
 # -- items ---------------------------------------------------------------------------------------
 
 
-def _item_filter(filters: SearchFilters, run: records.Run | None) -> Filter:
+def _item_filter(filters: SearchFilters, run: catalog.Run | None) -> Filter:
     must: dict[str, Any] = {}
     if filters.source:
         must["source"] = filters.source
     if filters.topic is not None:
         if run is None:
             raise ValueError("no topics yet: run `topics recluster` before filtering by topic")
-        must.update(records.topic_filter(run, filters.topic).must)
+        must.update(catalog.topic_filter(run, filters.topic).must)
     ranges = {}
     if filters.since or filters.until:
         ranges["created_at"] = (filters.since, filters.until)
@@ -147,7 +147,7 @@ def _item_filter(filters: SearchFilters, run: records.Run | None) -> Filter:
 
 
 def _item_hits(
-    index: Index, queries: dict[str, np.ndarray], where: Filter, limit: int, run: records.Run | None
+    index: Index, queries: dict[str, np.ndarray], where: Filter, limit: int, run: catalog.Run | None
 ) -> list[ItemHit]:
     per_view = {
         view: index.items.search(view, vector, limit=limit * 4, where=where)
@@ -158,7 +158,7 @@ def _item_hits(
     out = []
     for item_id, (score, views) in sorted(fused.items(), key=lambda kv: -kv[1][0])[:limit]:
         payload = payloads[item_id]
-        assignment = records.read_assignment(payload, run)
+        assignment = catalog.read_assignment(payload, run)
         out.append(
             ItemHit(
                 item_id=item_id,
@@ -188,7 +188,7 @@ def _fuse(per_view: dict[str, list[ScoredPoint]]) -> dict[str, tuple[float, dict
 
 
 def _topic_hits(
-    index: Index, queries: dict[str, np.ndarray], run: records.Run | None, limit: int
+    index: Index, queries: dict[str, np.ndarray], run: catalog.Run | None, limit: int
 ) -> list[TopicHit]:
     if run is None or not index.topics.exists():
         return []
@@ -210,7 +210,7 @@ def _topic_hits(
 
 
 def _grouped(
-    text: str | None, topics: list[TopicHit], hits: list[ItemHit], index: Index, run: records.Run | None
+    text: str | None, topics: list[TopicHit], hits: list[ItemHit], index: Index, run: catalog.Run | None
 ) -> SearchResult:
     """Items under their topics; a topic that only its items matched joins the list after the others."""
     by_topic: dict[int, list[ItemHit]] = {}
@@ -223,7 +223,7 @@ def _grouped(
     listed = {t.topic_id for t in topics}
     extra = []
     for topic_id in by_topic.keys() - listed:
-        topic = records.get_topic(index.backend, topic_id, run=run)
+        topic = catalog.get_topic(index.backend, topic_id, run=run)
         if topic is not None:
             extra.append(TopicHit(topic_id, topic.label, topic.size, 0.0, 0.0))
     extra.sort(key=lambda t: -max(h.score for h in by_topic[t.topic_id]))

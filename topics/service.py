@@ -32,7 +32,7 @@ from indexer.index import Index
 from indexer.ingest import open_pipeline
 from indexer.store import open_backend
 from indexer.store.shared import OwnerBackend, StoreServer
-from topics import records
+from topics import catalog
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Service:
         if self._recluster is not None and self.settings.cluster.scheduled:
             trigger = CronTrigger.from_crontab(self.settings.cluster.cron, timezone=UTC)
             self.scheduler.add_job(self._scheduled_recluster, trigger, id="recluster", **options)
-            run = records.current_run(self.index.backend)
+            run = catalog.current_run(self.index.backend)
             if missed_run(self.settings.cluster.cron, run.finished if run else None, datetime.now(UTC)):
                 log.info("a scheduled recluster was missed while the service was down: running it now")
                 self.scheduler.add_job(self._scheduled_recluster, id="recluster-missed", **options)
@@ -222,7 +222,7 @@ class Service:
 
 def build_service(settings: Settings, watch: list[Path], feeds: list[FeedSpec]) -> Service:
     """The service with its real jobs: recluster (with representations) and online assignment."""
-    from topics.rebuild import assign_online, rebuild_topics, report_dict
+    from topics.jobs import assign_online, rebuild_topics, report_dict
 
     return Service(
         settings,

@@ -9,7 +9,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import records
+from topics import catalog
 
 
 def next_fire(cron: str, now: datetime | None = None) -> str | None:
@@ -23,7 +23,7 @@ def status(index: Index) -> dict[str, Any]:
     settings = index.settings
     items = index.items
     exists = items.exists()
-    run = records.current_run(index.backend)
+    run = catalog.current_run(index.backend)
     service = index.backend.call_owner("status") if index.remote else None
     return {
         "data_dir": str(settings.data_dir),
@@ -36,7 +36,7 @@ def status(index: Index) -> dict[str, Any]:
         "pending": items.count(Filter(must={"pending": 1})) if exists else 0,
         "failures": index.ledger.failure_counts(),
         "model": items.identity() if exists else None,
-        "topics": len(records.list_topics(index.backend, run=run)) if run else 0,
+        "topics": len(catalog.list_topics(index.backend, run=run)) if run else 0,
         "last_recluster": run.finished.isoformat() if run else None,
         "run_id": run.run_id if run else None,
         "next_recluster": (service or {}).get("next_recluster")

@@ -1,6 +1,6 @@
 """Feeds: records that keep arriving. A JSONL file followed as it grows, stdin, and HTTP(S) feeds.
 
-Every record goes through :func:`indexer.sources.records.parse_record`, so a JSONL line, a JSON Feed
+Every record goes through :func:`indexer.sources.feed_items.parse_record`, so a JSONL line, a JSON Feed
 item and an RSS item become `Item`s the same way, and a record that cannot be used becomes a
 `SourceError` while the feed goes on. Feed-level reasons: ``line-too-long`` (a line over the limit,
 skipped without being held whole), ``bad-feed`` (a document that is no feed), and the fetcher's codes.
@@ -25,7 +25,14 @@ from typing import IO, Any
 from indexer.fetch import FetchError, ImageFetcher
 from indexer.items import Item
 from indexer.sources import SourceError
-from indexer.sources.records import ID_KEYS, CursorStore, RecordContext, first_field, parse_line, parse_record
+from indexer.sources.feed_items import (
+    ID_KEYS,
+    CursorStore,
+    RecordContext,
+    first_field,
+    parse_line,
+    parse_record,
+)
 from indexer.sources.syndication import FeedFormatError, parse_document
 
 __all__ = ["CursorStore", "HttpFeed", "JsonlTail", "RecordContext", "parse_record", "read_stream"]

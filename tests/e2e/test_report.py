@@ -20,8 +20,8 @@ from indexer.config import load_settings
 from indexer.index import Index
 from indexer.ingest import ingest_paths
 from tests.helpers import TINY_CLIP_CONFIG
-from topics import records
-from topics.rebuild import rebuild_topics
+from topics import catalog
+from topics.jobs import rebuild_topics
 from topics.report import (
     CSP,
     PLACEHOLDER,
@@ -58,8 +58,8 @@ class ReportStore:
     plain: Path  # report of the store as the job left it (captions carry markup)
     hostile: Path  # after labels, words and keywords were rewritten to carry markup too
     summary: ReportSummary
-    topics: tuple[records.Topic, ...]  # as in the plain report
-    hostile_topics: tuple[records.Topic, ...]
+    topics: tuple[catalog.Topic, ...]  # as in the plain report
+    hostile_topics: tuple[catalog.Topic, ...]
     data_dir: Path
 
 
@@ -99,14 +99,14 @@ def _settings(data_dir: Path):
 def _poison(index: Index) -> None:
     """Rewrite each topic's label, words and keywords with markup, as a hostile labeller would."""
     rewritten = []
-    for n, topic in enumerate(records.list_topics(index.backend)):
+    for n, topic in enumerate(catalog.list_topics(index.backend)):
         payload = PAYLOADS[n % len(PAYLOADS)]
         rep = dict(topic.extra.get("representation") or {})
         rep["words"] = [[payload, 0.9], *rep.get("words", [])]
         rep["keywords"] = [[PAYLOADS[-1], 0.5], *rep.get("keywords", [])]
         extra = {**topic.extra, "representation": rep}
         rewritten.append(replace(topic, label=f"{payload} label {topic.topic_id}", extra=extra))
-    index.topics.upsert([records.topic_point(t) for t in rewritten])
+    index.topics.upsert([catalog.topic_point(t) for t in rewritten])
     index.topics.flush()
 
 
@@ -126,14 +126,14 @@ def report_store(tmp_path_factory: pytest.TempPathFactory) -> ReportStore:
         with Index(_settings(root / "data")) as index:
             assert ingest_paths(index, [root / "in"]).as_dict()["failed"] == 0
             rebuild_topics(index)
-            topics = tuple(records.list_topics(index.backend))
+            topics = tuple(catalog.list_topics(index.backend))
             assert len(topics) >= 2, "the corpus should make several topics"
             summary = build_report(index, root / "out" / "plain.html", title=PLAIN_TITLE)
             _poison(index)
             for i in range(LATE):  # arrive after the run: stored, not yet in a topic
                 _picture(root / "in" / f"late{i}.jpg", (250, 250, 250), seed=900 + i)
             assert ingest_paths(index, [root / "in"]).as_dict()["ingested"] == LATE
-            hostile_topics = tuple(records.list_topics(index.backend))
+            hostile_topics = tuple(catalog.list_topics(index.backend))
             build_report(index, root / "out" / "hostile.html", title=HOSTILE_TITLE)
     return ReportStore(
         root / "out" / "plain.html",
@@ -336,9 +336,9 @@ def test_pca_map_is_deterministic_and_keeps_far_topics_apart() -> None:
     assert project_2d(np.zeros((0, 16))).shape == (0, 2)
 
 
-def _run(n_topics: int) -> records.Run:
+def _run(n_topics: int) -> catalog.Run:
     at = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
-    return records.Run(1, at, at, n_items=5, n_topics=n_topics, slot=0, next_topic_id=n_topics, view="fused")
+    return catalog.Run(1, at, at, n_items=5, n_topics=n_topics, slot=0, next_topic_id=n_topics, view="fused")
 
 
 def test_a_run_of_only_outliers_still_renders_a_clear_page() -> None:
@@ -351,7 +351,7 @@ def test_a_run_of_only_outliers_still_renders_a_clear_page() -> None:
 
 def test_a_malformed_representation_falls_back_to_the_topic_fields() -> None:
     run = _run(1)
-    topic = records.Topic(
+    topic = catalog.Topic(
         topic_id=7,
         size=3,
         status="active",

@@ -14,10 +14,10 @@ from indexer.config import load_settings
 from indexer.migrate import migrate, open_target
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import Backend, CollectionSchema, IdentityMismatch, Point, VectorStore
-from topics import records, synthetic
-from topics.job import recluster
+from topics import catalog, synthetic
+from topics.reclustering import recluster
 
-INDEXES = {"items": records.ITEM_INDEXES, "topics": records.TOPIC_INDEXES}
+INDEXES = {"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES}
 POINTER_LAST = {"topics": ("kind", "pointer")}
 
 
@@ -83,9 +83,9 @@ def test_round_trip_embedded_to_local_mode_and_back(source: Backend, local: Back
         back = migrate(local, back_dir, indexes=INDEXES, last=POINTER_LAST, batch=64)
         assert back.ok, back.as_dict()
         _assert_same(source, back_dir)
-        assert records.current_run(back_dir) == records.current_run(source)
-        shown = [(t.topic_id, t.size, t.status) for t in records.list_topics(back_dir)]
-        assert shown == [(t.topic_id, t.size, t.status) for t in records.list_topics(source)]
+        assert catalog.current_run(back_dir) == catalog.current_run(source)
+        shown = [(t.topic_id, t.size, t.status) for t in catalog.list_topics(back_dir)]
+        assert shown == [(t.topic_id, t.size, t.status) for t in catalog.list_topics(source)]
     finally:
         back_dir.close()
 
@@ -171,8 +171,8 @@ class _RecordingBackend:
 def test_the_run_pointer_is_copied_last(source: Backend, local: Backend) -> None:
     dst = _RecordingBackend(local)
     assert migrate(source, dst, last=POINTER_LAST, batch=4).ok
-    assert dst.stores["topics"].order[-1] == records.POINTER_ID
-    assert dst.stores["topics"].order.count(records.POINTER_ID) == 1
+    assert dst.stores["topics"].order[-1] == catalog.POINTER_ID
+    assert dst.stores["topics"].order.count(catalog.POINTER_ID) == 1
 
 
 def test_the_sample_check_catches_a_copy_that_differs(source: Backend, local: Backend) -> None:

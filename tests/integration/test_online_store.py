@@ -22,10 +22,10 @@ import pytest
 from indexer.config import Settings, load_settings
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import Backend, Filter
-from topics import records
+from topics import catalog
 from topics import synthetic as syn
-from topics.job import recluster
-from topics.online.store import assign_pending, state_path
+from topics.online.pending import assign_pending, state_path
+from topics.reclustering import recluster
 
 K, SIZE, NOISE = 4, 300, 0.5
 NEWCOMER = K
@@ -35,7 +35,6 @@ CHUNKS = 6
 
 def _settings(data_dir: Path) -> Settings:
     return load_settings(data_dir=data_dir, store={"backend": "memory"})
-
 
 
 def _backend(kind: str, root: Path) -> Backend:
@@ -73,20 +72,20 @@ def _store_chunk(backend: Backend, stream: syn.Corpus, chunk: int) -> None:
     items.set_payloads(captions)
 
 
-def _started(backend: Backend, settings: Settings) -> tuple[syn.Corpus, records.Run]:
+def _started(backend: Backend, settings: Settings) -> tuple[syn.Corpus, catalog.Run]:
     first, stream = _world()
     syn.store_corpus(backend.collection("items"), first)
     recluster(settings, backend)
-    run = records.current_run(backend)
+    run = catalog.current_run(backend)
     assert run is not None
     return stream, run
 
 
 def _assignments(backend: Backend, ids: list[str]) -> dict[str, tuple[int, float, str]]:
-    run = records.current_run(backend)
+    run = catalog.current_run(backend)
     out = {}
     for point in backend.collection("items").retrieve(ids):
-        found = records.read_assignment(point.payload, run)
+        found = catalog.read_assignment(point.payload, run)
         assert found is not None, f"{point.id} has no topic under run {run.run_id}"
         out[point.id] = (found.topic, found.score, found.assigned)
     return out
@@ -101,7 +100,7 @@ def test_pending_items_get_topics_and_a_new_story_becomes_a_topic(kind: str, tmp
     settings = _settings(tmp_path / "data")
     backend = _backend(kind, tmp_path)
     stream, run = _started(backend, settings)
-    known = {t.topic_id for t in records.list_topics(backend)}
+    known = {t.topic_id for t in catalog.list_topics(backend)}
     reports = []
     for chunk in range(CHUNKS):
         _store_chunk(backend, stream, chunk)
@@ -117,13 +116,13 @@ def test_pending_items_get_topics_and_a_new_story_becomes_a_topic(kind: str, tmp
         total = (stream.labels == label).sum()
         # the job's threshold accepts 95% of the run's members: about 5% of the same story fall below it
         assert topic in known and count >= 0.88 * total
-        assert count + votes[records.OUTLIER] == total
-    assert (topics[stream.labels == BACKGROUND] == records.OUTLIER).mean() >= 0.95
+        assert count + votes[catalog.OUTLIER] == total
+    assert (topics[stream.labels == BACKGROUND] == catalog.OUTLIER).mean() >= 0.95
     born = [t for r in reports for t in r.emerged]
     assert len(born) == 1 and born[0] >= run.next_topic_id
     newcomer = topics[stream.labels == NEWCOMER]
     assert (newcomer == born[0]).mean() >= 0.8
-    record = records.get_topic(backend, born[0])
+    record = catalog.get_topic(backend, born[0])
     assert record is not None and record.status == "emerging" and record.run_id == run.run_id
     assert "tractor" in record.words and set(record.exemplars) <= set(stream.ids)
     assert record.threshold is not None and "fused" in record.centroids
@@ -137,10 +136,10 @@ def test_an_emerging_topic_keeps_its_id_at_the_next_recluster(tmp_path: Path) ->
     for chunk in range(CHUNKS):
         _store_chunk(backend, stream, chunk)
         report = assign_pending(backend, settings)
-    born = records.list_topics(backend)[-1]
+    born = catalog.list_topics(backend)[-1]
     assert born.status == "emerging" and born.extra.get("online")
     recluster(settings, backend)
-    after = records.get_topic(backend, born.topic_id)
+    after = catalog.get_topic(backend, born.topic_id)
     assert after is not None and after.status == "active" and after.run_id == run.run_id + 1
     got = _assignments(backend, stream.ids)
     newcomer = np.array([got[i][0] for i in stream.ids])[stream.labels == NEWCOMER]

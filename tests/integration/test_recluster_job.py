@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-import topics.job as job
+import topics.reclustering as reclustering
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
-from topics import records, synthetic
-from topics.job import ReclusterError, recluster
-from topics.records import Run, Topic
+from topics import catalog, synthetic
+from topics.catalog import Run, Topic
+from topics.reclustering import ReclusterError, recluster
 
 SMALL = {"k": 4, "size": 60}
 
@@ -34,12 +34,12 @@ def _settings(backend: str = "memory", **cluster: object) -> Settings:
 
 def _reader_view(backend: Backend) -> tuple[int | None, dict[int, int], dict[str, int]]:
     """What a reader sees: run id, active topic sizes, each item's topic."""
-    run = records.current_run(backend)
-    sizes = {t.topic_id: t.size for t in records.list_topics(backend)}
+    run = catalog.current_run(backend)
+    sizes = {t.topic_id: t.size for t in catalog.list_topics(backend)}
     assignment = {}
     for points in backend.collection("items").scroll():
         for p in points:
-            found = records.read_assignment(p.payload, run)
+            found = catalog.read_assignment(p.payload, run)
             assignment[p.id] = None if found is None else found.topic
     return (run.run_id if run else None), sizes, assignment
 
@@ -48,7 +48,7 @@ def _assert_consistent(backend: Backend) -> None:
     """Every item has a topic under the current run and the topic sizes count them."""
     _run, sizes, assignment = _reader_view(backend)
     assert None not in assignment.values()
-    counted = Counter(t for t in assignment.values() if t != records.OUTLIER)
+    counted = Counter(t for t in assignment.values() if t != catalog.OUTLIER)
     assert dict(counted) == {t: s for t, s in sizes.items() if s}
 
 
@@ -89,7 +89,7 @@ def test_identity_follows_each_drift_scenario(name: str) -> None:
     born = {t for t in after.values()} - set(before.values())
     assert all(t >= 4 for t in born)  # fresh ids only, never a reused one
     if name in {"emerge", "split"}:
-        assert records.get_topic(backend, after[4]).status == "emerging"
+        assert catalog.get_topic(backend, after[4]).status == "emerging"
     backend.close()
 
 
@@ -102,12 +102,12 @@ def test_steady_runs_keep_every_id_and_history_is_readable() -> None:
     reports = [recluster(settings, backend, now=day + timedelta(days=i)) for i in range(3)]
     assert [r.run_id for r in reports] == [1, 2, 3]
     assert all({e.kind for e in r.events} == {"survived"} for r in reports[1:])
-    topics = records.list_topics(backend)
+    topics = catalog.list_topics(backend)
     assert [t.topic_id for t in topics] == [0, 1, 2, 3]
     assert all(t.first_seen == day and t.last_seen == day + timedelta(days=2) for t in topics)
     assert all(t.change == 0 and t.status == "active" and t.run_id == 3 for t in topics)
-    assert [r.run_id for r in records.runs(backend)] == [1, 2, 3]
-    assert [e.kind for e in records.lineage(backend, 2)] == ["emerged", "survived", "survived"]
+    assert [r.run_id for r in catalog.runs(backend)] == [1, 2, 3]
+    assert [e.kind for e in catalog.lineage(backend, 2)] == ["emerged", "survived", "survived"]
     _assert_consistent(backend)
     backend.close()
 
@@ -118,19 +118,19 @@ def test_topic_records_hold_sizes_centroids_thresholds_and_members() -> None:
     corpus = synthetic.drift_scenario("steady", **SMALL).runs[0]
     synthetic.store_corpus(backend.collection("items"), corpus)
     report = recluster(settings, backend)
-    topics = records.list_topics(backend)
+    topics = catalog.list_topics(backend)
     assert report.n_items == 240 and report.n_topics == 4 == len(topics)
     assert sum(t.size for t in topics) + report.n_outliers == 240
     for topic in topics:
         assert set(topic.centroids) == {"image", "text", "fused"}
         assert all(np.linalg.norm(c) == pytest.approx(1.0, abs=1e-4) for c in topic.centroids.values())
         assert 0.0 < topic.threshold < 1.0
-        members = records.items_of_topic(backend, topic.topic_id, limit=None)
+        members = catalog.items_of_topic(backend, topic.topic_id, limit=None)
         assert len(members) == topic.size
-        assert len(records.items_of_topic(backend, topic.topic_id, limit=5)) == 5
-        found = records.read_assignment(members[0].payload, records.current_run(backend))
+        assert len(catalog.items_of_topic(backend, topic.topic_id, limit=5)) == 5
+        found = catalog.read_assignment(members[0].payload, catalog.current_run(backend))
         assert found.assigned == "recluster" and found.score >= topic.threshold - 0.2
-    assert records.get_topic(backend, 99) is None
+    assert catalog.get_topic(backend, 99) is None
     backend.close()
 
 
@@ -144,17 +144,17 @@ def test_vanished_topics_stay_readable_and_ids_are_never_reused() -> None:
     gone = _truth_to_topic(backend, vanish.runs[0])[0]
     synthetic.store_corpus(items, vanish.runs[1], prune=True)
     recluster(settings, backend)
-    assert gone not in {t.topic_id for t in records.list_topics(backend)}
-    vanished = records.get_topic(backend, gone)
+    assert gone not in {t.topic_id for t in catalog.list_topics(backend)}
+    vanished = catalog.get_topic(backend, gone)
     assert vanished.status == "vanished" and vanished.size == 0 and vanished.change == -60
-    assert gone in {t.topic_id for t in records.list_topics(backend, include_vanished=True)}
+    assert gone in {t.topic_id for t in catalog.list_topics(backend, include_vanished=True)}
     newcomers = synthetic.drift_scenario("emerge", **SMALL, seed=9).runs[1]
     extra = synthetic.Corpus(newcomers.ids[240:], newcomers.vectors[240:], newcomers.labels[240:])
     synthetic.store_corpus(items, extra)
     report = recluster(settings, backend)
     assert [(e.kind, e.after) for e in report.events if e.kind == "emerged"] == [("emerged", (4,))]
-    assert records.get_topic(backend, gone).status == "vanished"  # carried forward
-    assert records.current_run(backend).next_topic_id == 5
+    assert catalog.get_topic(backend, gone).status == "vanished"  # carried forward
+    assert catalog.current_run(backend).next_topic_id == 5
     backend.close()
 
 
@@ -166,11 +166,11 @@ def test_represent_hook_sees_the_new_run_members() -> None:
 
     def represent(topics: list[Topic], items, run: Run) -> list[Topic]:
         for t in topics:
-            seen[t.topic_id] = items.count(records.topic_filter(run, t.topic_id))
+            seen[t.topic_id] = items.count(catalog.topic_filter(run, t.topic_id))
         return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics]
 
     recluster(settings, backend, represent=represent)
-    topics = records.list_topics(backend)
+    topics = catalog.list_topics(backend)
     assert seen == {t.topic_id: t.size for t in topics}
     assert [t.label for t in topics] == [f"topic {t.topic_id}" for t in topics]
     assert topics[0].words == ("a", "b")
@@ -178,7 +178,7 @@ def test_represent_hook_sees_the_new_run_members() -> None:
 
 
 def test_reader_between_phases_sees_old_or_new_never_a_mix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(job, "SCROLL_BATCH", 50)  # several item batches, so a mix would show
+    monkeypatch.setattr(reclustering, "SCROLL_BATCH", 50)  # several item batches, so a mix would show
     settings = _settings()
     backend = open_backend(settings)
     items = backend.collection("items")
@@ -201,13 +201,13 @@ def test_reader_between_phases_sees_old_or_new_never_a_mix(monkeypatch: pytest.M
 
 def test_the_fit_never_sees_more_than_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     shapes: list[tuple[int, ...]] = []
-    real_fit = job.fit_clusters
+    real_fit = reclustering.fit_clusters
 
     def spy(sample: np.ndarray, params: object) -> object:
         shapes.append(sample.shape)
         return real_fit(sample, params)
 
-    monkeypatch.setattr(job, "fit_clusters", spy)
+    monkeypatch.setattr(reclustering, "fit_clusters", spy)
     settings = _settings(sample_size=100, min_cluster_size=8)
     backend = open_backend(settings)
     corpus = synthetic.drift_scenario("steady", k=4, size=100, seed=8).runs[0]
@@ -218,7 +218,7 @@ def test_the_fit_never_sees_more_than_the_sample(monkeypatch: pytest.MonkeyPatch
     _run, _sizes, assignment = _reader_view(backend)
     assert None not in assignment.values()  # the 300 items outside the sample were assigned too
     members = [(label, assignment[i]) for i, label in zip(corpus.ids, corpus.labels, strict=True)]
-    members = [(label, topic) for label, topic in members if topic != records.OUTLIER]
+    members = [(label, topic) for label, topic in members if topic != catalog.OUTLIER]
     assert adjusted_rand_score(*zip(*members, strict=True)) > 0.95  # outliers aside: the clustering's call
     assert len(set(after.values())) == 4
     backend.close()
@@ -230,7 +230,7 @@ def test_reservoir_keeps_a_uniform_sample() -> None:
         rng = np.random.default_rng(seed)
         chosen = np.full(50, -1)
         for start in range(0, 1_000, 100):
-            slots = job._reservoir_slots(start, 100, 50, rng)
+            slots = reclustering._reservoir_slots(start, 100, 50, rng)
             for j, slot in enumerate(slots):
                 if slot >= 0:
                     chosen[slot] = start + j
@@ -256,14 +256,14 @@ def test_pending_is_cleared_for_assigned_items_and_set_for_missed_ones(kind: str
             return
         vector = {"image": corpus.vectors[0], "text": corpus.vectors[0]}
         items.upsert([Point(i, vector, {"pending": 1}) for i in late])
-        old_run = records.current_run(backend)
-        records.assign_items(items, old_run, {late[1]: (0, 0.9)})  # online, under the old run
+        old_run = catalog.current_run(backend)
+        catalog.assign_items(items, old_run, {late[1]: (0, 0.9)})  # online, under the old run
 
     recluster(settings, backend, on_phase=arrive_late)
     pending = {p.id for pts in items.scroll(Filter(must={"pending": 1})) for p in pts}
     assert pending == set(late)  # missed by this run: the online assigner takes them next
-    run = records.current_run(backend)
-    assert all(records.read_assignment(p.payload, run) is None for p in items.retrieve(late))
+    run = catalog.current_run(backend)
+    assert all(catalog.read_assignment(p.payload, run) is None for p in items.retrieve(late))
     backend.close()
 
 
@@ -275,18 +275,18 @@ def test_an_empty_store_is_a_clear_error() -> None:
     synthetic.ensure_items(backend.collection("items"))
     with pytest.raises(ReclusterError, match="nothing to cluster"):
         recluster(settings, backend)
-    assert records.current_run(backend) is None and records.list_topics(backend) == []
+    assert catalog.current_run(backend) is None and catalog.list_topics(backend) == []
     backend.close()
 
 
 CHILD = textwrap.dedent(
     """
     import sys, time
-    import topics.job as job
+    import topics.reclustering as reclustering
     from indexer.config import load_settings
     from indexer.store import open_backend
 
-    job.SCROLL_BATCH = 64
+    reclustering.SCROLL_BATCH = 64
     pause_at = sys.argv[1]
 
     def on_phase(name):
@@ -295,7 +295,7 @@ CHILD = textwrap.dedent(
             time.sleep(120)
 
     settings = load_settings()
-    job.recluster(settings, open_backend(settings), on_phase=on_phase)
+    reclustering.recluster(settings, open_backend(settings), on_phase=on_phase)
     print("done", flush=True)
     """
 )
@@ -347,5 +347,5 @@ def test_kill_9_mid_run_leaves_a_consistent_store(phase: str, tmp_path: Path) ->
     _assert_consistent(backend)
     stale = Filter(must={"kind": "topic"}, must_not={"run_id": report.run_id})
     assert backend.collection("topics").count(stale) == 0
-    assert len(records.list_topics(backend)) == 5
+    assert len(catalog.list_topics(backend)) == 5
     backend.close()

@@ -25,8 +25,8 @@ from indexer.store.qdrant import CollectionTuning, create_collection_args
 from indexer.store.rules import Layout
 from tests.helpers import STORIES, TINY_CLIP_CONFIG
 from tests.integration.conftest import QDRANT_API_KEY
-from topics import records
-from topics.rebuild import rebuild_topics
+from topics import catalog
+from topics.jobs import rebuild_topics
 from topics.search import search
 
 LAYOUT = Layout(identity={"clip": {"arch": "ViT-B-32"}}, vectors={"image": 512, "text": 512})
@@ -133,10 +133,10 @@ def _whole_run(settings: Settings, tmp_path: Path) -> None:
             assert all(s["name"] and s["size"] > 0 for s in made.snapshots)
         back = EdgeBackend(tmp_path / "back" / "store")
         try:
-            indexes = {"items": records.ITEM_INDEXES, "topics": records.TOPIC_INDEXES}
+            indexes = {"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES}
             copied = migrate(index.backend, back, indexes=indexes, last={"topics": ("kind", "pointer")})
             assert copied.ok, copied.as_dict()
-            assert records.current_run(back) == records.current_run(index.backend)
+            assert catalog.current_run(back) == catalog.current_run(index.backend)
         finally:
             back.close()
 

@@ -37,8 +37,8 @@ def _preload() -> None:
     import cli.app  # noqa: F401
     import indexer.embed.clip  # noqa: F401
     import topics.browse
-    import topics.rebuild
-    import topics.represent.job
+    import topics.jobs
+    import topics.represent.from_store
     import topics.search
     import topics.service
     import topics.status  # noqa: F401

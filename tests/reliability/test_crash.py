@@ -31,7 +31,7 @@ from indexer.store.base import Filter
 from tests.helpers import draw_image, tiny_env
 from tests.reliability.conftest import Serve, owner_pid, wait_for
 from tests.reliability.forkserver import ForkServer
-from topics import records
+from topics import catalog
 
 pytestmark = pytest.mark.slow
 
@@ -269,19 +269,19 @@ def _reader_view(data_dir: Path) -> ReaderView:
     """What any reader sees, checked for consistency on the way: the current run's topic records all
     exist and count the items assigned to them; every item has a topic under that run or is pending."""
     with Index(load_settings(data_dir=data_dir)) as index:
-        run = records.current_run(index.backend)
+        run = catalog.current_run(index.backend)
         assert run is not None
-        topics = records.list_topics(index.backend, include_vanished=True)
+        topics = catalog.list_topics(index.backend, include_vanished=True)
         assert all(t.run_id == run.run_id for t in topics)
         live = [t for t in topics if t.status != "vanished"]
         assert len(live) == run.n_topics
         assigned: dict[str, int | None] = {}
         for batch in index.items.scroll():
             for point in batch:
-                found = records.read_assignment(point.payload, run)
+                found = catalog.read_assignment(point.payload, run)
                 assert found is not None or point.payload.get("pending") == 1, point.payload
                 assigned[point.id] = None if found is None else found.topic
-        counted = Counter(t for t in assigned.values() if t is not None and t != records.OUTLIER)
+        counted = Counter(t for t in assigned.values() if t is not None and t != catalog.OUTLIER)
         assert dict(counted) == {t.topic_id: t.size for t in live if t.size}
         return ReaderView(run.run_id, {t.topic_id: t.size for t in live}, assigned)
 
@@ -304,7 +304,7 @@ def _recluster_killed_at(
 ) -> str:
     """Run `topics -v recluster`, kill -9 it `delay` s after it reports `phase`; the last phase seen."""
     start = log.stat().st_size if log.exists() else 0
-    pid = forkserver.spawn(["-v", "recluster"], env, log, patch={"topics.job.SCROLL_BATCH": 64})
+    pid = forkserver.spawn(["-v", "recluster"], env, log, patch={"topics.reclustering.SCROLL_BATCH": 64})
     while phase not in _phases_logged(log, start):
         status = forkserver.wait(pid, 0)
         if status is not None:
@@ -318,10 +318,12 @@ def _recluster_killed_at(
 
 
 def _phases_logged(log: Path, start: int) -> list[str]:
-    """The phases `recluster -v` logged ("INFO topics.job: recluster: fitted (0.12 s)")."""
+    """The phases `recluster -v` logged ("INFO topics.reclustering: recluster: fitted (0.12 s)")."""
     text = log.read_text(errors="replace")[start:]
     marks = [
-        line.split("recluster: ", 1)[1] for line in text.splitlines() if "topics.job: recluster: " in line
+        line.split("recluster: ", 1)[1]
+        for line in text.splitlines()
+        if "topics.reclustering: recluster: " in line
     ]
     return [mark.split(" ", 1)[0] for mark in marks]
 

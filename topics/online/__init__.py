@@ -1,7 +1,7 @@
 """Online updates between reclusters: assignment, bounded drift, emerging topics, persistence.
 
 Pure core (numpy + river): :class:`OnlineAssigner`, :class:`EmergingDetector`, :class:`OnlineState`.
-Store wiring: :func:`topics.online.store.assign_pending` and :func:`topics.online.store.rebuild_state`.
+Store wiring: :func:`topics.online.pending.assign_pending` and :func:`topics.online.pending.rebuild_state`.
 """
 
 from topics.online.assigner import DEFAULT_DRIFT_CAP, OUTLIER, OnlineAssigner, TopicId, unit_rows

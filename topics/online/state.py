@@ -9,7 +9,7 @@
 3. fold the batch's members (founders excepted: they are the new topic's anchor) into the drift.
 
 The result depends only on the run's topics and on the sequence of batches, which is what lets the
-store rebuild the state by replaying the items assigned online, in order (see ``topics.online.store``).
+store rebuild the state by replaying the items assigned online, in order (see ``topics.online.pending``).
 The state is saved as one ``.npz`` (arrays plus a JSON header), written atomically.
 """
 

@@ -1,11 +1,11 @@
-"""The two topic jobs as one call each, for the CLI and the service: recluster and online assignment."""
+"""Entry points of the two topic jobs, recluster and online assignment, for the CLI and the service."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from indexer.index import Index
-from topics.job import RunReport, recluster
+from topics.reclustering import RunReport, recluster
 
 
 def rebuild_topics(index: Index) -> RunReport:
@@ -37,14 +37,14 @@ def report_dict(report: RunReport) -> dict[str, Any]:
 
 
 def _representer(index: Index):
-    from topics.represent.job import represent_run
+    from topics.represent.from_store import represent_run
 
     return lambda topics, items, run: represent_run(index, topics, items, run)
 
 
 def assign_online(index: Index) -> dict[str, Any]:
     """Give pending items a topic under the current run; notice emerging topics (the service's job)."""
-    from topics.online.store import assign_pending
+    from topics.online.pending import assign_pending
 
     report = assign_pending(index)
     return {

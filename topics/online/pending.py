@@ -1,7 +1,7 @@
 """The online assigner against the store: pending items get topics within seconds of arriving.
 
 :func:`assign_pending` takes items marked ``pending`` in batches, runs :meth:`OnlineState.process`,
-records each item's topic in the current run's slot (``assigned: online``, see `topics.records`) with
+records each item's topic in the current run's slot (``assigned: online``, see `topics.catalog`) with
 the batch number ``online_batch``, writes a topic record (status ``emerging``, words, exemplars) for
 each topic born, and saves the state under ``<data_dir>/online/state.npz``.
 
@@ -25,13 +25,13 @@ import numpy as np
 
 from indexer.config import Settings
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
-from topics import records
+from topics import catalog
+from topics.catalog import ItemAssignment, Run, Topic
 from topics.cluster import default_min_cluster_size
-from topics.job import view_vectors
 from topics.online.assigner import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError
-from topics.records import ItemAssignment, Run, Topic
+from topics.reclustering import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,10 @@ def assign_pending(
     """
     backend, settings = _resolve(index_or_backend, settings)
     started = time.perf_counter()
-    run = records.current_run(backend)
+    run = catalog.current_run(backend)
     if run is None:
         return OnlineReport(run_id=None)
-    items = backend.collection(records.ITEMS)
+    items = backend.collection(catalog.ITEMS)
     ensure_online_indexes(items)
     state, origin = load_state(backend, settings, run)
     describe = describe or _default_describe(settings)
@@ -88,7 +88,7 @@ def assign_pending(
     for points in _pending_batches(items, run.view, batch, limit):
         _assign_batch(backend, items, state, run, points, describe, report)
     items.flush()
-    backend.collection(records.TOPICS).flush()
+    backend.collection(catalog.TOPICS).flush()
     state.save(state_path(settings))
     return OnlineReport(
         run_id=run.run_id,
@@ -123,7 +123,7 @@ def _resolve(index_or_backend: object, settings: Settings | None) -> tuple[Backe
 
 def ensure_online_indexes(items: VectorStore) -> None:
     """Index `online_batch` so a rebuild can read one batch at a time."""
-    records.ensure_item_indexes(items)
+    catalog.ensure_item_indexes(items)
     items.ensure(CollectionSchema(vectors={}, identity=items.identity() or {}, indexes=ONLINE_INDEXES))
 
 
@@ -178,7 +178,7 @@ def _assign_batch(
 
 
 def _slot(run: Run, topic: int, score: float) -> dict:
-    return records.assignment_payload(
+    return catalog.assignment_payload(
         run.slot, ItemAssignment(int(topic), float(score), run.run_id, "online")
     )
 
@@ -188,7 +188,7 @@ def _slot(run: Run, topic: int, score: float) -> dict:
 
 def write_emerging_topic(backend: Backend, run: Run, topic: EmergedTopic, describe: Describe) -> Topic:
     """The record of a topic born online: status `emerging`, under the current run, words and exemplars."""
-    items = backend.collection(records.ITEMS)
+    items = backend.collection(catalog.ITEMS)
     members = items.retrieve(list(topic.members), vectors=True)
     described = describe(topic, members, run.view)
     now = datetime.now(UTC)
@@ -209,8 +209,8 @@ def write_emerging_topic(backend: Backend, run: Run, topic: EmergedTopic, descri
         threshold=topic.threshold,
         extra={"online": True, "born_batch": topic.batch, "representation": described.to_payload()},
     )
-    store = backend.collection(records.TOPICS)
-    store.upsert([records.topic_point(record)])
+    store = backend.collection(catalog.TOPICS)
+    store.upsert([catalog.topic_point(record)])
     store.flush()
     return record
 
@@ -275,7 +275,7 @@ def load_state(backend: Backend, settings: Settings, run: Run) -> tuple[OnlineSt
     if state.run_id != run.run_id:
         log.info("online: run %s replaced run %s; starting afresh", run.run_id, state.run_id)
         return fresh_state(backend, settings, run), "reset"
-    if _store_is_ahead(backend.collection(records.ITEMS), run, state.batches):
+    if _store_is_ahead(backend.collection(catalog.ITEMS), run, state.batches):
         log.info("online: the store holds batches the saved state missed; rebuilding")
         return rebuild_state(backend, settings, run), "rebuilt"
     state.next_topic_id = max(state.next_topic_id, next_topic_id(backend, run))
@@ -283,7 +283,7 @@ def load_state(backend: Backend, settings: Settings, run: Run) -> tuple[OnlineSt
 
 
 def _online_filter(run: Run, **ranges: tuple[int | None, int | None]) -> Filter:
-    names = records.slot_fields(run.slot)
+    names = catalog.slot_fields(run.slot)
     return Filter(must={names["run"]: run.run_id, names["assigned"]: "online"}, ranges=ranges)
 
 
@@ -293,16 +293,16 @@ def _store_is_ahead(items: VectorStore, run: Run, batches: int) -> bool:
 
 def next_topic_id(backend: Backend, run: Run) -> int:
     """The first id no topic of this run uses (ids born online count): ids are never reused."""
-    used = [t.topic_id for t in records.list_topics(backend, include_vanished=True, run=run)]
+    used = [t.topic_id for t in catalog.list_topics(backend, include_vanished=True, run=run)]
     return max([run.next_topic_id, *(t + 1 for t in used)])
 
 
 def fresh_state(backend: Backend, settings: Settings, run: Run, *, reserve_born: bool = False) -> OnlineState:
     """The state right after `run`: its topics (not those born online since), no drift, no history."""
-    topics = [t for t in records.list_topics(backend, run=run) if not t.extra.get("online")]
+    topics = [t for t in catalog.list_topics(backend, run=run) if not t.extra.get("online")]
     usable = [t for t in topics if run.view in t.centroids]
     thresholds = _thresholds(usable)
-    born = [t.topic_id for t in records.list_topics(backend, run=run) if t.extra.get("online")]
+    born = [t.topic_id for t in catalog.list_topics(backend, run=run) if t.extra.get("online")]
     return OnlineState.from_topics(
         {t.topic_id: t.centroids[run.view] for t in usable},
         thresholds,
@@ -324,7 +324,7 @@ def _thresholds(topics: Sequence[Topic]) -> dict[int, float]:
 def _dim(backend: Backend, run: Run, topics: Sequence[Topic]) -> int | None:
     if topics:
         return int(np.asarray(topics[0].centroids[run.view]).shape[-1])
-    for points in backend.collection(records.ITEMS).scroll(vectors=_needed(run.view), batch=16):
+    for points in backend.collection(catalog.ITEMS).scroll(vectors=_needed(run.view), batch=16):
         _rows, vectors = view_vectors(points, run.view)
         if len(vectors):
             return int(vectors.shape[1])
@@ -346,7 +346,7 @@ def emerging_params(settings: Settings, run: Run, thresholds: object) -> Emergin
 def rebuild_state(backend: Backend, settings: Settings, run: Run) -> OnlineState:
     """Replay the items assigned online since `run`, batch by batch in id order (see module docstring)."""
     state = fresh_state(backend, settings, run, reserve_born=True)
-    items = backend.collection(records.ITEMS)
+    items = backend.collection(catalog.ITEMS)
     ensure_online_indexes(items)
     number = 0
     while _store_is_ahead(items, run, number):
@@ -366,7 +366,7 @@ def rebuild_state(backend: Backend, settings: Settings, run: Run) -> OnlineState
 
 def _restore_missing_born(backend: Backend, run: Run, state: OnlineState) -> None:
     """Topics born online that the replay did not recreate (items deleted since) stay assignable."""
-    for topic in records.list_topics(backend, run=run):
+    for topic in catalog.list_topics(backend, run=run):
         if topic.extra.get("online") and topic.topic_id not in state.assigner and run.view in topic.centroids:
             threshold = topic.threshold if topic.threshold is not None else 0.0
             state.assigner.add_topic(topic.topic_id, topic.centroids[run.view], threshold, topic.size)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from indexer.store.base import Point, VectorStore
-from topics.job import view_vectors
-from topics.records import Run, Topic, slot_fields
+from topics.catalog import Run, Topic, slot_fields
+from topics.reclustering import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
 
 if TYPE_CHECKING:

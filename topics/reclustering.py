@@ -12,7 +12,7 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    new clusters on the sample (`topics.identity`).
 5. ``items_written`` (and ``items_batch`` per batch): a second scroll; sampled items keep their fit
    label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
-   current run does not use (see `topics.records`), invisible to readers. Sizes and per-view centroid
+   current run does not use (see `topics.catalog`), invisible to readers. Sizes and per-view centroid
    sums are accumulated on the way.
 6. ``topics_written``: topic records (after the optional `represent` hook), lineage events and the run
    record, under the new run id; both collections flushed.
@@ -43,10 +43,10 @@ import numpy as np
 from indexer.config import Settings
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
-from topics import records
+from topics import catalog
+from topics.catalog import OUTLIER, ItemAssignment, LineageEvent, Run, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
 from topics.identity import Identity, MatchParams, contingency, match_topics
-from topics.records import OUTLIER, ItemAssignment, LineageEvent, Run, Topic
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ReclusterError(RuntimeError):
 
 
 class Represent(Protocol):
-    """Fills words, exemplars, labels, tiles of the new run's topics (items: `records.topic_filter`)."""
+    """Fills words, exemplars, labels, tiles of the new run's topics (items: `catalog.topic_filter`)."""
 
     def __call__(self, topics: list[Topic], items: VectorStore, run: Run) -> list[Topic]: ...
 
@@ -133,10 +133,10 @@ def _recluster(
     started = now or datetime.now(UTC)
     params = params or ClusterParams.from_settings(settings.cluster)
     view = settings.cluster.view
-    items, topics = backend.collection(records.ITEMS), backend.collection(records.TOPICS)
+    items, topics = backend.collection(catalog.ITEMS), backend.collection(catalog.TOPICS)
     if not items.exists():
         raise ReclusterError("there are no items yet: ingest something before reclustering")
-    records.ensure_item_indexes(items)
+    catalog.ensure_item_indexes(items)
     previous = _prepare(backend, items, topics)
     run_id, slot = (previous.run_id + 1, 1 - previous.slot) if previous else (1, 0)
     clock.mark("started")
@@ -147,7 +147,7 @@ def _recluster(
     clock.mark("sampled")
     clustering = fit_clusters(sample.vectors, params)
     clock.mark("fitted")
-    before = records.list_topics(backend, include_vanished=True, run=previous) if previous else []
+    before = catalog.list_topics(backend, include_vanished=True, run=previous) if previous else []
     identity = _match(sample, clustering, before, view, previous, match)
     clock.mark("matched")
 
@@ -170,7 +170,7 @@ def _recluster(
     events = [LineageEvent(run_id, e.kind, e.before, e.after, started) for e in identity.events]
     _write_records(topics, items, new_topics, events, run, {view: int(sample.vectors.shape[1])})
     clock.mark("topics_written")
-    topics.upsert([records.pointer_point(run)])
+    topics.upsert([catalog.pointer_point(run)])
     topics.flush()
     clock.mark("switched")
     _cleanup(items, topics, run)
@@ -219,7 +219,7 @@ class _Phases:
 
 def _prepare(backend: Backend, items: VectorStore, topics: VectorStore) -> Run | None:
     """The current run, after removing an interrupted run's debris and redoing the last cleanup."""
-    previous = records.current_run(backend)
+    previous = catalog.current_run(backend)
     if topics.exists():
         last = previous.run_id if previous else 0
         topics.delete_where(Filter(ranges={"run_id": (last + 1, None)}))
@@ -263,7 +263,7 @@ def _previous_topics(points: Sequence[Point], previous: Run | None) -> np.ndarra
     if previous is None:
         return out
     for i, point in enumerate(points):
-        found = records.read_assignment(point.payload, previous)
+        found = catalog.read_assignment(point.payload, previous)
         if found is not None:
             out[i] = found.topic
     return out
@@ -385,7 +385,7 @@ def _write_items(
         labels, scores = _label_batch(points, view, clustering, in_sample, sample_scores)
         topic_ids = np.where(labels >= 0, public[np.maximum(labels, 0)] if k else OUTLIER, OUTLIER)
         updates = {
-            p.id: records.assignment_payload(
+            p.id: catalog.assignment_payload(
                 slot, ItemAssignment(int(topic_ids[i]), float(scores[i]), run_id, "recluster")
             )
             for i, p in enumerate(points)
@@ -532,10 +532,10 @@ def _write_records(
     dims: dict[str, int] = {} if new else dict(fallback_dims)  # a run with no topics is still published
     for topic in new:
         dims.update({v: int(np.asarray(c).shape[0]) for v, c in topic.centroids.items()})
-    topics.ensure(records.topics_schema(dims, items.identity()))
-    topics.upsert([records.topic_point(t) for t in new])
-    topics.upsert([records.lineage_point(e, i) for i, e in enumerate(events)])
-    topics.upsert([records.run_point(run)])
+    topics.ensure(catalog.topics_schema(dims, items.identity()))
+    topics.upsert([catalog.topic_point(t) for t in new])
+    topics.upsert([catalog.lineage_point(e, i) for i, e in enumerate(events)])
+    topics.upsert([catalog.run_point(run)])
     items.flush()  # the new slot is durable before the pointer can name it
     topics.flush()
 
@@ -546,7 +546,7 @@ def _write_records(
 def _cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
     """Drop older runs' topic records and settle `pending`; all idempotent, safe to repeat."""
     topics.delete_where(Filter(must={"kind": "topic"}, must_not={"run_id": run.run_id}))
-    names = records.slot_fields(run.slot)
+    names = catalog.slot_fields(run.slot)
     assigned = Filter(must={"pending": 1, names["run"]: run.run_id})
     for ids in _id_batches(items, assigned):
         items.set_payload(ids, {"pending": 0})
