@@ -94,6 +94,7 @@ class ClusterSettings(BaseModel):
     resolution: float = Field(32.0, gt=0)  # Leiden resolution: higher gives more, smaller communities
     merge_threshold: float = Field(0.55, ge=0)  # higher: fewer merges (topics.merge); 0: none
     n_neighbors: int = Field(15, ge=2)
+    theme_threshold: float = Field(0.5, ge=-1, le=1)  # higher: more, narrower themes (topics.themes)
     outlier_threshold: float | None = None
     seed: int = 0
     cron: str = "0 3 * * *"  # the nightly recluster of `topics serve`; "off": none scheduled

@@ -54,6 +54,7 @@ from scipy import sparse
 from sklearn.decomposition import PCA
 
 from topics.merge import merge_cut_communities
+from topics.themes import group_topics
 
 if TYPE_CHECKING:
     import igraph
@@ -84,6 +85,7 @@ class ClusterParams:
     merge_threshold: float = 0.55  # groups whose halves' cut scores this or more stay whole (topics.merge)
     graph_size: int = 20_000  # communities are searched on at most this many items of the sample
     refine_rounds: int = 2  # nearest-centroid rounds over the whole sample after the community search
+    theme_threshold: float = 0.5  # topics whose centroids are closer than this (cosine) share a theme
 
     @classmethod
     def from_settings(cls, s: ClusterSettings) -> ClusterParams:
@@ -98,6 +100,7 @@ class ClusterParams:
             resolution=s.resolution,
             merge_threshold=s.merge_threshold,
             n_neighbors=s.n_neighbors,
+            theme_threshold=s.theme_threshold,
         )
 
 
@@ -113,11 +116,23 @@ class Clustering:
     labels: np.ndarray  # (n_sample,) int64; -1 outlier, else 0..k-1
     centroids: np.ndarray  # (k, d) float32, L2-normalised, input space
     floors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (k,) cosine floor per topic
+    themes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (k,) theme of each topic
     batch_size: int = 65_536
 
     @property
     def n_topics(self) -> int:
         return int(self.centroids.shape[0])
+
+    @property
+    def n_themes(self) -> int:
+        return int(self.themes.max()) + 1 if len(self.themes) else 0
+
+    def theme_of(self, labels: np.ndarray) -> np.ndarray:
+        """Theme of each topic label; outliers (-1) stay -1."""
+        labels = np.asarray(labels, np.int64)
+        if not len(self.themes):
+            return np.full(labels.shape, OUTLIER, np.int64)
+        return np.where(labels >= 0, self.themes[np.maximum(labels, 0)], OUTLIER).astype(np.int64)
 
     def assign(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels (-1 allowed) and cosine scores for vectors outside the sample; streaming batches."""
@@ -166,7 +181,8 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     labels = _drop_strays(sample, labels, centroids, floors)
     if params.outlier_threshold is not None:
         labels = _absorb_outliers(sample, labels, centroids, params.outlier_threshold)
-    return Clustering(labels=labels, centroids=centroids, floors=floors)
+    themes = group_topics(centroids, params.theme_threshold)
+    return Clustering(labels=labels, centroids=centroids, floors=floors, themes=themes)
 
 
 def _graph_subsample(n: int, params: ClusterParams) -> np.ndarray:
