@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check indexer topics cli tests bench demo
+	$(BIN)/ruff check indexer topics cli evaluation tests bench demo
 	$(BIN)/lint-imports
 
 test: lint

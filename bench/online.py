@@ -31,11 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from evaluation import synthetic as syn
 from indexer.config import load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
-from topics import synthetic as syn
 from topics.online import OnlineState
 from topics.online.pending import assign_pending, emerging_params, fresh_state
 from topics.reclustering import recluster

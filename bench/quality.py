@@ -1,7 +1,7 @@
 """Topic quality on real labelled corpora and hard synthetic scenarios: ours against BERTopic.
 
 For each corpus/scenario and seed, both methods cluster the same precomputed embeddings; NMI and
-ARI are over all items with outliers counted as one cluster (topics.quality). Prints a table, then
+ARI are over all items with outliers counted as one cluster (evaluation.quality). Prints a table, then
 `name: value unit (target ...)` lines. BERTopic is the dev extra: `pip install bertopic umap-learn`.
 
     .venv/bin/python bench/quality.py                 # everything, 3 seeds
@@ -22,9 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpora import LOADERS, CorpusMissing, load_embedded
+from evaluation.quality import Agreement, agreement
+from evaluation.synthetic import hard_mixture
 from topics.cluster import ClusterParams, fit_clusters
-from topics.quality import Agreement, agreement
-from topics.synthetic import hard_mixture
 
 HARD_SCENARIOS = {"hard-k20": {"k": 20, "n": 10_000}, "hard-k40": {"k": 40, "n": 20_000}}
 

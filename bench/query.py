@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from evaluation.synthetic import easy_mixture, item_id  # noqa: E402
 from indexer.config import load_settings  # noqa: E402
 from indexer.index import Index  # noqa: E402
 from indexer.pipeline import item_schema  # noqa: E402
@@ -37,7 +38,6 @@ from indexer.store.base import Point  # noqa: E402
 from indexer.store.shared import CONTROL_FILE, RemoteBackend  # noqa: E402
 from topics.reclustering import recluster  # noqa: E402
 from topics.search import search_anywhere  # noqa: E402
-from topics.synthetic import easy_mixture, item_id  # noqa: E402
 
 WORDS = "farmers tractor protest beach sunset cat football goal flood rain market food city night".split()
 QUERIES = ["tractor protest", "beach sunset", "cat on a sofa", "flooded street", "night market food"]

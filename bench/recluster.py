@@ -33,12 +33,13 @@ from pathlib import Path
 import numpy as np
 
 import topics.reclustering as reclustering
+from evaluation import synthetic
+from evaluation.quality import adjusted_rand
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
-from topics import catalog, synthetic
+from topics import catalog
 from topics.cluster import Clustering, ClusterParams, default_min_cluster_size
-from topics.quality import adjusted_rand
 
 TARGETS = {100_000: (60.0, 2.0), 1_000_000: (900.0, 6.0)}
 

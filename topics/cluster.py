@@ -11,7 +11,7 @@ kept as the alternative and the fallback when igraph is not installed.
 
 Why these defaults (issue 10; bench/quality.py; all items, outliers counted as one cluster;
 MiniLM embeddings of 12k WordNet synsets, 41 supersenses, and 12k Debian fortunes, 39 files;
-hard synthetic = topics.synthetic.hard_mixture; single seeds unless noted, 2-core machine):
+hard synthetic = evaluation.synthetic.hard_mixture; single seeds unless noted, 2-core machine):
 
     method                               wordnet NMI/ARI/outl   fortunes NMI/ARI/outl   hard-k20 ARI
     BERTopic defaults (UMAP5+HDBSCAN10)  0.310/0.005/0.45       0.279/0.017/0.48        0.958

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.migrate import migrate, open_target
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import Backend, CollectionSchema, IdentityMismatch, Point, VectorStore
-from topics import catalog, synthetic
+from topics import catalog
 from topics.reclustering import recluster
 
 INDEXES = {"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES}

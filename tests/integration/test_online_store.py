@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluation import synthetic as syn
 from indexer.config import Settings, load_settings
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import Backend, Filter
 from topics import catalog
-from topics import synthetic as syn
 from topics.online.pending import assign_pending, state_path
 from topics.reclustering import recluster
 

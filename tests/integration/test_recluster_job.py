@@ -18,10 +18,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 import topics.reclustering as reclustering
+from evaluation import synthetic
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
-from topics import catalog, synthetic
+from topics import catalog
 from topics.catalog import Run, Topic
 from topics.reclustering import ReclusterError, recluster
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluation.quality import adjusted_rand
 from indexer.config import ClusterSettings
 from topics.cluster import Clustering, ClusterParams, default_min_cluster_size, fit_clusters
-from topics.quality import adjusted_rand
 
 DIM = 128
 Mixture = tuple[np.ndarray, np.ndarray]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluation.synthetic import hard_mixture
 from topics.cluster import knn_igraph
 from topics.merge import cut_score, merge_cut_communities
-from topics.synthetic import hard_mixture
 
 
 def _graph(vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

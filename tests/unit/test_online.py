@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from topics import synthetic as syn
+from evaluation import synthetic as syn
 from topics.online import (
     OUTLIER,
     EmergingDetector,

@@ -1,4 +1,4 @@
-"""Metrics in topics.quality agree with scikit-learn and count outliers as one cluster."""
+"""Metrics in evaluation.quality agree with scikit-learn and count outliers as one cluster."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from topics.quality import adjusted_rand, agreement, contingency, normalized_mutual_info
+from evaluation.quality import adjusted_rand, agreement, contingency, normalized_mutual_info
 
 
 @pytest.mark.parametrize("seed", range(5))

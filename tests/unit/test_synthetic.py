@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evaluation import synthetic
+from evaluation.synthetic import Cluster
 from indexer.store.qdrant import QdrantBackend
-from topics import synthetic
-from topics.synthetic import Cluster
 
 
 def test_sibling_centres_have_the_requested_cosine() -> None:
