@@ -18,7 +18,6 @@ import html
 import io
 import math
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from indexer.atomic import write_bytes_atomic
 from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog
@@ -92,7 +92,10 @@ def build_report(index: Index, out: Path, *, title: str = "topics") -> ReportSum
     tiles = tile_uris(content.topics, index.settings.data_dir)
     page = render_page(content, title=title, tile_of=lambda t: tiles[t.topic_id])
     data = page.encode("utf-8")
-    _write_atomically(out, data)
+    try:
+        write_bytes_atomic(out, data)
+    except OSError as error:
+        raise ReportError(f"cannot write the report to {out}: {error.strerror or error}") from error
     return ReportSummary(out, len(content.topics), content.run.n_items, len(data))
 
 
@@ -405,22 +408,6 @@ def _short(text: str, limit: int) -> str:
 
 def _when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _write_atomically(out: Path, data: bytes) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as error:
-        raise ReportError(f"cannot write the report to {out}: {error.strerror or error}") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 STYLE = """
