@@ -40,6 +40,7 @@ from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
 from topics.cluster import Clustering, ClusterParams, default_min_cluster_size
+from topics.ids import OUTLIER
 
 TARGETS = {100_000: (60.0, 2.0), 1_000_000: (900.0, 6.0)}
 
@@ -95,7 +96,7 @@ def assignment_of(backend: Backend, ids: list[str]) -> np.ndarray:
     for points in backend.collection("items").scroll():
         for p in points:
             found = catalog.read_assignment(p.payload, run)
-            got[p.id] = catalog.OUTLIER if found is None else found.topic
+            got[p.id] = OUTLIER if found is None else found.topic
     return np.array([got[i] for i in ids])
 
 

@@ -39,9 +39,8 @@ from typing import Any, Literal
 import numpy as np
 
 from indexer.store.base import Backend, CollectionSchema, Filter, IndexType, Point, VectorStore
+from topics.ids import TopicId
 
-TopicId = int
-OUTLIER: TopicId = -1
 TopicStatus = Literal["active", "emerging", "vanished"]
 EventKind = Literal["survived", "split", "merged", "emerged", "vanished"]
 AssignedBy = Literal["recluster", "online"]

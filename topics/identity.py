@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-OUTLIER = -1
+from indexer.embed.base import l2_normalise
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def _centroid_pairs(
     new_free = [c for c in range(len(centroids)) if c not in used and new_evidence[c] < params.min_evidence]
     if not old_free or not new_free:
         return {}
-    sims = _unit(previous_centroids[old_free]) @ _unit(centroids[new_free]).T
+    sims = l2_normalise(previous_centroids[old_free]) @ l2_normalise(centroids[new_free]).T
     rows, cols = linear_sum_assignment(sims, maximize=True)
     return {
         old_free[r]: new_free[c] for r, c in zip(rows, cols, strict=True) if sims[r, c] >= params.min_cosine
@@ -230,8 +230,3 @@ def _significant(row: np.ndarray, total: int, share: float, min_count: int) -> l
     if total == 0:
         return []
     return [int(c) for c in np.flatnonzero(row >= max(share * total, min_count))]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

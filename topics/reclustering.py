@@ -44,9 +44,11 @@ from indexer.config import Settings
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog
-from topics.catalog import OUTLIER, ItemAssignment, LineageEvent, Run, Topic
+from topics.catalog import ItemAssignment, LineageEvent, Run, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
+from topics.geometry import leave_one_out_cosines
 from topics.identity import Identity, MatchParams, contingency, match_topics
+from topics.ids import OUTLIER
 
 log = logging.getLogger(__name__)
 
@@ -512,12 +514,10 @@ def _thresholds(sample: Sample, clustering: Clustering) -> np.ndarray:
     k = clustering.centroids.shape[0]
     out = np.zeros(k, np.float32)
     for raw in range(k):
-        members = sample.vectors[clustering.labels == raw].astype(np.float64)
+        members = sample.vectors[clustering.labels == raw]
         if len(members) < 2:
             continue
-        rest = members.sum(axis=0)[None, :] - members
-        loo = (members * rest).sum(axis=1) / np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
-        out[raw] = np.percentile(loo, THRESHOLD_PERCENTILE)
+        out[raw] = np.percentile(leave_one_out_cosines(members), THRESHOLD_PERCENTILE)
     return out
 
 

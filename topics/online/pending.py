@@ -28,7 +28,7 @@ from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreEr
 from topics import catalog
 from topics.catalog import ItemAssignment, Run, Topic
 from topics.cluster import default_min_cluster_size
-from topics.online.assigner import OUTLIER
+from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError
 from topics.reclustering import view_vectors

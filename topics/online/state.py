@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from indexer.atomic import atomic_file
-from topics.online.assigner import DEFAULT_DRIFT_CAP, OUTLIER, OnlineAssigner, TopicId, unit_rows
+from topics.ids import OUTLIER, TopicId
+from topics.online.assigner import DEFAULT_DRIFT_CAP, OnlineAssigner, unit_rows
 from topics.online.emerging import Candidate, EmergingDetector, EmergingParams
 
 STATE_VERSION = 1

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from indexer.items import ItemId
+from topics.ids import OUTLIER
 from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
 from topics.represent.exemplars import Exemplar, ExemplarPicker, group_rows, mmr, typicality
 from topics.represent.keywords import TextEmbedder, Vocabulary
 from topics.represent.tiles import build_tile, tile_fingerprint, tile_is_current
-from topics.represent.words import OUTLIER, WordCounter, label_from_words, load_word_list
+from topics.represent.words import WordCounter, label_from_words, load_word_list
 
 __all__ = [
     "CaptionModelUnavailable",
