@@ -38,15 +38,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from indexer.store.base import Backend, CollectionSchema, Filter, IndexType, Point, VectorStore
+from indexer.store.base import ITEMS, TOPICS, Backend, CollectionSchema, Filter, IndexType, Point, VectorStore
 from topics.ids import TopicId
 
 TopicStatus = Literal["active", "emerging", "vanished"]
 EventKind = Literal["survived", "split", "merged", "emerged", "vanished"]
 AssignedBy = Literal["recluster", "online"]
 
-ITEMS = "items"
-TOPICS = "topics"
 SLOTS = (0, 1)
 RECORDS_VERSION = "topics/1"
 _NAMESPACE = uuid.UUID("3c1f0e8a-5b6d-5e2f-a4c7-91d2e3f40a5b")
@@ -71,7 +69,7 @@ def slot_fields(slot: int) -> dict[str, str]:
     }
 
 
-ITEM_INDEXES: dict[str, IndexType] = {
+ASSIGNMENT_INDEXES: dict[str, IndexType] = {  # the topic slots of items
     "pending": "integer",
     **{slot_fields(s)["topic"]: "integer" for s in SLOTS},
     **{slot_fields(s)["run"]: "integer" for s in SLOTS},
@@ -159,7 +157,7 @@ def topics_schema(
 
 def ensure_item_indexes(items: VectorStore) -> None:
     """Add the assignment indexes to an existing items collection (its vectors and identity unchanged)."""
-    items.ensure(CollectionSchema(vectors={}, identity=items.identity() or {}, indexes=ITEM_INDEXES))
+    items.ensure(CollectionSchema(vectors={}, identity=items.identity() or {}, indexes=ASSIGNMENT_INDEXES))
 
 
 # ---- encoding ----

@@ -30,6 +30,7 @@ from indexer.index import Index
 from indexer.ingest import open_pipeline
 from indexer.pidlock import PidLock
 from indexer.store import open_backend
+from indexer.store.base import COLLECTIONS
 from indexer.store.shared import OwnerBackend, StoreServer
 from topics import catalog
 
@@ -76,7 +77,7 @@ class Service:
         self.lock = serve_lock(settings.data_dir)
         try:
             self.index = Index(settings, backend=open_backend(settings))
-            for name in ("items", "topics"):
+            for name in COLLECTIONS:
                 self.index.backend.collection(name)  # take the directory locks now, not mid-run
         except BaseException:
             self.lock.release()

@@ -31,6 +31,7 @@ from indexer.atomic import write_bytes_atomic
 from indexer.config import Settings
 from indexer.store import open_backend
 from indexer.store.base import (
+    COLLECTIONS,
     Backend,
     CollectionSchema,
     Filter,
@@ -325,7 +326,7 @@ def open_backend_or_owner(settings: Settings) -> Backend:
     if settings.store.kind != "edge":
         return backend
     try:
-        for name in ("items", "topics"):
+        for name in COLLECTIONS:
             backend.collection(name)  # takes the directory locks now, not halfway through a command
     except StoreLocked as locked:
         backend.close()

@@ -27,6 +27,7 @@ from tests.helpers import STORIES, TINY_CLIP_CONFIG
 from tests.integration.conftest import QDRANT_API_KEY
 from topics import catalog
 from topics.jobs import rebuild_topics
+from topics.migration import STORE_INDEXES
 from topics.search import search
 
 LAYOUT = Layout(identity={"clip": {"arch": "ViT-B-32"}}, vectors={"image": 512, "text": 512})
@@ -133,8 +134,7 @@ def _whole_run(settings: Settings, tmp_path: Path) -> None:
             assert all(s["name"] and s["size"] > 0 for s in made.snapshots)
         back = EdgeBackend(tmp_path / "back" / "store")
         try:
-            indexes = {"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES}
-            copied = migrate(index.backend, back, indexes=indexes, last={"topics": ("kind", "pointer")})
+            copied = migrate(index.backend, back, indexes=STORE_INDEXES, last={"topics": ("kind", "pointer")})
             assert copied.ok, copied.as_dict()
             assert catalog.current_run(back) == catalog.current_run(index.backend)
         finally:
