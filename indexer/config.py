@@ -33,16 +33,13 @@ class ModelSettings(BaseModel):
     load_timeout_s: float = 15.0
 
 
-class StoreSettings(BaseModel):
-    """Where vectors live: the embedded engine under the data dir, or a Qdrant server."""
+class CollectionTuning(BaseModel, frozen=True):
+    """How a server collection is laid out for scale (docs/scaling.md); local mode ignores it.
 
-    backend: Literal["edge", "qdrant", "memory"] = "edge"
-    url: str | None = None  # Qdrant server URL; selects the server backend when set
-    api_key: SecretStr | None = None
-    prefix: str = "topics"  # collection name prefix on a server
-    timeout_s: float = 30.0
-    ca_cert: Path | None = None  # verify the server's TLS certificate against this CA bundle
-    # Collection layout for scale on a server (docs/scaling.md); None keeps the server's default.
+    None leaves the server's default. ``int8``: scalar quantization kept in RAM, the full vectors
+    (on disk when ``on_disk_vectors``) rescore the candidates.
+    """
+
     on_disk_vectors: bool = False
     quantization: Literal["none", "int8"] = "none"
     hnsw_m: int | None = None
@@ -50,6 +47,20 @@ class StoreSettings(BaseModel):
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
+
+
+class StoreSettings(CollectionTuning, frozen=False):
+    """Where vectors live: the embedded engine under the data dir, or a Qdrant server.
+
+    The `CollectionTuning` fields it inherits lay out collections on a server.
+    """
+
+    backend: Literal["edge", "qdrant", "memory"] = "edge"
+    url: str | None = None  # Qdrant server URL; selects the server backend when set
+    api_key: SecretStr | None = None
+    prefix: str = "topics"  # collection name prefix on a server
+    timeout_s: float = 30.0
+    ca_cert: Path | None = None  # verify the server's TLS certificate against this CA bundle
 
     @property
     def kind(self) -> str:

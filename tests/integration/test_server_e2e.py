@@ -15,13 +15,13 @@ import pytest
 from qdrant_client import models
 
 from indexer.backup import snapshot_server
-from indexer.config import Settings, load_settings
+from indexer.config import CollectionTuning, Settings, load_settings
 from indexer.index import Index
 from indexer.ingest import ingest_paths
 from indexer.migrate import migrate
 from indexer.store import EdgeBackend, QdrantBackend, open_backend
 from indexer.store.base import CollectionSchema
-from indexer.store.qdrant import CollectionTuning, create_collection_args
+from indexer.store.qdrant import create_collection_args
 from indexer.store.rules import Layout
 from tests.helpers import STORIES, TINY_CLIP_CONFIG
 from tests.integration.conftest import QDRANT_API_KEY
