@@ -29,7 +29,7 @@ class ModelSettings(BaseModel):
     checkpoint: Path | None = None  # a local checkpoint file; wins over `pretrained`
     config_file: Path | None = None  # a JSON architecture config for a custom/tiny model
     cache_dir: Path | None = None
-    caption_model: str | None = None  # sentence-transformers model id or path for the `caption` view
+    sentence_model: str | None = None  # sentence-transformers model id or path for the `caption` view
     load_timeout_s: float = 15.0
 
 
@@ -130,7 +130,7 @@ class RepresentSettings(BaseModel):
     stop_word_files: tuple[Path, ...] = ()
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = Field(20_000, ge=0)
-    caption_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
+    captioner_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
     tile_cell: int = Field(256, ge=16)
 
 

@@ -167,7 +167,7 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
 
-def _when(text: str) -> datetime:
+def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
@@ -202,8 +202,8 @@ def topic_of(point: Point) -> Topic:
         size=int(p["size"]),
         status=p["status"],
         run_id=int(p["run_id"]),
-        first_seen=_when(p["first_seen"]),
-        last_seen=_when(p["last_seen"]),
+        first_seen=_parse_time(p["first_seen"]),
+        last_seen=_parse_time(p["last_seen"]),
         change=int(p.get("change", 0)),
         label=p.get("label"),
         centroids={v: np.asarray(c, dtype=np.float32) for v, c in point.vectors.items()},
@@ -236,7 +236,7 @@ def lineage_of(point: Point) -> LineageEvent:
         kind=p["event"],
         before=tuple(int(t) for t in p["before"]),
         after=tuple(int(t) for t in p["after"]),
-        at=_when(p["at"]),
+        at=_parse_time(p["at"]),
     )
 
 
@@ -267,8 +267,8 @@ def run_of(point: Point) -> Run:
     p = point.payload
     return Run(
         run_id=int(p["run_id"]),
-        started=_when(p["started"]),
-        finished=_when(p["finished"]),
+        started=_parse_time(p["started"]),
+        finished=_parse_time(p["finished"]),
         n_items=int(p["n_items"]),
         n_topics=int(p["n_topics"]),
         slot=int(p["slot"]),

@@ -70,12 +70,12 @@ class Identity:
     events: list[Event]
     next_topic_id: int
     continued: dict[int, int] = field(default_factory=dict)  # public id -> old id it continues (same)
-    by: dict[int, str] = field(default_factory=dict)  # public id -> "members" | "centroid" | "new"
+    matched_by: dict[int, str] = field(default_factory=dict)  # public id -> "members" | "centroid" | "new"
 
     @property
     def born(self) -> set[int]:
         """Public ids created in this run."""
-        return {i for i, how in self.by.items() if how == "new"}
+        return {i for i, how in self.matched_by.items() if how == "new"}
 
     def ended(self, previous_ids: Sequence[int]) -> set[int]:
         """Old ids that do not continue (vanished or merged away)."""
@@ -140,10 +140,10 @@ def match_topics(
     for new in (int(b) for b in order if int(b) not in ids):
         ids[new] = next_id
         next_id += 1
-    by = {ids[b]: how.get(b, "new") for b in range(k)}
+    matched_by = {ids[b]: how.get(b, "new") for b in range(k)}
     continued = {ids[new]: previous_ids[old] for old, new in pairs.items()}
     events = _events(table, previous_ids, ids, pairs, params)
-    return Identity(ids=ids, events=events, next_topic_id=next_id, continued=continued, by=by)
+    return Identity(ids=ids, events=events, next_topic_id=next_id, continued=continued, matched_by=matched_by)
 
 
 def _check_shapes(table: np.ndarray, previous_ids: list[int], k: int) -> None:

@@ -93,7 +93,8 @@ class Sample:
     n_items: int
 
 
-NOT_PRESENT = -2
+NOT_PRESENT = -2  # a sampled item the previous run did not assign
+NO_VECTOR = -2  # an item without the clustered view: skipped, its slot left as it was
 _RUNNING = threading.Lock()  # one recluster per process: two would write the same slot
 
 
@@ -419,13 +420,13 @@ def _label_batch(
     if fresh:
         got_labels, got_scores = clustering.assign(vectors[fresh])
         labels[rows[fresh]], scores[rows[fresh]] = got_labels, got_scores
-    labels = np.where(np.isin(np.arange(len(points)), rows), labels, -2)  # -2: no vector for the view
+    labels = np.where(np.isin(np.arange(len(points)), rows), labels, NO_VECTOR)
     return labels, scores
 
 
 def _accumulate(written: _Written, points: Sequence[Point], labels: np.ndarray, k: int) -> None:
     written.n_items += len(points)
-    written.n_skipped += int((labels == -2).sum())
+    written.n_skipped += int((labels == NO_VECTOR).sum())
     written.n_outliers += int((labels < 0).sum())
     member = labels >= 0
     written.sizes += np.bincount(labels[member], minlength=k)

@@ -273,13 +273,13 @@ def _header(content: ReportContent, title: str) -> str:
     run = content.run
     facts = [
         ("run", str(run.run_id)),
-        ("finished", _when(run.finished)),
+        ("finished", _format_time(run.finished)),
         ("view", run.view),
         ("topics", str(len(content.topics))),
         ("items in run", str(run.n_items)),
         ("items stored now", str(content.items_now)),
         ("awaiting a topic", str(content.pending)),
-        ("report made", _when(content.generated)),
+        ("report made", _format_time(content.generated)),
     ]
     cells = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
     return f"<header><h1>{_e(title)}</h1><dl class=facts>{cells}</dl></header>"
@@ -364,7 +364,7 @@ def _event_text(event: LineageEvent) -> str:
 
 def _runs_section(runs: Sequence[Run]) -> str:
     rows = "".join(
-        f"<tr><td class=num>{r.run_id}</td><td>{_e(_when(r.finished))}</td>"
+        f"<tr><td class=num>{r.run_id}</td><td>{_e(_format_time(r.finished))}</td>"
         f"<td class=num>{r.n_items}</td><td class=num>{r.n_topics}</td>"
         f"<td class=num>{(r.finished - r.started).total_seconds():.1f}</td></tr>"
         for r in reversed(runs)
@@ -406,7 +406,7 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _when(at: datetime) -> str:
+def _format_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -213,7 +213,7 @@ def _member_centroids(members: Sequence[Point]) -> dict[str, np.ndarray]:
 
 
 def _default_describe(settings: Settings) -> Describe:
-    options = replace(RepresentOptions.from_settings(settings), caption_model=None)  # no model load online
+    options = replace(RepresentOptions.from_settings(settings), captioner_model=None)  # no model load online
 
     def run(topic: EmergedTopic, members: Sequence[Point], view: str) -> Representation:
         return describe_emerging(topic, members, view, options)
