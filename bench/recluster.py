@@ -3,7 +3,7 @@
 Prints `name: value unit (target)` lines, in one run:
 
 - ``steady_ari``: ARI vs truth (outliers count as one more cluster) on the steady scenario (≥ 0.9), and
-  on the hard mixture of evaluation.synthetic (siblings at cosine 0.95–0.97, 100× sizes, anisotropy, 5% noise).
+  on the hard synthetic mixture (siblings at cosine 0.95–0.97, 100× sizes, anisotropy, 5% noise).
 - ``id_kept_share``: over 10 successive runs of a steady corpus (+2% items per run), the share of
   (run, truth cluster) pairs whose majority topic id is the one it had in the previous run (≥ 0.95).
 - ``events_<scenario>``: the lineage events reported, and whether the expected ones were among them.
