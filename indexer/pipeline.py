@@ -264,7 +264,9 @@ class Pipeline:
         """Decode in the pool, at most `_window` ahead of the consumer, in input order."""
         window: list[tuple[_Work, Future]] = []
         for work in works:
-            window.append((work, self._pool.submit(self._decode, work)))
+            window.append(
+                (work, self._pool.submit(self._decode, work) if work.item.image else _done(self, work))
+            )
             if len(window) >= self._window:
                 yield _result(*window.pop(0))
         while window:
@@ -493,6 +495,19 @@ def _file_record(work: _Work) -> FileRecord:
         item_id=work.item_id,
         scan_id=work.scan_id,
     )
+
+
+def _done(pipeline: Pipeline, work: _Work) -> Future:
+    """`_decode` run here: without an image there is nothing to read, and a thread hop per row (queue,
+    wake-up, GIL hand-over) cost more than the row itself (precomputed vectors: 1M rows)."""
+    future: Future = Future()
+    try:
+        pipeline._decode(work)
+    except Exception as error:  # reported by `_result`, as from the pool
+        future.set_exception(error)
+    else:
+        future.set_result(None)
+    return future
 
 
 def _result(work: _Work, future: Future) -> tuple[_Work, BadImage | None]:

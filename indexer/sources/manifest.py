@@ -124,6 +124,14 @@ def read_manifest(
         yield _row_item(row, roles, context, origin)
 
 
+def count_rows(path: Path, columns: ManifestColumns | None = None) -> int:
+    """How many items or errors `read_manifest` yields for `path` (one per non-blank row)."""
+    if _is_jsonl(path):
+        with path.open("rb") as handle:
+            return sum(1 for raw in handle if raw.removeprefix(codecs.BOM_UTF8).strip())
+    return sum(1 for _ in _csv_rows(path, columns or ManifestColumns()))
+
+
 def _is_jsonl(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in JSONL_SUFFIXES:
