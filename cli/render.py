@@ -91,6 +91,10 @@ def status(info: dict) -> None:
     clip = model.get("clip") or {}
     table.add_row("model", f"{clip.get('arch', '-')} / {clip.get('pretrained', '-')}" if clip else "-")
     table.add_row("topics", f"{info['topics']} (run {info['run_id']})" if info["run_id"] else "none yet")
+    index = info["search_index"]
+    table.add_row(
+        "search index", f"{index['detail']}" + ("" if index["built"] else " (run topics recluster)")
+    )
     table.add_row("last recluster", info["last_recluster"] or "never")
     table.add_row("next recluster", info["next_recluster"] or "-")
     service = info["service"]

@@ -19,8 +19,10 @@ Phases (``on_phase`` is called with each name, for tests and progress):
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
 8. ``cleaned``: old runs' topic records deleted, `pending` cleared on items this run assigned and set
    on items it missed (ingested after the second scroll passed them).
-9. ``optimized``: indexes built (`optimize`: HNSW on the embedded store). This can take minutes at
-   100k items; ``optimize=False`` leaves it to a quieter moment (search stays exact until then).
+9. ``optimized``: the topics collection's segments merged (`optimize`). The items are never
+   optimized: this run has just rewritten every item's payload, and on the embedded store that moves
+   each point out of an HNSW segment, so an index built now is rebuilt from scratch after the next
+   run, while holding the GIL for minutes; searches go through the topics instead (`topics.search`).
 
 A kill -9 before ``switched`` leaves the previous run fully readable (the new slot and records are
 ignored and overwritten next time); after it, the new run is readable and the next run redoes the
@@ -179,7 +181,6 @@ def _recluster(
     _cleanup(items, topics, run)
     clock.mark("cleaned")
     if optimize:
-        items.optimize()
         topics.optimize()
         clock.mark("optimized")
     return RunReport(

@@ -4,6 +4,14 @@ The query is embedded once per space: CLIP (finds images and texts, since CLIP p
 and, when the store has a `caption` view, the sentence model. Each stored view is searched on its own
 and the rankings are fused with reciprocal rank fusion, which needs no calibration between cosine
 scales of different models. `--not` terms push the query away from a concept (vector subtraction).
+
+On the embedded store, a run of more than `ROUTE_ABOVE` items is searched through its topics, as an
+inverted file: the items of the `PROBE_TOPICS` topics nearest the query, the outliers and the items
+not assigned yet are scored exactly (the topic slot's payload index hands the engine only those),
+the rest are not looked at. The embedded engine's HNSW is no option there: every recluster rewrites
+each item's assignment, which moves every point out of an HNSW segment (it is rebuilt from scratch
+after each run), and the build holds the GIL for its whole length (minutes at 100k items), freezing
+`topics serve`. A Qdrant server builds its HNSW in the background and is searched whole.
 """
 
 from __future__ import annotations
@@ -20,9 +28,12 @@ from indexer.images import decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
 from topics import catalog
+from topics.ids import OUTLIER
 
 RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
 NOT_WEIGHT = 0.5
+ROUTE_ABOVE = 50_000  # embedded runs with more items are searched through their nearest topics
+PROBE_TOPICS = 12  # how many of the nearest topics' items a routed search scores
 
 
 @dataclass(frozen=True)
@@ -80,9 +91,44 @@ def search(
     filters = filters or SearchFilters()
     run = catalog.current_run(index.backend)
     queries = _queries(index, text, image, negatives)
-    hits = _item_hits(index, queries, _item_filter(filters, run), limit, run)
-    topics = _topic_hits(index, queries, run, limit) if filters.topic is None else []
+    routed = filters.topic is None and routes_by_topic(index, run)
+    ranked = _ranked_topics(index, queries, run, max(limit, PROBE_TOPICS if routed else 0))
+    where = _item_filter(filters, run)
+    wheres = _routed_filters(where, run, [t.topic_id for t in ranked[:PROBE_TOPICS]]) if routed else [where]
+    hits = _item_hits(index, queries, wheres, limit, run)
+    topics = ranked[:limit] if filters.topic is None else []
     return _grouped(text, topics, hits, index, run)
+
+
+def routes_by_topic(index: Index, run: catalog.Run | None) -> bool:
+    """Whether a search reads only the nearest topics' items (see the module docstring)."""
+    return index.settings.store.kind == "edge" and run is not None and run.n_items > ROUTE_ABOVE
+
+
+def search_index(index: Index, run: catalog.Run | None) -> dict[str, Any]:
+    """How items are searched now, for `topics status`: ``built`` is False while a big store waits for
+    its first recluster and every search scans all items."""
+    if index.settings.store.kind != "edge":
+        return {"mode": "hnsw", "built": True, "detail": "the server's HNSW index"}
+    if routes_by_topic(index, run):
+        assert run is not None
+        detail = f"nearest {PROBE_TOPICS} topics of run {run.run_id}, outliers and pending items"
+        return {"mode": "topics", "built": True, "detail": detail}
+    count = index.items.count() if index.items.exists() else 0
+    built = count <= ROUTE_ABOVE
+    detail = "exact scan" + ("" if built else f" of {count} items until the first recluster")
+    return {"mode": "exact", "built": built, "detail": detail}
+
+
+def _routed_filters(where: Filter, run: catalog.Run | None, probe: list[int]) -> list[Filter]:
+    """The probed topics' items and the outliers of the current run, and the items it has not assigned."""
+    assert run is not None
+    names = catalog.slot_fields(run.slot)
+    assigned = {**where.must, names["topic"]: [*probe, OUTLIER], names["run"]: run.run_id}
+    return [
+        Filter(must=assigned, ranges=where.ranges),
+        Filter(must={**where.must, "pending": 1}, ranges=where.ranges),
+    ]
 
 
 # -- query vectors -------------------------------------------------------------------------------
@@ -147,12 +193,9 @@ def _item_filter(filters: SearchFilters, run: catalog.Run | None) -> Filter:
 
 
 def _item_hits(
-    index: Index, queries: dict[str, np.ndarray], where: Filter, limit: int, run: catalog.Run | None
+    index: Index, queries: dict[str, np.ndarray], wheres: list[Filter], limit: int, run: catalog.Run | None
 ) -> list[ItemHit]:
-    per_view = {
-        view: index.items.search(view, vector, limit=limit * 4, where=where)
-        for view, vector in queries.items()
-    }
+    per_view = {view: _view_hits(index, view, vector, wheres, limit * 4) for view, vector in queries.items()}
     fused = _fuse(per_view)
     payloads = {p.id: p.payload for hits in per_view.values() for p in hits}
     out = []
@@ -174,6 +217,18 @@ def _item_hits(
     return out
 
 
+def _view_hits(
+    index: Index, view: str, vector: np.ndarray, wheres: list[Filter], limit: int
+) -> list[ScoredPoint]:
+    """The best `limit` items of one view over the union of `wheres` (an item found twice counts once)."""
+    best: dict[str, ScoredPoint] = {}
+    for where in wheres:
+        for hit in index.items.search(view, vector, limit=limit, where=where):
+            if hit.id not in best or hit.score > best[hit.id].score:
+                best[hit.id] = hit
+    return sorted(best.values(), key=lambda h: -h.score)[:limit]
+
+
 def _fuse(per_view: dict[str, list[ScoredPoint]]) -> dict[str, tuple[float, dict[str, float]]]:
     """Reciprocal rank fusion across views, keeping each view's cosine for display."""
     fused: dict[str, tuple[float, dict[str, float]]] = {}
@@ -187,7 +242,7 @@ def _fuse(per_view: dict[str, list[ScoredPoint]]) -> dict[str, tuple[float, dict
 # -- topics --------------------------------------------------------------------------------------
 
 
-def _topic_hits(
+def _ranked_topics(
     index: Index, queries: dict[str, np.ndarray], run: catalog.Run | None, limit: int
 ) -> list[TopicHit]:
     if run is None or not index.topics.exists():

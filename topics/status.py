@@ -10,6 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog
+from topics.search import search_index
 
 
 def next_fire(cron: str, now: datetime | None = None) -> str | None:
@@ -37,6 +38,7 @@ def status(index: Index) -> dict[str, Any]:
         "failures": index.ledger.failure_counts(),
         "model": items.identity() if exists else None,
         "topics": len(catalog.list_topics(index.backend, run=run)) if run else 0,
+        "search_index": search_index(index, run),
         "last_recluster": run.finished.isoformat() if run else None,
         "run_id": run.run_id if run else None,
         "next_recluster": (service or {}).get("next_recluster")
