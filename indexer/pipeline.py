@@ -229,7 +229,8 @@ class Pipeline:
                 if isinstance(item, SourceError):
                     self._fail(summary, item.origin, item.reason, item.detail)
                 else:
-                    works.append(_Work(item, item_id=item.known_id, checked=item.known_id is not None))
+                    known = item.known_id  # a uuid5: computed once per row
+                    works.append(_Work(item, item_id=known, checked=known is not None))
             yield from self._drop_stored(works, summary)
 
     def _drop_stored(self, works: list[_Work], summary: IngestSummary) -> Iterator[_Work]:

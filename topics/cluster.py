@@ -53,6 +53,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.decomposition import PCA
 
+from topics.graph_sample import stratified_subsample
 from topics.ids import OUTLIER
 from topics.merge import merge_cut_communities
 from topics.themes import group_topics
@@ -68,6 +69,7 @@ _MERGE_Z = 2.0  # communities closer than this many noise spreads are one topic 
 _CHANCE_MARGIN = 3.0  # a topic must be this many times tighter than random vectors would be
 _FLOOR_SIGMAS = 4.0  # robust sigmas below a topic's median cosine where its edge lies
 _HDBSCAN_DIMS = 32  # HDBSCAN's trees are slow in high dimensions
+_SUBSET_MIN_COMMUNITY = 5  # smallest graph community kept when the graph is a subset of the sample
 
 
 @dataclass(frozen=True)
@@ -164,17 +166,23 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
         raise ValueError(f"need at least 2 vectors to cluster, got {n}")
     use_leiden = params.method == "leiden" and _leiden_available()
     reduced = _reduce(sample, params.reduce_dim or (None if use_leiden else _HDBSCAN_DIMS), params.seed)
-    on_graph = _graph_subsample(n, params)
+    on_graph = _graph_subsample(sample, params)
     m = len(on_graph)
     mcs = max(2, min(params.min_cluster_size or default_min_cluster_size(m), m))
+    subset = m < n and params.refine_rounds > 0
+    graph_mcs = max(_SUBSET_MIN_COMMUNITY, round(mcs * m / n)) if subset else mcs
     labels = np.full(n, OUTLIER, np.int64)
     if use_leiden:
-        labels[on_graph] = _leiden_labels(reduced[on_graph], params, mcs)
+        labels[on_graph] = _leiden_labels(reduced[on_graph], params, graph_mcs)
     else:
-        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, mcs)
-    labels = _merge_indistinct(sample, _drop_incoherent(sample, labels))
-    if params.refine_rounds:
-        labels = _drop_incoherent(sample, _refine(sample, labels, params.refine_rounds))
+        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, graph_mcs)
+    if subset:  # grow the graph's communities over the whole sample, then judge their size and distinctness
+        labels = _refine(sample, _drop_incoherent(sample, labels), params.refine_rounds)
+        labels = _drop_small(_merge_indistinct(sample, _drop_incoherent(sample, labels)), mcs)
+    else:
+        labels = _merge_indistinct(sample, _drop_incoherent(sample, labels))
+        if params.refine_rounds:
+            labels = _drop_incoherent(sample, _refine(sample, labels, params.refine_rounds))
     labels = _relabel_by_size(labels)
     centroids = _centroids(sample, labels)
     floors = _floors(sample, labels, centroids, params.outlier_threshold)
@@ -185,12 +193,13 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     return Clustering(labels=labels, centroids=centroids, floors=floors, themes=themes)
 
 
-def _graph_subsample(n: int, params: ClusterParams) -> np.ndarray:
-    """Indices the community search runs on: all of a small sample, a seeded subset of a big one."""
+def _graph_subsample(sample: np.ndarray, params: ClusterParams) -> np.ndarray:
+    """Indices the community search runs on: all of a small sample, a stratified subset of a big one
+    (`topics.graph_sample`: small topics keep their items, big ones are thinned)."""
+    n = sample.shape[0]
     if n <= params.graph_size or not params.refine_rounds:
         return np.arange(n)
-    rng = np.random.default_rng(params.seed)
-    return np.sort(rng.choice(n, params.graph_size, replace=False))
+    return stratified_subsample(sample, params.graph_size, params.seed)
 
 
 def unit_rows(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
@@ -328,6 +337,12 @@ def _refine(sample: np.ndarray, labels: np.ndarray, rounds: int) -> np.ndarray:
             [(sample[s : s + 65_536] @ centroids.T).argmax(axis=1) for s in range(0, len(sample), 65_536)]
         ).astype(np.int64)
     return labels
+
+
+def _drop_small(labels: np.ndarray, mcs: int) -> np.ndarray:
+    """Topics under `mcs` members become outliers."""
+    sizes = np.bincount(labels[labels >= 0], minlength=1)
+    return np.where((labels >= 0) & (sizes[np.maximum(labels, 0)] >= mcs), labels, OUTLIER)
 
 
 def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
