@@ -235,7 +235,7 @@ def main() -> int:
         "--max-vocabulary",
         type=int,
         default=1000,
-        help="keyword terms the first recluster embeds with CLIP's text tower (default 20,000: an hour on CPU)",
+        help="keyword terms the first recluster embeds with CLIP (the default, 20,000, is an hour on CPU)",
     )
     opts = parser.parse_args()
     work = opts.work / str(opts.n)
