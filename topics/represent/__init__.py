@@ -225,7 +225,7 @@ class Representer:
         images = self._images.pick()
         texts = self._texts.pick()
         generated = self._generate_captions(images)
-        words = self._words.top_words(self.options.n_words)
+        words = self._words.top_words(self.options.n_words, typical=self._texts.pooled())
         keywords = self._keywords()
         tiles = self._tiles(images)
         return {

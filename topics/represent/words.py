@@ -1,15 +1,11 @@
 """Topic words: class-based TF-IDF over each topic's captions, accumulated batch by batch.
 
-Each topic is one "class document": the concatenation of its members' captions. A term scores high
-for a topic when it is frequent there (L1-normalised term frequency) and rare across topics
-(``log(1 + A / f_t)``, A the average number of tokens per class, f_t the term's count over all
-classes). Outliers (topic -1) take part in the idf, so words common among outliers are damped, but
-they get no words of their own.
-
-What is shown is read by people, so no word is shown twice in a topic (a phrase and its own words
-are one choice, see `distinct_terms`), a term among the top words of several topics is damped
-outside the topic it defines, and a label names what the topic's typical captions share
-(`label_from_words`) instead of repeating the first words.
+Each topic is one "class document": the concatenation of its members' captions, each caption
+counting a term once. A term scores high for a topic when it is frequent there (L1-normalised term
+frequency) and rare across topics (``log(1 + A / f_t)``, A the average number of terms per class,
+f_t the term's count over all classes). Outliers (topic -1) take part in the idf, so words common
+among outliers are damped, but they get no words of their own. Which of the best-scored terms are
+shown, and the label, is `topics.represent.word_choice`'s business.
 
 Captions are untrusted: markup and URLs are stripped and each caption is capped in length before
 tokenising, so a megabyte caption costs no more than a short one.
@@ -19,19 +15,20 @@ from __future__ import annotations
 
 import html
 import re
-from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
+from topics.represent.word_choice import Candidate, Scored, choose_words, distinct_terms, label_from_words
+
+__all__ = ["WordCounter", "clean_caption", "distinct_terms", "label_from_words", "load_word_list"]
+
 OUTLIER = -1
 _MERGE_EVERY = 16  # batches of counts kept apart before summing them into one matrix
 _CANDIDATES = 10  # terms ranked per shown term: room for the repeats dropped
-Scored = tuple[str, float]
-Candidate = tuple[str, float, float]  # term, score, count in the topic
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]{0,200}>")
@@ -121,7 +118,8 @@ class WordCounter:
         by_caption = sparse.csr_matrix(
             (np.ones(len(cols), dtype=np.int64), cols, indptr), shape=(len(topic_rows), n_terms)
         )
-        by_caption.sum_duplicates()  # one entry per (caption, term): the document frequency's unit
+        by_caption.sum_duplicates()
+        by_caption.data[:] = 1  # a caption counts a term once: repeating a word buys it nothing
         self._doc_freq = np.pad(self._doc_freq, (0, n_terms - len(self._doc_freq)))
         self._doc_freq += np.bincount(by_caption.indices, minlength=n_terms)
         to_topic = sparse.csr_matrix(
@@ -155,25 +153,28 @@ class WordCounter:
         terms = list(self._term_index)
         return [terms[i] for i in order]
 
-    def top_words(self, n: int = 10) -> dict[int, list[Scored]]:
-        """The `n` best terms of every topic but the outliers, best first, without repeated words.
+    def top_words(
+        self, n: int = 10, typical: Mapping[int, Sequence[str | None]] | None = None
+    ) -> dict[int, list[Scored]]:
+        """The `n` best terms of every topic but the outliers, with c-TF-IDF scores, best first.
 
-        Scores are c-TF-IDF, damped for terms that rank among the top `n` of several topics, except
-        where the term scores highest and where it is the topic's best term. A term sharing a word
-        with a better one is dropped, or takes its place as the more informative form (see
-        `distinct_terms`).
+        `typical`: some of each topic's most typical captions; with them, terms that occur together
+        there are preferred (see `topics.represent.word_choice`, which also keeps words distinct
+        within a topic and across topics).
         """
         counts, terms = self._pruned_counts()
         if counts.shape[1] == 0:
             return {}
         scores = _ctfidf(counts)
-        rows = {topic: row for topic, row in self._topic_row.items() if topic != OUTLIER}
         ranked = {
             topic: _ranked(scores.getrow(row), counts.getrow(row), terms, n * _CANDIDATES)
-            for topic, row in rows.items()
+            for topic, row in self._topic_row.items()
+            if topic != OUTLIER
         }
-        spread = _spread_weights(ranked, n)
-        return {topic: distinct_terms(_damped(topic, ranked[topic], spread), n) for topic in ranked}
+        term_sets = {
+            topic: [self.caption_terms(c) for c in captions] for topic, captions in (typical or {}).items()
+        }
+        return choose_words(ranked, term_sets, n)
 
     def caption_terms(self, caption: str | None) -> set[str]:
         """The terms one caption contributes, as counted (for matching words against captions)."""
@@ -215,92 +216,3 @@ def _ranked(
     order = np.lexsort((names, -np.round(scores.data, 12)))[:limit]  # same whatever the batch order
     count_of = dict(zip(counts.indices.tolist(), counts.data.tolist(), strict=True))
     return [(str(names[i]), float(scores.data[i]), count_of[scores.indices[i]]) for i in order]
-
-
-def _spread_weights(ranked: Mapping[int, list[Candidate]], n: int) -> dict[str, tuple[float, int]]:
-    """Per term shown by several topics: its weight log(1 + T / T_t) / log(1 + T) (T topics, T_t of
-    them with the term in their top n) and its home, the topic where it scores highest."""
-    seen: Counter[str] = Counter()
-    home: dict[str, tuple[float, int]] = {}
-    for topic, candidates in ranked.items():
-        for term, score, _ in candidates[:n]:
-            seen[term] += 1
-            home[term] = max(home.get(term, (score, topic)), (score, topic))
-    scale = np.log1p(len(ranked))
-    return {t: (float(np.log1p(len(ranked) / k) / scale), home[t][1]) for t, k in seen.items() if k > 1}
-
-
-def _damped(
-    topic: int, candidates: list[Candidate], spread: Mapping[str, tuple[float, int]]
-) -> list[Candidate]:
-    """A topic's candidates rescored by spread, best first. A term keeps its score in its home topic
-    and where it is the best (the topic's defining term)."""
-    damped = candidates[:1]
-    for term, score, count in candidates[1:]:
-        weight, home = spread.get(term, (1.0, topic))
-        damped.append((term, score if home == topic else score * weight, count))
-    return sorted(damped, key=lambda c: (-round(c[1], 12), c[0]))
-
-
-def distinct_terms(candidates: Sequence[Candidate], n: int) -> list[Scored]:
-    """Up to `n` of (term, score, count in topic), best first, no word shown twice.
-
-    A candidate sharing a word with a shown term is dropped unless it is the more informative form
-    of that one term: a phrase holding the shown word that accounts for at least half of the word's
-    uses ("new york" over "york"), or a word whose shown phrase is under half of its uses
-    ("tractor" over "tractor protest"); then it takes that term's place.
-
-    >>> distinct_terms([("flag", 3.0, 9), ("congo", 2.0, 8), ("flag congo", 1.0, 7), ("map", 0.5, 2)], 3)
-    [('flag', 3.0), ('congo', 2.0), ('map', 0.5)]
-    """
-    shown: list[Candidate] = []
-    for candidate in candidates:
-        parts = set(candidate[0].split())
-        overlapping = [i for i, s in enumerate(shown) if parts & set(s[0].split())]
-        if not overlapping:
-            shown.append(candidate)
-        elif len(overlapping) == 1 and _more_informative(candidate, shown[overlapping[0]]):
-            shown[overlapping[0]] = candidate
-        if len(shown) == n:
-            break
-    shown.sort(key=lambda c: (-c[1], c[0]))
-    return [(term, float(score)) for term, score, _ in shown]
-
-
-def _more_informative(candidate: Candidate, shown: Candidate) -> bool:
-    new, old = set(candidate[0].split()), set(shown[0].split())
-    if new > old:  # a phrase around the shown word(s)
-        return 2 * candidate[2] >= shown[2]
-    if new < old:  # a word of the shown phrase
-        return 2 * shown[2] < candidate[2]
-    return False
-
-
-def label_from_words(
-    words: Sequence[Scored], max_terms: int = 3, captions: Sequence[Collection[str]] = ()
-) -> str:
-    """A short name for a topic: up to `max_terms` of its ranked terms, no word twice.
-
-    With `captions` (the term sets of the topic's most typical captions), terms are picked for what
-    those captions share rather than by rank: each step takes the term found in the most captions,
-    a caption counting less each time it is already named, so the label spans the topic instead of
-    repeating its first words. Without captions, or past the terms they hold, rank decides.
-
-    >>> label_from_words([("tractor", 0.9), ("protest", 0.8), ("tractor protest", 0.7), ("farm", 0.5)])
-    'tractor, protest, farm'
-    >>> label_from_words([("flag", 0.9), ("congo", 0.8), ("river", 0.7)], 2, [{"flag", "congo"}, {"river"}])
-    'flag, river'
-    """
-    pool: list[str] = []
-    for term, _ in words:  # the better-ranked form of a repeated word wins
-        if not any(set(term.split()) & set(p.split()) for p in pool):
-            pool.append(term)
-    named = [0] * len(captions)
-    chosen: list[str] = []
-    while pool and len(chosen) < max_terms:
-        gains = [sum(1 / (1 + named[i]) for i, c in enumerate(captions) if term in c) for term in pool]
-        best = int(np.argmax(gains)) if max(gains) > 0 else 0  # ties and no gain: the better rank
-        term = pool.pop(best)
-        chosen.append(term)
-        named = [k + (term in c) for k, c in zip(named, captions, strict=True)]
-    return ", ".join(chosen)
