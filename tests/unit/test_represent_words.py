@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from evaluation.words import topic_diversity
+from topics.represent import Representer, RepresentOptions
+from topics.represent.word_choice import shares_word
 from topics.represent.words import WordCounter, clean_caption, label_from_words, load_word_list
 
 FARM = [
@@ -81,7 +83,7 @@ def test_a_phrase_replaces_its_word_where_it_is_the_words_main_use() -> None:
     assert "tractor" in farm and "tractor protest" not in farm  # 2 of tractor's 5 uses: the word stays
 
 
-def test_a_word_topping_many_topics_is_damped_but_stays_where_it_defines_the_topic() -> None:
+def test_a_word_topping_many_topics_stays_where_it_scores_highest_or_defines_the_topic() -> None:
     counter = WordCounter(min_df=1)
     for topic in range(10):  # a defining word k<topic> in every caption, then one-off words
         captions = [f"k{topic} s{topic}x{2 * i} s{topic}x{2 * i + 1}" for i in range(12)]
@@ -89,9 +91,39 @@ def test_a_word_topping_many_topics_is_damped_but_stays_where_it_defines_the_top
         counter.add([topic] * 12, [c + " photo" * (i < share) for i, c in enumerate(captions)])
     words = {topic: terms(w) for topic, w in counter.top_words(n=10).items()}
     assert all(words[t][0] == f"k{t}" for t in range(10))
-    assert "photo" in words[0]  # where it is most frequent
+    assert "photo" in words[0]  # where it is most frequent (and its defining word k0 stays first)
     assert not any("photo" in words[t] for t in range(1, 6))  # before: second in all six
     assert topic_diversity(words.values()) == 1.0
+
+
+MIXED = ["tractor farm"] * 3 + ["tractor"] * 3 + ["garage"] * 5
+
+
+def test_words_that_occur_together_in_typical_captions_are_preferred() -> None:
+    counter = counter_for(MIXED, SEA, min_df=1)
+    assert terms(counter.top_words(n=2)[0]) == ["tractor", "garage"]  # by score alone
+    # "garage" never shares a caption with "tractor"; "farm" does, in half of tractor's captions
+    assert terms(counter.top_words(n=2, typical={0: MIXED})[0]) == ["tractor", "farm"]
+    assert terms(counter.top_words(n=2, typical={0: MIXED[:1]})[0]) == ["tractor", "garage"]  # too few
+
+
+def test_the_representer_chooses_words_over_its_typical_captions() -> None:
+    rng = np.random.default_rng(0)
+    centroids = {0: np.eye(4)[0], 1: np.eye(4)[1]}
+    vectors = np.repeat(np.eye(4)[:2], [len(MIXED), len(SEA)], axis=0) + rng.normal(0, 0.01, (16, 4))
+    topics = [0] * len(MIXED) + [1] * len(SEA)
+    representer = Representer(centroids, RepresentOptions(n_words=2, min_df=1))
+    representer.add_batch(topics, [f"i{i}" for i in range(16)], vectors, captions=MIXED + SEA)
+    assert terms(representer.finish()[0].words) == ["tractor", "farm"]
+
+
+def test_forms_of_one_word_are_shown_once() -> None:
+    law = ["law and rules", "laws of the land", "the rule of law", "rules of law", "a law", "music laws"]
+    words = terms(counter_for(law, SEA, min_df=1).top_words(n=10)[0])
+    assert words[0] == "law" and "laws" not in words
+    assert len([w for w in words if w in {"rule", "rules"}]) == 1
+    assert shares_word("principle", "principles") and shares_word("music", "musical")
+    assert not shares_word("art", "arm") and not shares_word("biology", "biological")
 
 
 def test_label_names_what_typical_captions_share_not_the_first_words() -> None:
