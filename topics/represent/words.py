@@ -22,11 +22,11 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
+from topics.ids import OUTLIER
 from topics.represent.word_choice import Candidate, Scored, choose_words, distinct_terms, label_from_words
 
 __all__ = ["WordCounter", "clean_caption", "distinct_terms", "label_from_words", "load_word_list"]
 
-OUTLIER = -1
 _MERGE_EVERY = 16  # batches of counts kept apart before summing them into one matrix
 _CANDIDATES = 10  # terms ranked per shown term: room for the repeats dropped
 
