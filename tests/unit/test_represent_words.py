@@ -96,7 +96,13 @@ def test_a_word_topping_many_topics_stays_where_it_scores_highest_or_defines_the
     assert topic_diversity(words.values()) == 1.0
 
 
-MIXED = ["tractor farm"] * 3 + ["tractor"] * 3 + ["garage"] * 5
+MIXED = ["tractor farm", "red tractor farm", "old tractor farm", "tractor", "blue tractor", "new tractor"] + [
+    "garage",
+    "garage door",
+    "garage sale",
+    "old garage",
+    "big garage",
+]
 
 
 def test_words_that_occur_together_in_typical_captions_are_preferred() -> None:
@@ -105,6 +111,8 @@ def test_words_that_occur_together_in_typical_captions_are_preferred() -> None:
     # "garage" never shares a caption with "tractor"; "farm" does, in half of tractor's captions
     assert terms(counter.top_words(n=2, typical={0: MIXED})[0]) == ["tractor", "farm"]
     assert terms(counter.top_words(n=2, typical={0: MIXED[:1]})[0]) == ["tractor", "garage"]  # too few
+    reposted = ["garage sale tractor"] * 20  # one caption posted many times is one piece of evidence
+    assert terms(counter.top_words(n=2, typical={0: MIXED + reposted})[0]) == ["tractor", "farm"]
 
 
 def test_the_representer_chooses_words_over_its_typical_captions() -> None:

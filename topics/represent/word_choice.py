@@ -146,17 +146,20 @@ def _more_informative(candidate: Candidate, shown: Candidate) -> bool:
 
 
 def _npmi_matrix(candidates: Sequence[Candidate], typical: Sequence[Collection[str]]) -> np.ndarray:
-    """(k, k) NPMI of the candidates' co-occurrence in the typical captions; -1 where never together."""
+    """(k, k) NPMI of the candidates' co-occurrence in the typical captions: -1 where never together,
+    0 where together in one caption only (an anecdote, however rare the words)."""
     column = {term: j for j, (term, _, _) in enumerate(candidates)}
     present = np.zeros((len(typical), len(candidates)))
     for row, terms in enumerate(typical):
         present[row, [column[t] for t in terms if t in column]] = 1.0
-    joint = present.T @ present / len(typical)
+    together = present.T @ present
+    joint = together / len(typical)
     single = np.diag(joint)
     with np.errstate(divide="ignore", invalid="ignore"):
         npmi = np.log(joint / np.outer(single, single)) / -np.log(joint)
-    npmi[joint == 0] = -1.0
     npmi[joint >= 1] = 1.0
+    npmi[together == 1] = 0.0
+    npmi[together == 0] = -1.0
     return npmi
 
 

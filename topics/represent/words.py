@@ -171,8 +171,9 @@ class WordCounter:
             for topic, row in self._topic_row.items()
             if topic != OUTLIER
         }
-        term_sets = {
-            topic: [self.caption_terms(c) for c in captions] for topic, captions in (typical or {}).items()
+        term_sets = {  # a caption posted twice is no more evidence than once
+            topic: [self.caption_terms(c) for c in dict.fromkeys(captions)]
+            for topic, captions in (typical or {}).items()
         }
         return choose_words(ranked, term_sets, n)
 
