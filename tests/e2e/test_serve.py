@@ -69,6 +69,20 @@ def test_dropped_files_become_searchable_and_queries_go_through_serve(tmp_path: 
     assert info["service"]["pid"] == proc.pid
     assert info["service"]["watching"] == [str(inbox.resolve())]
 
+    # --image names a file relative to *this* process's folder, not the service's (it runs in ROOT)
+    query = subprocess.run(
+        [sys.executable, "-m", "cli", "search", "--image", "new1.jpg", "--limit", "3", "--json"],
+        env=tiny_env(data),
+        cwd=inbox,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert query.returncode == 0, query.stderr
+    found = json.loads(query.stdout)
+    items = [*(i for t in found["topics"] for i in t["items"]), *found["unassigned"]]
+    assert str((inbox / "new1.jpg").resolve()) in [i["path"] for i in items]
+
     (inbox / "new0.jpg").unlink()
     (inbox / "new0.txt").unlink()  # alone, the sidecar would stay on as a caption-only item
     wait_for(lambda: len(_stored_ids(data)) == 5, 60, "the deleted file to leave the store")
