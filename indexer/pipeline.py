@@ -36,7 +36,7 @@ from indexer.items import Item, ItemId, sha256_bytes, sha256_text
 from indexer.ledger import Ledger
 from indexer.sources import SourceError
 from indexer.sources.folder import FolderEntry
-from indexer.store.base import CollectionSchema, Point, VectorStore
+from indexer.store.base import CollectionSchema, IdentityMismatch, Point, StoreError, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,21 @@ class Pipeline:
         self._in_flight: dict[ItemId, str] = {}  # id -> signature of its latest version not yet stored
         self._last_flush = time.monotonic()
         self._fetcher = ImageFetcher.from_settings(settings.fetch)
-        store.ensure(item_schema(clip, caption, self.views))
+        self._schema: CollectionSchema | None = item_schema(clip, caption, self.views)
+        try:
+            self.ensure_schema()
+        except IdentityMismatch:
+            raise
+        except StoreError as error:  # a server not up yet: each entry point (and serve) tries again
+            log.warning("the store does not answer yet: %s", error)
+
+    def ensure_schema(self) -> None:
+        """Create the `items` collection, or check that its model is ours (once; every entry point calls
+        it first, so a store that did not answer when the pipeline was made fails the run that needs it).
+        """
+        if self._schema is not None:
+            self.store.ensure(self._schema)
+            self._schema = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -152,10 +166,14 @@ class Pipeline:
 
     # -- entry points -------------------------------------------------------------------------
 
-    def ingest_folder(self, root: Path) -> IngestSummary:
-        """Scan a folder recursively; new and changed files are stored, deleted ones removed."""
+    def ingest_folder(self, root: Path, summary: IngestSummary | None = None) -> IngestSummary:
+        """Scan a folder recursively; new and changed files are stored, deleted ones removed.
+
+        Counts go into `summary` as they happen (each entry point takes one), so a caller that retries
+        after a store error knows what the failed attempt stored.
+        """
         started = time.perf_counter()
-        summary = IngestSummary()
+        summary = self._begin(summary)
         scan_id = f"{time.time_ns()}"
         root = root.resolve()
         seen: list[str] = []
@@ -166,12 +184,16 @@ class Pipeline:
         return summary
 
     def ingest_folder_changes(
-        self, root: Path, changed: Sequence[Path], deleted: Sequence[Path]
+        self,
+        root: Path,
+        changed: Sequence[Path],
+        deleted: Sequence[Path],
+        summary: IngestSummary | None = None,
     ) -> IngestSummary:
         """What a watcher saw: rescan the folders it named (cheap checks skip what did not change) and
         remove the items of files that are gone. A full `ingest_folder` catches anything missed."""
         started = time.perf_counter()
-        summary = IngestSummary()
+        summary = self._begin(summary)
         root = Path(os.path.abspath(root))
         scan_id = f"{time.time_ns()}"
         entries = self.folders.rescan(root, changed, deleted)
@@ -181,15 +203,22 @@ class Pipeline:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def ingest_items(self, items: Iterable[Item | SourceError]) -> IngestSummary:
+    def ingest_items(
+        self, items: Iterable[Item | SourceError], summary: IngestSummary | None = None
+    ) -> IngestSummary:
         """Store items from a manifest or feed; rows already stored unchanged are skipped."""
         started = time.perf_counter()
-        summary = IngestSummary()
+        summary = self._begin(summary)
         self._in_flight = {}  # what an earlier run left here was stored, or failed with it
         self._run(self._item_work(items, summary), summary)
         self.flush()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _begin(self, summary: IngestSummary | None) -> IngestSummary:
+        """Where every entry point starts: the collection exists, and counts go into `summary`."""
+        self.ensure_schema()
+        return IngestSummary() if summary is None else summary
 
     # -- cheap checks -------------------------------------------------------------------------
 
