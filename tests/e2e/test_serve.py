@@ -71,7 +71,7 @@ def test_dropped_files_become_searchable_and_queries_go_through_serve(tmp_path: 
 
     # --image names a file relative to *this* process's folder, not the service's (it runs in ROOT)
     query = subprocess.run(
-        [sys.executable, "-m", "cli", "search", "--image", "new1.jpg", "--limit", "3", "--json"],
+        [sys.executable, "-m", "cli", "search", "--image", "new1.jpg", "--limit", "6", "--json"],
         env=tiny_env(data),
         cwd=inbox,
         capture_output=True,
@@ -81,7 +81,8 @@ def test_dropped_files_become_searchable_and_queries_go_through_serve(tmp_path: 
     assert query.returncode == 0, query.stderr
     found = json.loads(query.stdout)
     items = [*(i for t in found["topics"] for i in t["items"]), *found["unassigned"]]
-    assert str((inbox / "new1.jpg").resolve()) in [i["path"] for i in items]
+    by_path = {i["path"]: i for i in items}
+    assert by_path[str((inbox / "new1.jpg").resolve())]["views"]["image"] > 0.99  # the query was new1.jpg
 
     (inbox / "new0.jpg").unlink()
     (inbox / "new0.txt").unlink()  # alone, the sidecar would stay on as a caption-only item
