@@ -143,7 +143,7 @@ class Pipeline:
         except IdentityMismatch:
             raise
         except StoreError as error:  # a server not up yet: each entry point (and serve) tries again
-            log.warning("the store does not answer yet: %s", error)
+            log.debug("the store does not answer yet: %s", error)
 
     def ensure_schema(self) -> None:
         """Create the `items` collection, or check that its model is ours (once; every entry point calls
