@@ -23,7 +23,7 @@ from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
 from topics import catalog
-from topics.catalog import Run, Topic
+from topics.catalog import Run, Theme, Topic
 from topics.reclustering import ReclusterError, recluster
 
 SMALL = {"k": 4, "size": 60}
@@ -165,10 +165,12 @@ def test_represent_hook_sees_the_new_run_members() -> None:
     synthetic.store_corpus(backend.collection("items"), synthetic.drift_scenario("steady", **SMALL).runs[0])
     seen: dict[int, int] = {}
 
-    def represent(topics: list[Topic], items, run: Run) -> list[Topic]:
+    def represent(
+        topics: list[Topic], themes: list[Theme], items, run: Run
+    ) -> tuple[list[Topic], list[Theme]]:
         for t in topics:
             seen[t.topic_id] = items.count(catalog.topic_filter(run, t.topic_id))
-        return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics]
+        return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics], themes
 
     recluster(settings, backend, represent=represent)
     topics = catalog.list_topics(backend)
