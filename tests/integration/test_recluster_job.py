@@ -72,6 +72,7 @@ def test_identity_follows_each_drift_scenario(name: str) -> None:
     synthetic.store_corpus(items, first)
     recluster(settings, backend)
     before = _truth_to_topic(backend, first)
+    themes_before = catalog.topic_themes(backend)
     assert sorted(before.values()) == [0, 1, 2, 3]  # public ids start at 0
     synthetic.store_corpus(items, second, prune=True)
     report = recluster(settings, backend)
@@ -84,9 +85,13 @@ def test_identity_follows_each_drift_scenario(name: str) -> None:
         ids_after = tuple(sorted(after[k] for k in expected.after))
         assert (expected.kind, ids_before, ids_after) in events
     untouched = {k for k in range(4)} - {k for e in scenario.expected[0] for k in (*e.before, *e.after)}
+    themes_after = catalog.topic_themes(backend)
     for k in untouched | ({0} if name == "split" else set()):
         assert after[k] == before[k]
         assert ("survived", (before[k],), (before[k],)) in events
+        assert themes_after[after[k]] == themes_before[before[k]]  # its theme keeps its id too
+        theme = themes_before[before[k]]
+        assert ("survived", (theme,), (theme,)) in {(e.kind, e.before, e.after) for e in report.theme_events}
     born = {t for t in after.values()} - set(before.values())
     assert all(t >= 4 for t in born)  # fresh ids only, never a reused one
     if name in {"emerge", "split"}:
