@@ -128,9 +128,10 @@ def _theme_ref(theme_id: int | None) -> str:
     return "-" if theme_id is None else f"T{theme_id}"
 
 
-def _row(table: Table, ref: str, t: dict, *rest: str) -> None:
+def _row(table: Table, ref: str, t: dict, *rest: str, style: str | None = None) -> None:
     change = f"{t['change']:+d}"
-    table.add_row(ref, t["label"] or "", str(t["size"]), change, t["status"], _words(t["words"]), *rest)
+    cells = (ref, t["label"] or "", str(t["size"]), change, t["status"], _words(t["words"]), *rest)
+    table.add_row(*cells, style=style)
 
 
 def topic_list(topics: list[dict]) -> None:

@@ -7,14 +7,19 @@ sibling that a scenario can add later.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.metrics import adjusted_rand_score
 
+import topics.search as search_module
+from cli import served
 from evaluation import synthetic as syn
 from indexer.config import Settings, load_settings
+from indexer.index import Index
 from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
@@ -169,3 +174,99 @@ def test_online_items_get_their_topics_theme_and_a_born_topic_the_nearest_theme(
     members = backend.collection("items").count(catalog.theme_filter(backend, run, groups[1]))
     assert members == sum(1 for t in themes.values() if t == groups[1])  # born topics' items included
     backend.close()
+
+
+# ---- reading both levels: list, show, history, search, exemplars (the CLI, run as `serve` runs it) ----
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, World, dict[int, int]]:
+    """An embedded store of the two-level world after two runs (the second adds a spare sibling)."""
+    world = World()
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("tree") / "data", store={"backend": "edge"})
+    backend = open_backend(settings)
+    corpus = world.corpus(BASE)
+    syn.store_corpus(backend.collection("items"), corpus)
+    recluster(settings, backend)
+    syn.store_corpus(backend.collection("items"), world.corpus([*BASE, (0, 3)]))
+    recluster(settings, backend)
+    groups = _group_to_theme(backend, corpus)
+    backend.close()
+    return settings, world, groups
+
+
+def _cli(settings: Settings, *argv: str) -> dict:
+    return served.runner(lambda: Index(settings))(list(argv), width=200)
+
+
+def _json(settings: Settings, *argv: str) -> object:
+    answer = _cli(settings, *argv, "--json")
+    assert answer["code"] == 0, answer["stderr"]
+    return json.loads(answer["stdout"])
+
+
+def test_list_nests_topics_under_their_themes(tree) -> None:
+    settings, _world, groups = tree
+    themes = _json(settings, "list")
+    assert [t["theme_id"] for t in themes] == [groups[0], groups[1], groups[2]]  # group 0 is largest now
+    assert [len(t["topics"]) for t in themes] == [4, 3, 3]
+    for theme in themes:
+        assert set(theme) == {"theme_id", "label", "size", "change", "status", "words", "topics"}
+        assert {t["theme_id"] for t in theme["topics"]} == {theme["theme_id"]}
+        assert theme["size"] == sum(t["size"] for t in theme["topics"])
+        sizes = [t["size"] for t in theme["topics"]]
+        assert sizes == sorted(sizes, reverse=True)
+    flat = _json(settings, "list", "--flat")
+    assert sorted(t["id"] for t in flat) == sorted(t["id"] for th in themes for t in th["topics"])
+    assert set(flat[0]) == {"id", "label", "size", "change", "status", "words", "theme_id"}
+    new = _json(settings, "list", "--status", "emerging")
+    assert [t["theme_id"] for t in new] == [groups[0]] and len(new[0]["topics"]) == 1
+    text = _cli(settings, "list")["stdout"].splitlines()
+    rows = [line.split()[1] for line in text if line.split()[1:2] and line.split()[1][:1] in "T0123456789"]
+    first = rows.index(f"T{groups[0]}")
+    assert rows[first + 1 : first + 5] == [str(t["id"]) for t in themes[0]["topics"]]  # indented beneath
+
+
+def test_show_and_history_of_a_theme_and_of_a_topic(tree) -> None:
+    settings, _world, groups = tree
+    theme = _json(settings, "show", f"T{groups[0]}")
+    assert theme["theme_id"] == groups[0] and len(theme["topics"]) == 4 and theme["run_id"] == 2
+    assert theme["size_history"][0][0] == 1 and theme["size_history"][1] == [2, theme["size"]]
+    assert [(e["level"], e["kind"]) for e in theme["lineage"]] == [
+        ("theme", "emerged"),
+        ("theme", "survived"),
+    ]
+    assert _json(settings, "show", f"t{groups[0]}") == theme
+    topic = _json(settings, "show", str(theme["topics"][0]["id"]))
+    assert topic["theme_id"] == groups[0] and {e["level"] for e in topic["lineage"]} == {"topic"}
+    history = _json(settings, "history", f"T{groups[1]}")
+    assert [r["themes"] for r in history["runs"]] == [3, 3]
+    assert [(e["kind"], e["after"]) for e in history["events"]] == [
+        ("emerged", [groups[1]]),
+        ("survived", [groups[1]]),
+    ]
+    everything = _json(settings, "history")
+    assert {e["level"] for e in everything["events"]} == {"topic", "theme"}
+    assert "theme survived" not in _cli(settings, "history")["stdout"]  # survivals are not news
+    assert f"theme emerged [] -> [T{groups[1]}]" in _cli(settings, "history")["stdout"]
+    assert _json(settings, "exemplars", f"T{groups[1]}")["id"] == groups[1]
+    missing, bad = _cli(settings, "show", "T99"), _cli(settings, "show", "X3")
+    assert (missing["code"], missing["stderr"]) == (1, "error: no theme T99 (see `topics list`)\n")
+    assert bad["code"] == 2 and "neither a topic id (12) nor a theme id (T3)" in bad["stderr"]
+
+
+def test_search_groups_topics_by_theme(tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, world, groups = tree
+    query = syn.normalise(world.centres[1][0] + world.centres[1][1] + 0.3 * world.centres[2][0])
+    monkeypatch.setattr(search_module, "_queries", lambda *a: {"image": query, "text": query})
+    found = _json(settings, "search", "anything", "--limit", "6")
+    by_id = {t["topic_id"]: t for t in found["topics"]}
+    assert found["themes"][0]["theme_id"] == groups[1] and len(found["themes"][0]["topics"]) >= 2
+    for theme in found["themes"]:
+        assert all(by_id[t]["theme_id"] == theme["theme_id"] for t in theme["topics"])
+    assert sorted(t for th in found["themes"] for t in th["topics"]) == sorted(by_id)
+    only = _json(settings, "search", "anything", "--theme", f"T{groups[2]}", "--limit", "6")
+    assert [th["theme_id"] for th in only["themes"]] == [groups[2]]
+    assert all(h["topic"] in only["themes"][0]["topics"] for t in only["topics"] for h in t["items"])
+    text = _cli(settings, "search", "anything", "--limit", "6")["stdout"]
+    assert text.startswith(f"theme T{groups[1]} ") and "\n  topic " in text
