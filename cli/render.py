@@ -90,7 +90,8 @@ def status(info: dict) -> None:
     model = info["model"] or {}
     clip = model.get("clip") or {}
     table.add_row("model", f"{clip.get('arch', '-')} / {clip.get('pretrained', '-')}" if clip else "-")
-    table.add_row("topics", f"{info['topics']} (run {info['run_id']})" if info["run_id"] else "none yet")
+    counts = f"{info['topics']} in {info.get('themes', 0)} themes (run {info['run_id']})"
+    table.add_row("topics", counts if info["run_id"] else "none yet")
     table.add_row("last recluster", info["last_recluster"] or "never")
     table.add_row("next recluster", info["next_recluster"] or "-")
     service = info["service"]

@@ -353,7 +353,7 @@ def test_kill_9_mid_run_leaves_a_consistent_store(phase: str, tmp_path: Path) ->
     report = recluster(settings, backend)
     assert report.run_id == view[0] + 1
     _assert_consistent(backend)
-    stale = Filter(must={"kind": "topic"}, must_not={"run_id": report.run_id})
+    stale = Filter(must={"kind": ["topic", "theme"]}, must_not={"run_id": report.run_id})
     assert backend.collection("topics").count(stale) == 0
     assert len(catalog.list_topics(backend)) == 5
     backend.close()
