@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from sklearn.metrics import adjusted_rand_score
 
 import topics.search as search_module
@@ -23,6 +24,7 @@ from indexer.index import Index
 from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
+from topics.jobs import rebuild_topics
 from topics.online.pending import assign_pending
 from topics.reclustering import recluster
 
@@ -270,3 +272,36 @@ def test_search_groups_topics_by_theme(tree, monkeypatch: pytest.MonkeyPatch) ->
     assert all(h["topic"] in only["themes"][0]["topics"] for t in only["topics"] for h in t["items"])
     text = _cli(settings, "search", "anything", "--limit", "6")["stdout"]
     assert text.startswith(f"theme T{groups[1]} ") and "\n  topic " in text
+
+
+def test_themes_get_words_exemplars_labels_and_tiles_of_their_own(tmp_path: Path) -> None:
+    world = World()
+    settings = _settings(tmp_path)
+    backend = open_backend(settings)
+    corpus = world.corpus(BASE)
+    items = backend.collection("items")
+    syn.store_corpus(items, corpus)
+    pictures = []
+    for g in range(3):
+        pictures.append(tmp_path / f"g{g}.jpg")
+        Image.new("RGB", (16, 16), (80 * g, 40, 200 - 60 * g)).save(pictures[-1])
+    group_words, payloads = ("harbour", "forest", "tractor"), {}
+    for item_id, label in zip(corpus.ids, corpus.labels, strict=True):
+        g, s = divmod(int(label), SIBLINGS)
+        caption = f"{group_words[g]} {group_words[g]}{s}x photo"
+        payloads[item_id] = {"caption": caption, "path": str(pictures[g])}
+    items.set_payloads(payloads)
+    rebuild_topics(Index(settings, backend=backend))
+    groups = _group_to_theme(backend, corpus)
+    themes = {t.theme_id: t for t in catalog.list_themes(backend)}
+    tiles = {t.tile for t in catalog.list_topics(backend)}
+    item_themes = _item_themes(backend)
+    for g, word in enumerate(group_words):
+        theme = themes[groups[g]]
+        assert theme.words[0] == word and word in theme.label
+        assert theme.exemplars and {item_themes[e] for e in theme.exemplars} == {theme.theme_id}
+        assert Path(theme.tile).name == f"theme-{theme.theme_id}.jpg" and Path(theme.tile).is_file()
+        assert theme.tile not in tiles  # a theme's tile never overwrites a topic's of the same number
+    for topic in catalog.list_topics(backend):
+        assert topic.words[0].endswith("x")  # a topic's top word is its own sibling word
+    backend.close()
