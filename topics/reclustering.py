@@ -195,7 +195,7 @@ def _recluster(
         [*new_topics, *new_themes],
         [*events, *theme_events],
         run,
-        {view: sample.vectors.shape[1]},
+        {view: int(sample.vectors.shape[1])},
     )
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
