@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from indexer.store.base import Point, VectorStore
-from topics.catalog import OUTLIER, Run, Theme, Topic, slot_fields
+from topics.catalog import Run, Theme, Topic, slot_fields
+from topics.ids import OUTLIER
 from topics.reclustering import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
 
