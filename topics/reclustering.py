@@ -180,25 +180,15 @@ def _recluster(
         n_themes=len(themes.identity.ids),
         next_theme_id=themes.identity.next_topic_id,
     )
-    theme_of_topic = {
-        identity.ids[raw]: themes.identity.ids[int(t)] for raw, t in enumerate(clustering.themes)
-    }
-    new_topics = _topic_records(written, sample, clustering, identity, before, run, theme_of_topic)
+    theme_of = {identity.ids[raw]: themes.identity.ids[int(t)] for raw, t in enumerate(clustering.themes)}
+    new_topics = _topic_records(written, sample, clustering, identity, before, run, theme_of)
     new_themes = _theme_records(written, themes, themes_before, run)
     if represent is not None:
         new_topics, new_themes = represent(new_topics, new_themes, items, run)
-    events = [LineageEvent(run_id, e.kind, e.before, e.after, started) for e in identity.events]
-    theme_events = [
-        LineageEvent(run_id, e.kind, e.before, e.after, started, level="theme")
-        for e in themes.identity.events
-    ]
+    events, theme_events = _lineage(identity, run, "topic"), _lineage(themes.identity, run, "theme")
+    records = [*new_topics, *new_themes]
     _write_records(
-        topics,
-        items,
-        [*new_topics, *new_themes],
-        [*events, *theme_events],
-        run,
-        {view: int(sample.vectors.shape[1])},
+        topics, items, records, [*events, *theme_events], run, {view: int(sample.vectors.shape[1])}
     )
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
@@ -225,6 +215,10 @@ def _recluster(
         theme_events=theme_events,
         theme_ids=dict(themes.identity.ids),
     )
+
+
+def _lineage(identity: Identity, run: Run, level: catalog.Level) -> list[LineageEvent]:
+    return [LineageEvent(run.run_id, e.kind, e.before, e.after, run.started, level) for e in identity.events]
 
 
 class _Phases:
