@@ -18,6 +18,9 @@ def next_fire(cron: str, now: datetime | None = None) -> str | None:
     return fire.isoformat() if fire else None
 
 
+STORE_FIELDS = ("items", "pending", "model", "topics", "themes", "last_recluster", "run_id")
+
+
 def status(index: Index) -> dict[str, Any]:
     """One dict with a stable shape (see README, `topics status --json`).
 
@@ -31,7 +34,7 @@ def status(index: Index) -> dict[str, Any]:
     except StoreError as error:
         if service is None:
             raise
-        contents = dict.fromkeys(("items", "pending", "model", "topics", "last_recluster", "run_id"))
+        contents = dict.fromkeys(STORE_FIELDS)
         contents["store_error"] = str(error)
     return {
         "data_dir": str(settings.data_dir),
@@ -59,6 +62,7 @@ def _contents(index: Index) -> dict[str, Any]:
         "pending": items.count(Filter(must={"pending": 1})) if exists else 0,
         "model": items.identity() if exists else None,
         "topics": len(catalog.list_topics(index.backend, run=run)) if run else 0,
+        "themes": len(catalog.list_themes(index.backend, run=run)) if run else 0,
         "last_recluster": run.finished.isoformat() if run else None,
         "run_id": run.run_id if run else None,
     }
