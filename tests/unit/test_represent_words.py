@@ -96,13 +96,8 @@ def test_a_word_topping_many_topics_stays_where_it_scores_highest_or_defines_the
     assert topic_diversity(words.values()) == 1.0
 
 
-MIXED = ["tractor farm", "red tractor farm", "old tractor farm", "tractor", "blue tractor", "new tractor"] + [
-    "garage",
-    "garage door",
-    "garage sale",
-    "old garage",
-    "big garage",
-]
+TRACTOR = ["tractor farm", "red tractor farm", "old tractor farm", "tractor", "blue tractor", "new tractor"]
+MIXED = [*TRACTOR, "garage", "garage door", "garage sale", "old garage", "big garage"]
 
 
 def test_words_that_occur_together_in_typical_captions_are_preferred() -> None:
