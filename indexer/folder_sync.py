@@ -24,7 +24,7 @@ from indexer.sources.folder import FolderEntry, scan_directory, scan_folder, sid
 from indexer.store.base import VectorStore
 
 if TYPE_CHECKING:
-    from indexer.pipeline import _Work
+    from indexer.pipeline import InFlight
 
 SEEN_BATCH = 4096  # unchanged paths marked seen in one ledger transaction
 
@@ -95,13 +95,13 @@ class FolderSync:
 
     # -- after storing ------------------------------------------------------------------------
 
-    def known(self, works: Sequence[_Work]) -> None:
+    def known(self, works: Sequence[InFlight]) -> None:
         """Files whose content the store already holds (a rename, a copy, a file overwritten with another
         stored file's content): only their records change, and their old items may go."""
         self._unflushed.extend(_records(works))
         self._delete_orphans(_previous_ids(works))
 
-    def stored(self, works: Sequence[_Work]) -> None:
+    def stored(self, works: Sequence[InFlight]) -> None:
         """Items just upserted: drop their orphaned old versions now; the records wait for the flush."""
         self._unflushed.extend(_records(works))
         self._delete_orphans(_previous_ids(works))
@@ -175,18 +175,18 @@ def _unchanged(record: FileRecord, entry: FolderEntry) -> bool:
     )
 
 
-def _with_copies(works: Sequence[_Work]) -> Iterator[_Work]:
+def _with_copies(works: Sequence[InFlight]) -> Iterator[InFlight]:
     """Each work and the folder copies of its content that it stands for."""
     for work in works:
         yield work
         yield from work.copies
 
 
-def _records(works: Sequence[_Work]) -> list[FileRecord]:
+def _records(works: Sequence[InFlight]) -> list[FileRecord]:
     return [_file_record(w, w.file) for w in _with_copies(works) if w.file is not None]
 
 
-def _previous_ids(works: Sequence[_Work]) -> list[ItemId]:
+def _previous_ids(works: Sequence[InFlight]) -> list[ItemId]:
     """Items these files held before, where they now hold another one."""
     return [
         w.file.previous_id
@@ -195,7 +195,7 @@ def _previous_ids(works: Sequence[_Work]) -> list[ItemId]:
     ]
 
 
-def _file_record(work: _Work, file: FolderFile) -> FileRecord:
+def _file_record(work: InFlight, file: FolderFile) -> FileRecord:
     entry = file.entry
     return FileRecord(
         path=str(entry.path),

@@ -75,8 +75,8 @@ class IngestSummary:
 
 
 @dataclass
-class _Work:
-    """One item on its way through the pipeline."""
+class InFlight:
+    """One item in flight through the pipeline: from its source to a stored point."""
 
     item: Item
     file: FolderFile | None = None  # the folder file it comes from
@@ -84,7 +84,7 @@ class _Work:
     pixels: np.ndarray | None = None
     payload: dict[str, Any] = field(default_factory=dict)
     checked: bool = False  # the store was already asked about this id
-    copies: list[_Work] = field(default_factory=list)  # folder files with the same content
+    copies: list[InFlight] = field(default_factory=list)  # folder files with the same content
 
 
 def item_schema(clip: Embedder | None, caption: Embedder | None, views: Sequence[str]) -> CollectionSchema:
@@ -222,24 +222,24 @@ class Pipeline:
         summary: IngestSummary,
         seen: list[str],
         scan_id: str,
-    ) -> Iterator[_Work]:
+    ) -> Iterator[InFlight]:
         for found in self.folders.changed(entries, root, scan_id, seen, lambda: self._skip(summary, 1)):
             if isinstance(found, SourceError):
                 self._fail(summary, found.origin, found.reason, found.detail)
             else:
-                yield _Work(found.entry.item, file=found)
+                yield InFlight(found.entry.item, file=found)
 
-    def _item_work(self, items: Iterable[Item | SourceError], summary: IngestSummary) -> Iterator[_Work]:
+    def _item_work(self, items: Iterable[Item | SourceError], summary: IngestSummary) -> Iterator[InFlight]:
         for chunk in _chunks(items, 256):
             works = []
             for item in chunk:
                 if isinstance(item, SourceError):
                     self._fail(summary, item.origin, item.reason, item.detail)
                 else:
-                    works.append(_Work(item, item_id=item.known_id, checked=item.known_id is not None))
+                    works.append(InFlight(item, item_id=item.known_id, checked=item.known_id is not None))
             yield from self._drop_stored(works, summary)
 
-    def _drop_stored(self, works: list[_Work], summary: IngestSummary) -> Iterator[_Work]:
+    def _drop_stored(self, works: list[InFlight], summary: IngestSummary) -> Iterator[InFlight]:
         """Skip rows whose id is stored with the same content signature (a re-sent row).
 
         Only the last version of an id counts; one sent on but not stored yet stands for the store.
@@ -256,7 +256,7 @@ class Pipeline:
                 self._in_flight[work.item_id] = signature
             yield work
 
-    def _landed(self, works: Iterable[_Work]) -> None:
+    def _landed(self, works: Iterable[InFlight]) -> None:
         """These versions are stored (or failed): the store speaks for their ids again."""
         for work in works:
             if work.item_id is not None and self._in_flight.get(work.item_id) == content_signature(work.item):
@@ -264,8 +264,8 @@ class Pipeline:
 
     # -- decode, embed, upsert ----------------------------------------------------------------
 
-    def _run(self, works: Iterator[_Work], summary: IngestSummary) -> None:
-        pending: list[_Work] = []
+    def _run(self, works: Iterator[InFlight], summary: IngestSummary) -> None:
+        pending: list[InFlight] = []
         for work, error in self._decoded(works):
             if error is not None:
                 self._fail(summary, work.item.origin, error.reason, error.detail)
@@ -280,9 +280,9 @@ class Pipeline:
         if pending:
             self._store_batch(pending, summary)
 
-    def _decoded(self, works: Iterator[_Work]) -> Iterator[tuple[_Work, BadImage | None]]:
+    def _decoded(self, works: Iterator[InFlight]) -> Iterator[tuple[InFlight, BadImage | None]]:
         """Decode in the pool, at most `_window` ahead of the consumer, in input order."""
-        window: list[tuple[_Work, Future]] = []
+        window: list[tuple[InFlight, Future]] = []
         for work in works:
             window.append((work, self._pool.submit(self._decode, work)))
             if len(window) >= self._window:
@@ -290,7 +290,7 @@ class Pipeline:
         while window:
             yield _result(*window.pop(0))
 
-    def _decode(self, work: _Work) -> None:
+    def _decode(self, work: InFlight) -> None:
         item = work.item
         payload = work.payload
         image_sha = None
@@ -319,7 +319,7 @@ class Pipeline:
         except FetchError as error:
             raise BadImage(error.reason, error.detail) from None
 
-    def _store_batch(self, works: list[_Work], summary: IngestSummary) -> None:
+    def _store_batch(self, works: list[InFlight], summary: IngestSummary) -> None:
         works = self._skip_known_content(_last_of_each_id(works, summary), summary)
         if works:
             vectors = self._embed(works)
@@ -328,7 +328,7 @@ class Pipeline:
                 for i, w in enumerate(works)
             ]
             self.store.upsert(points)
-        self._settle(works, summary)
+        self._count_stored(works, summary)
         if time.monotonic() - self._last_flush >= self.settings.ingest.flush_interval_s:
             self.flush()
 
@@ -338,7 +338,7 @@ class Pipeline:
         self._last_flush = time.monotonic()
         self.folders.flushed()
 
-    def _skip_known_content(self, works: list[_Work], summary: IngestSummary) -> list[_Work]:
+    def _skip_known_content(self, works: list[InFlight], summary: IngestSummary) -> list[InFlight]:
         """Items identified by content that is already stored (a rename, a copy, a re-run after a
         crash) need no embedding; a folder file only gets its ledger record (and its old item goes)."""
         ids = [w.item_id for w in works if not w.checked]
@@ -354,7 +354,7 @@ class Pipeline:
             self._skip(summary, len(known))
         return keep
 
-    def _embed(self, works: list[_Work]) -> dict[str, list[np.ndarray | None]]:
+    def _embed(self, works: list[InFlight]) -> dict[str, list[np.ndarray | None]]:
         n = len(works)
         out: dict[str, list[np.ndarray | None]] = {v: [None] * n for v in ("image", "text", "caption")}
         for view in out:
@@ -371,7 +371,7 @@ class Pipeline:
         return out
 
     def _embed_texts(
-        self, works: list[_Work], out: dict[str, list], view: str, embedder: Embedder | None
+        self, works: list[InFlight], out: dict[str, list], view: str, embedder: Embedder | None
     ) -> None:
         if embedder is None or view not in self.views:
             return
@@ -381,7 +381,7 @@ class Pipeline:
             for row, i in enumerate(todo):
                 out[view][i] = emb[row]
 
-    def _point(self, work: _Work, vectors: dict[str, np.ndarray]) -> Point:
+    def _point(self, work: InFlight, vectors: dict[str, np.ndarray]) -> Point:
         item = work.item
         payload: dict[str, Any] = {
             "source": item.source,
@@ -403,7 +403,7 @@ class Pipeline:
             payload["meta"] = dict(item.metadata)
         return Point(id=work.item_id, vectors=vectors, payload=payload)
 
-    def _settle(self, works: list[_Work], summary: IngestSummary) -> None:
+    def _count_stored(self, works: list[InFlight], summary: IngestSummary) -> None:
         """Count what was stored; the folder files' bookkeeping follows it."""
         self._landed(works)
         self.folders.stored(works)
@@ -427,11 +427,11 @@ class Pipeline:
         self._progress(1)
 
 
-def _last_of_each_id(works: list[_Work], summary: IngestSummary) -> list[_Work]:
+def _last_of_each_id(works: list[InFlight], summary: IngestSummary) -> list[InFlight]:
     """Two inputs with one id (identical files, a row sent twice, a feed edit) are one item: the last
     version is stored, in the first one's place; an earlier folder copy is only recorded in the ledger,
     so deleting one copy keeps the item. Works whose id needs decoding pass as they are."""
-    lasts: dict[ItemId | int, _Work] = {}
+    lasts: dict[ItemId | int, InFlight] = {}
     for position, work in enumerate(works):
         key = work.item_id if work.item_id is not None else position
         earlier = lasts.get(key)
@@ -442,7 +442,7 @@ def _last_of_each_id(works: list[_Work], summary: IngestSummary) -> list[_Work]:
     return list(lasts.values())
 
 
-def _result(work: _Work, future: Future) -> tuple[_Work, BadImage | None]:
+def _result(work: InFlight, future: Future) -> tuple[InFlight, BadImage | None]:
     try:
         future.result()
     except BadImage as error:
