@@ -29,6 +29,9 @@ Lineage events (kind, ids before, ids after):
 
 The overlap is counted on the run's sample (what the fit saw), so memory does not grow with the
 corpus; Jaccard and shares are ratios, so a uniform sample estimates them without bias.
+
+Themes (groups of topics) are matched by the same function, with theme ids in place of topic ids:
+an item's theme in the previous run is its old topic's theme, its theme now its new cluster's.
 """
 
 from __future__ import annotations
@@ -94,9 +97,10 @@ def contingency(
         raise ValueError(f"previous {previous.shape} and current {current.shape} differ in length")
     row_of = {int(t): r for r, t in enumerate(previous_ids)}
     rows = np.array([row_of.get(int(t), len(previous_ids)) for t in previous], dtype=np.int64)
+    if (current >= n_clusters).any():  # n_clusters is the outlier column's index, never a label
+        bad = int(current.max())
+        raise ValueError(f"current label {bad} is not a cluster (labels run 0..{n_clusters - 1}, -1 outlier)")
     cols = np.where(current < 0, n_clusters, current).astype(np.int64)
-    if (cols > n_clusters).any():
-        raise ValueError(f"a current label exceeds the number of clusters ({n_clusters})")
     table = np.zeros((len(previous_ids) + 1, n_clusters + 1), dtype=np.int64)
     np.add.at(table, (rows, cols), 1)
     return table

@@ -104,6 +104,7 @@ class RepresentOptions:
     max_vocabulary: int = 20_000  # corpus terms embedded for keywords, most frequent first
     captioner_model: str | None = None  # hub id or local path; None: no generated captions
     tiles_dir: Path | None = None  # None: no tiles
+    tile_prefix: str = "topic"  # tiles are <tiles_dir>/<prefix>-<id>.jpg ("theme" for themes)
     tile_cell: int = 256
     cache_dir: Path | None = None  # vocabulary vectors per model
     device: str = "auto"
@@ -226,7 +227,7 @@ class Representer:
         images = self._images.pick()
         texts = self._texts.pick()
         generated = self._generate_captions(images)
-        words = self._words.top_words(self.options.n_words)
+        words = self._words.top_words(self.options.n_words, typical=self._texts.pooled())
         keywords = self._keywords()
         tiles = self._tiles(images)
         return {
@@ -282,7 +283,7 @@ class Representer:
     ) -> Representation:
         return Representation(
             topic_id=topic,
-            label=label_from_words(words) or label_from_words(keywords) or f"topic {topic}",
+            label=self._label(topic, words, keywords, texts),
             words=tuple(words),
             keywords=tuple(keywords),
             exemplars=tuple(e.item_id for e in images),
@@ -292,6 +293,11 @@ class Representer:
             tile=tile[0],
             tile_fingerprint=tile[1],
         )
+
+    def _label(self, topic: int, words: list[Scored], keywords: list[Scored], texts: list[Exemplar]) -> str:
+        """Words that name the topic's typical captions; keywords for a topic without captions."""
+        captions = [self._words.caption_terms(e.shown) for e in texts]
+        return label_from_words(words, captions=captions) or label_from_words(keywords) or f"topic {topic}"
 
     def _tiles(self, images: Mapping[int, list[Exemplar]]) -> dict[int, tuple[str | None, str | None]]:
         if self.options.tiles_dir is None:
@@ -306,7 +312,7 @@ class Representer:
         paths = [e.shown for e in images]
         cell = self.options.tile_cell
         fingerprint = tile_fingerprint([e.item_id for e in images], paths, cell=cell, grid=3)
-        out_path = Path(self.options.tiles_dir) / f"topic-{topic}.jpg"
+        out_path = Path(self.options.tiles_dir) / f"{self.options.tile_prefix}-{topic}.jpg"
         if not tile_is_current(out_path, fingerprint):
             build_tile(paths, out_path, cell=cell, grid=3, fingerprint=fingerprint)
         return str(out_path), fingerprint
