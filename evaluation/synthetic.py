@@ -285,6 +285,26 @@ def _merge(first: Corpus, clusters, spare, rng) -> tuple[Corpus, list[ExpectedEv
     return Corpus(first.ids, vectors, labels), [ExpectedEvent("merged", (0, 1), (0,))]
 
 
+def churn_corpus(
+    run: int, *, live: int = 6, turnover: int = 1, size: int = 40, dim: int = 64, noise: float = 0.4
+) -> Corpus:
+    """The items of run `run` of a stream where `turnover` topics end and as many begin every run.
+
+    Clusters ``run * turnover`` to ``run * turnover + live - 1`` are alive; cluster c has its own
+    centre and item ids (seeded by c), so a cluster that lives on keeps its items from run to run.
+    """
+    first = run * turnover
+    ids: list[str] = []
+    parts, labels = [], []
+    for c in range(first, first + live):
+        rng = np.random.default_rng(c)
+        centre = random_centres(1, dim, rng)[0]
+        parts.append(sample_cluster(Cluster(centre, size, noise), rng))
+        ids.extend(item_id(i, f"churn-{c}") for i in range(size))
+        labels.append(np.full(size, c, np.int64))
+    return Corpus(ids, np.concatenate(parts), np.concatenate(labels))
+
+
 def extend_corpus(first: Corpus, extra: Corpus) -> Corpus:
     """`first` followed by `extra`, whose items get the next free ids."""
     start = len(first)

@@ -2,9 +2,14 @@
 
 Layout of the `topics` collection (every point has a payload ``kind``):
 
-- ``topic``: one point per (run, topic id); named vectors = the topic's centroid per view
-  (``image``, ``text``, ``caption`` and the clustered view, e.g. ``fused``). Vanished topics are
-  carried forward with status ``vanished`` so "topic 12" always resolves.
+- ``topic``: one point per (run, live topic id); named vectors = the topic's centroid per view
+  (``image``, ``text``, ``caption`` and the clustered view, e.g. ``fused``). Only the current run's
+  are kept.
+- ``vanished``: one point per topic id that ended, written once by the run it ended in (its
+  ``run_id``), without vectors, and never rewritten: "topic 12" always resolves, and a year of churn
+  costs one small point per ended topic instead of every ended topic's vectors rewritten each night.
+  (Stores written before this carried vanished topics as ``topic`` points of every run; the next run
+  turns those into ``vanished`` points.)
 - ``lineage``: one point per event (survived, split, merged, emerged, vanished), kept for history.
 - ``run``: one point per finished run (timings, counts, parameters), kept for history.
 - ``pointer``: a single point naming the current run. It is written last, with one upsert of one
@@ -25,7 +30,7 @@ not a bool: qdrant-edge-py 0.9.0 matches a bool condition as the integer 1. Use
 :func:`read_assignment` to interpret a payload and :func:`assign_items` to write one.
 
 Topic records of old runs are deleted after the switch; records of an interrupted run (run id above
-the pointer's) are deleted when the next run starts.
+the pointer's, ``vanished`` ones included) are deleted when the next run starts.
 """
 
 from __future__ import annotations
@@ -197,6 +202,12 @@ def topic_point(topic: Topic) -> Point:
     return Point(id=record_id("topic", topic.run_id, topic.topic_id), vectors=vectors, payload=payload)
 
 
+def vanished_point(topic: Topic) -> Point:
+    """An ended topic as its one lasting record: the payload of its last `topic_point`, no vectors."""
+    payload = {**topic_point(topic).payload, "kind": "vanished", "status": "vanished"}
+    return Point(id=record_id("vanished", topic.topic_id), payload=payload)
+
+
 def topic_of(point: Point) -> Topic:
     """A topic read back from its point."""
     p = point.payload
@@ -356,16 +367,32 @@ def _scroll_records(store: VectorStore, where: Filter, vectors: bool = False) ->
         yield from batch
 
 
+def run_topics(backend: Backend, run: Run) -> list[Topic]:
+    """The ``topic`` records of `run` by id: its live topics (and, in an old store, vanished ones)."""
+    store = _topics_store(backend)
+    if store is None:
+        return []
+    where = Filter(must={"kind": "topic", "run_id": run.run_id})
+    topics = (topic_of(p) for p in _scroll_records(store, where, vectors=True))
+    return sorted(topics, key=lambda t: t.topic_id)
+
+
+def _vanished(store: VectorStore, run: Run) -> list[Topic]:
+    where = Filter(must={"kind": "vanished"}, ranges={"run_id": (None, run.run_id)})
+    return [topic_of(p) for p in _scroll_records(store, where)]
+
+
 def list_topics(backend: Backend, include_vanished: bool = False, *, run: Run | None = None) -> list[Topic]:
-    """The current run's topics by id; vanished ones only when asked."""
+    """The current run's topics by id; vanished ones (ended in this run or before) only when asked."""
     run = run or current_run(backend)
     store = _topics_store(backend)
     if run is None or store is None:
         return []
-    must_not = {} if include_vanished else {"status": "vanished"}
-    where = Filter(must={"kind": "topic", "run_id": run.run_id}, must_not=must_not)
-    topics = [topic_of(p) for p in _scroll_records(store, where, vectors=True)]
-    return sorted(topics, key=lambda t: t.topic_id)
+    found = {t.topic_id: t for t in run_topics(backend, run) if include_vanished or t.status != "vanished"}
+    if include_vanished:
+        for topic in _vanished(store, run):
+            found.setdefault(topic.topic_id, topic)
+    return sorted(found.values(), key=lambda t: t.topic_id)
 
 
 def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) -> Topic | None:
@@ -374,8 +401,12 @@ def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) ->
     store = _topics_store(backend)
     if run is None or store is None:
         return None
-    found = store.retrieve([record_id("topic", run.run_id, int(topic_id))], vectors=True)
-    return topic_of(found[0]) if found else None
+    ids = [record_id("topic", run.run_id, int(topic_id)), record_id("vanished", int(topic_id))]
+    found = {p.payload["kind"]: p for p in store.retrieve(ids, vectors=True)}
+    if "topic" in found:
+        return topic_of(found["topic"])
+    gone = found.get("vanished")
+    return topic_of(gone) if gone is not None and int(gone.payload["run_id"]) <= run.run_id else None
 
 
 def lineage(backend: Backend, topic_id: TopicId | None = None) -> list[LineageEvent]:

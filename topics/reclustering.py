@@ -14,8 +14,9 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
    current run does not use (see `topics.catalog`), invisible to readers. Sizes and per-view centroid
    sums are accumulated on the way.
-6. ``topics_written``: topic records (after the optional `represent` hook), lineage events and the run
-   record, under the new run id; both collections flushed.
+6. ``topics_written``: the live topics' records (after the optional `represent` hook), a ``vanished``
+   record for each topic that ended in this run (written once, kept for ever, no vectors), lineage
+   events and the run record, under the new run id; both collections flushed.
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
 8. ``cleaned``: old runs' topic records deleted, `pending` cleared on items this run assigned and set
    on items it missed (ingested after the second scroll passed them).
@@ -34,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -147,7 +148,7 @@ def _recluster(
     clock.mark("sampled")
     clustering = fit_clusters(sample.vectors, params)
     clock.mark("fitted")
-    before = catalog.list_topics(backend, include_vanished=True, run=previous) if previous else []
+    before = catalog.run_topics(backend, previous) if previous else []
     identity = _match(sample, clustering, before, view, previous, match)
     clock.mark("matched")
 
@@ -167,8 +168,9 @@ def _recluster(
     new_topics = _topic_records(written, sample, clustering, identity, before, run)
     if represent is not None:
         new_topics = represent(new_topics, items, run)
+    ended = _ended(before, identity, run)
     events = [LineageEvent(run_id, e.kind, e.before, e.after, started) for e in identity.events]
-    _write_records(topics, items, new_topics, events, run, {view: int(sample.vectors.shape[1])})
+    _write_records(topics, items, new_topics, ended, events, run, {view: int(sample.vectors.shape[1])})
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
     topics.flush()
@@ -447,7 +449,7 @@ def _topic_records(
     before: list[Topic],
     run: Run,
 ) -> list[Topic]:
-    """This run's topics, plus the previous topics that ended (or had ended) as `vanished`."""
+    """This run's live topics."""
     old = {t.topic_id: t for t in before}
     thresholds = _thresholds(sample, clustering)
     topics = []
@@ -471,29 +473,22 @@ def _topic_records(
                 extra={"size_history": _history(was, run.run_id, size)},
             )
         )
-    ended = [t for t in before if t.topic_id not in identity.continued]
-    for t in ended:
-        gone = t.status == "vanished"
-        topics.append(
-            Topic(
-                topic_id=t.topic_id,
-                size=0,
-                status="vanished",
-                run_id=run.run_id,
-                first_seen=t.first_seen,
-                last_seen=t.last_seen,
-                change=0 if gone else -t.size,
-                label=t.label,
-                centroids=t.centroids,
-                words=t.words,
-                exemplars=t.exemplars,
-                keywords=t.keywords,
-                tile=t.tile,
-                threshold=t.threshold,
-                extra=t.extra,
-            )
-        )
     return topics
+
+
+def _ended(before: list[Topic], identity: Identity, run: Run) -> list[Topic]:
+    """The previous run's topics that do not continue, as this run's ``vanished`` records.
+
+    Old stores also carry earlier vanished topics as run records (status already ``vanished``): they
+    move to ``vanished`` records once, unchanged but for the run that wrote them.
+    """
+    ended = []
+    for t in before:
+        if t.topic_id in identity.continued:
+            continue
+        change = 0 if t.status == "vanished" else -t.size
+        ended.append(replace(t, size=0, status="vanished", run_id=run.run_id, change=change, centroids={}))
+    return ended
 
 
 def _history(was: Topic | None, run_id: int, size: int) -> list[list[int]]:
@@ -525,6 +520,7 @@ def _write_records(
     topics: VectorStore,
     items: VectorStore,
     new: list[Topic],
+    ended: list[Topic],
     events: list[LineageEvent],
     run: Run,
     fallback_dims: dict[str, int],
@@ -534,6 +530,7 @@ def _write_records(
         dims.update({v: int(np.asarray(c).shape[0]) for v, c in topic.centroids.items()})
     topics.ensure(catalog.topics_schema(dims, items.identity()))
     topics.upsert([catalog.topic_point(t) for t in new])
+    topics.upsert([catalog.vanished_point(t) for t in ended])
     topics.upsert([catalog.lineage_point(e, i) for i, e in enumerate(events)])
     topics.upsert([catalog.run_point(run)])
     items.flush()  # the new slot is durable before the pointer can name it

@@ -104,7 +104,7 @@ def read_content(index: Index) -> ReportContent:
         raise ReportError("no topics yet: run `topics recluster` first")
     every = catalog.list_topics(backend, include_vanished=True, run=run)
     live = tuple(t for t in every if t.status != "vanished")
-    ended = tuple(t for t in every if t.status == "vanished" and t.change < 0)
+    ended = tuple(t for t in every if t.status == "vanished" and t.run_id == run.run_id and t.change < 0)
     events = tuple(e for e in catalog.lineage(backend) if e.run_id == run.run_id)
     items_now, pending = _item_counts(index, run)
     return ReportContent(

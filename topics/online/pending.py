@@ -293,7 +293,7 @@ def _store_is_ahead(items: VectorStore, run: Run, batches: int) -> bool:
 
 def next_topic_id(backend: Backend, run: Run) -> int:
     """The first id no topic of this run uses (ids born online count): ids are never reused."""
-    used = [t.topic_id for t in catalog.list_topics(backend, include_vanished=True, run=run)]
+    used = [t.topic_id for t in catalog.list_topics(backend, run=run)]  # ended ids are below the run's
     return max([run.next_topic_id, *(t + 1 for t in used)])
 
 
