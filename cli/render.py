@@ -102,6 +102,8 @@ def status(info: dict) -> None:
         )
     else:
         table.add_row("service", "not running")
+    for warning in info.get("warnings") or []:
+        table.add_row("warning", warning)
     out.print(table, markup=False, highlight=False)
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from indexer.health import quarantine
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -50,7 +52,14 @@ _MAX_DETAIL = 2000  # a failure detail is a message for people, not a dump
 
 
 class LedgerError(RuntimeError):
-    """The ledger file cannot be used (a newer schema, or not a ledger at all)."""
+    """The ledger file cannot be used (a newer schema, or not a ledger at all: `damaged`)."""
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
+_DAMAGED = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,21 @@ class Failure:
     last_at: str
 
 
+def open_ledger(path: Path) -> Ledger:
+    """The ledger at `path`. A file that is not SQLite, or a damaged one, is moved aside
+    (`indexer.health.quarantine`) and a fresh ledger begins: the next scans refill it from the folders
+    without storing anything twice (stored ids are skipped), feeds are re-read from their start, and
+    failures are recorded again as they recur. A newer schema is still refused."""
+    try:
+        return Ledger(path)
+    except LedgerError as error:
+        if not error.damaged:
+            raise
+        outcome = "a fresh ledger was started; the next scans refill it without storing anything twice"
+        quarantine(path, str(error.__cause__), outcome, companions=("-wal", "-shm"))
+        return Ledger(path)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -99,7 +123,8 @@ class Ledger:
             self._open()
         except sqlite3.DatabaseError as error:
             self._db.close()
-            raise LedgerError(f"{path}: not a usable ledger ({error})") from error
+            damaged = getattr(error, "sqlite_errorname", "") in _DAMAGED
+            raise LedgerError(f"{path}: not a usable ledger ({error})", damaged=damaged) from error
 
     def _open(self) -> None:
         self._db.execute("PRAGMA busy_timeout = 5000")

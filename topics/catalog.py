@@ -409,6 +409,23 @@ def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) ->
     return topic_of(gone) if gone is not None and int(gone.payload["run_id"]) <= run.run_id else None
 
 
+def missing_run_note(backend: Backend, run: Run | None = None) -> str | None:
+    """Why the pointer cannot be trusted (it names a run whose records are gone), or None."""
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return None
+    has_run = bool(store.retrieve([record_id("run", run.run_id)]))
+    found = store.count(Filter(must={"kind": "topic", "run_id": run.run_id}))
+    if has_run and found >= run.n_topics:
+        return None
+    return (
+        f"the topics pointer names run {run.run_id}, but {found} of its {run.n_topics} topic records"
+        f"{'' if has_run else ' and not its run record'} are in the store: the next recluster rebuilds "
+        "the topics from the items' assignments, keeping their ids"
+    )
+
+
 def lineage(backend: Backend, topic_id: TopicId | None = None) -> list[LineageEvent]:
     """Events of finished runs, oldest first; only those involving `topic_id` when given."""
     run = current_run(backend)

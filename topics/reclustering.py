@@ -149,6 +149,9 @@ def _recluster(
     clustering = fit_clusters(sample.vectors, params)
     clock.mark("fitted")
     before = catalog.run_topics(backend, previous) if previous else []
+    if previous is not None and previous.n_topics and not before:
+        log.warning("recluster: %s", catalog.missing_run_note(backend, previous))
+        before = _topics_from_items(sample, previous, view)
     identity = _match(sample, clustering, before, view, previous, match)
     clock.mark("matched")
 
@@ -315,6 +318,20 @@ def _reservoir_slots(seen: int, n: int, size: int, rng: np.random.Generator) -> 
 
 
 # ---- phases 3-4: fit and match ----
+
+
+def _topics_from_items(sample: Sample, previous: Run, view: str) -> list[Topic]:
+    """The previous run's topics as its items still name them, when its topic records are gone:
+    ids, sizes and centroids from the sample, so the ids live on."""
+    topics = []
+    for topic_id in np.unique(sample.previous[sample.previous >= 0]):
+        members = sample.vectors[sample.previous == topic_id]
+        centroid = l2_normalise(members.mean(axis=0)[None])[0]
+        at = previous.started
+        topics.append(
+            Topic(int(topic_id), len(members), "active", previous.run_id, at, at, centroids={view: centroid})
+        )
+    return topics
 
 
 def _match(

@@ -7,6 +7,7 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from indexer.health import damaged_files
 from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog
@@ -42,4 +43,14 @@ def status(index: Index) -> dict[str, Any]:
         "next_recluster": (service or {}).get("next_recluster")
         or (next_fire(settings.cluster.cron) if settings.cluster.scheduled else None),
         "service": service,
+        "warnings": warnings(index, service),
     }
+
+
+def warnings(index: Index, service: dict[str, Any] | None = None) -> list[str]:
+    """Problems found and worked around, in words: damaged state files, a pointer to a missing run."""
+    found = damaged_files(index.settings.data_dir)
+    missing = catalog.missing_run_note(index.backend)
+    if missing:
+        found.append(missing)
+    return found + list((service or {}).get("warnings") or [])

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.config import Settings
+from indexer.health import quarantine
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
 from topics.catalog import ItemAssignment, Run, Topic
@@ -270,7 +271,10 @@ def load_state(backend: Backend, settings: Settings, run: Run) -> tuple[OnlineSt
     try:
         state = OnlineState.load(path)
     except OnlineStateError as exc:
-        log.info("online: %s; rebuilding from the store", exc)
+        if exc.damaged:  # kept aside and reported in `status`
+            quarantine(path, str(exc.__cause__), "the online state was rebuilt from the store")
+        else:
+            log.info("online: %s; rebuilding from the store", exc)
         return rebuild_state(backend, settings, run), "rebuilt"
     if state.run_id != run.run_id:
         log.info("online: run %s replaced run %s; starting afresh", run.run_id, state.run_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from indexer.embed.base import l2_normalise
+from indexer.health import quarantine
 
 Scored = tuple[str, float]
 DEFAULT_TEMPLATE = "a photo of {}"  # CLIP ranks bare words worse than short captions containing them
@@ -97,13 +99,20 @@ class _VectorCache:
         self.model_id = model_id
 
     def load(self) -> dict[str, np.ndarray]:
+        """The cached vectors; none when there is no cache yet, or it is another model's or damaged."""
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 if str(data["model_id"]) != self.model_id:
                     return {}
-                return dict(zip(data["terms"].tolist(), data["vectors"], strict=True))
-        except (OSError, KeyError, ValueError):
-            return {}  # no cache yet, or an unreadable one: recompute rather than fail
+                terms, vectors = data["terms"].tolist(), data["vectors"]
+            if vectors.ndim != 2 or not np.isfinite(vectors).all():
+                raise ValueError(f"vectors of shape {vectors.shape}, or not finite")
+            return dict(zip(terms, vectors, strict=True))
+        except FileNotFoundError:
+            return {}
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            quarantine(self.path, f"{type(error).__name__}: {error}", "its terms are embedded again")
+            return {}
 
     def save(self, vectors: dict[str, np.ndarray]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
