@@ -33,6 +33,9 @@ class ModelSettings(BaseModel):
     load_timeout_s: float = 15.0
 
 
+MIN_FREE_MB = 128  # the embedded engine's files are memory-mapped: a full disk would kill, not fail
+
+
 class StoreSettings(BaseModel):
     """Where vectors live: the embedded engine under the data dir, or a Qdrant server."""
 
@@ -40,6 +43,7 @@ class StoreSettings(BaseModel):
     url: str | None = None  # Qdrant server URL; selects the server backend when set
     api_key: SecretStr | None = None
     prefix: str = "topics"  # collection name prefix on a server
+    min_free_mb: int = Field(MIN_FREE_MB, ge=0)  # embedded store: writes are refused below this free
     timeout_s: float = 30.0
     ca_cert: Path | None = None  # verify the server's TLS certificate against this CA bundle
     # Collection layout for scale on a server (docs/scaling.md); None keeps the server's default.

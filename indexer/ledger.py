@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.health import quarantine
+from indexer.store.base import DiskFull
 
 SCHEMA_VERSION = 1
 
@@ -147,13 +148,20 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """All or nothing; a full disk (SQLite rolls back cleanly) becomes `DiskFull`, as for the store."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorname", "") != "SQLITE_FULL":
+                raise
+            raise DiskFull(f"disk full: the ledger {self.path} could not be written ({error})") from error
 
     def close(self) -> None:
         self._db.close()
@@ -253,7 +261,8 @@ class Ledger:
 
     def clear_failure(self, origin: str) -> None:
         """Forget a failure once its input has been stored."""
-        self._db.execute("DELETE FROM failures WHERE origin = ?", (origin,))
+        with self._transaction() as db:
+            db.execute("DELETE FROM failures WHERE origin = ?", (origin,))
 
     def failures(self) -> list[Failure]:
         """All recorded failures, most recent first."""
@@ -277,8 +286,9 @@ class Ledger:
 
     def set_cursor(self, name: str, value: str) -> None:
         """Remember where feed `name` left off."""
-        self._db.execute(
-            "INSERT INTO cursors (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO cursors (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )

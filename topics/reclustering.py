@@ -42,6 +42,7 @@ from typing import Protocol
 import numpy as np
 
 from indexer.config import Settings
+from indexer.diskspace import ensure_free, store_commitment
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog
@@ -137,6 +138,8 @@ def _recluster(
     items, topics = backend.collection(catalog.ITEMS), backend.collection(catalog.TOPICS)
     if not items.exists():
         raise ReclusterError("there are no items yet: ingest something before reclustering")
+    reserve, mapped = settings.store.min_free_mb, store_commitment(settings)
+    ensure_free(settings.data_dir, reserve, needed=mapped, what="recluster")  # before any write
     catalog.ensure_item_indexes(items)
     previous = _prepare(backend, items, topics)
     run_id, slot = (previous.run_id + 1, 1 - previous.slot) if previous else (1, 0)

@@ -7,6 +7,7 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from indexer.diskspace import low_space_note, store_commitment
 from indexer.health import damaged_files
 from indexer.index import Index
 from indexer.store.base import Filter
@@ -43,14 +44,15 @@ def status(index: Index) -> dict[str, Any]:
         "next_recluster": (service or {}).get("next_recluster")
         or (next_fire(settings.cluster.cron) if settings.cluster.scheduled else None),
         "service": service,
-        "warnings": warnings(index, service),
+        "warnings": warnings(index),
     }
 
 
-def warnings(index: Index, service: dict[str, Any] | None = None) -> list[str]:
-    """Problems found and worked around, in words: damaged state files, a pointer to a missing run."""
-    found = damaged_files(index.settings.data_dir)
-    missing = catalog.missing_run_note(index.backend)
-    if missing:
-        found.append(missing)
-    return found + list((service or {}).get("warnings") or [])
+def warnings(index: Index) -> list[str]:
+    """Problems in words: low disk space, damaged state files moved aside, a pointer to a missing run."""
+    settings = index.settings
+    committed = store_commitment(settings)
+    notes = [low_space_note(settings.data_dir, settings.store.min_free_mb, committed=committed)]
+    notes += damaged_files(settings.data_dir)
+    notes.append(catalog.missing_run_note(index.backend))
+    return [note for note in notes if note]

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,9 +22,12 @@ from typing import Any, TypeVar
 import numpy as np
 import qdrant_edge as qe
 
+from indexer.config import MIN_FREE_MB
+from indexer.diskspace import disk_use, ensure_free
 from indexer.store import rules
 from indexer.store.base import (
     CollectionSchema,
+    DiskFull,
     Filter,
     IdentityMismatch,
     IndexType,
@@ -37,6 +41,7 @@ from indexer.store.base import (
 LAYOUT_FILE = "layout.json"
 LOCK_FILE = "owner.lock"
 UPSERT_BATCH = 1024
+POINT_OVERHEAD = 1024  # bytes of payload and bookkeeping per point, a generous guess for free space
 ID_BATCH = 10_000
 
 _INDEX_TYPES: dict[IndexType, qe.PayloadSchemaType] = {
@@ -49,6 +54,7 @@ _INDEX_TYPES: dict[IndexType, qe.PayloadSchemaType] = {
 }
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class DirectoryLock:
@@ -112,13 +118,16 @@ def _engine(call: Callable[[], T], what: str) -> T:
 class EdgeStore:
     """One collection stored in a Qdrant Edge shard under `path`; this process owns the directory."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, *, min_free_mb: int = MIN_FREE_MB) -> None:
         self.path = Path(path)
         self.name = name
+        self.min_free_mb = min_free_mb
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock: DirectoryLock | None = DirectoryLock(self.path)
         try:
             self._layout = self._read_layout()
+            if self._has_segments():  # loading writes into the mapped files: they must be backed
+                self._ensure_space(0, f"opening collection {name!r}", reserve=False)
             self._shard: qe.EdgeShard | None = self._load() if self._has_segments() else None
         except BaseException:
             self._lock.release()
@@ -147,6 +156,7 @@ class EdgeStore:
     def ensure(self, schema: CollectionSchema) -> None:
         """Create the shard, or check its identity; add vector names the schema brings; build indexes."""
         self._check_open()
+        self._ensure_space(0, f"preparing collection {self.name!r}")
         if self._layout is None and self._shard is not None:
             raise IdentityMismatch(f"{self.path} holds a shard without {LAYOUT_FILE}; its model is unknown")
         wanted = rules.Layout.of(schema)
@@ -198,7 +208,16 @@ class EdgeStore:
         self._engine_call(lambda s: s.flush(), "flush")
 
     def optimize(self) -> None:
-        """Merge segments and build HNSW where a segment is big enough; blocks, minutes at 1M points."""
+        """Merge segments and build HNSW where a segment is big enough; blocks, minutes at 1M points.
+
+        Merging can rewrite every segment, so it waits (logged) until that much space is free on top
+        of the reserve: it is maintenance, and search stays exact without it."""
+        needed = sum(disk_use(self.path / "segments")) + disk_use(self.path.parent)[1]
+        try:
+            ensure_free(self.path, self.min_free_mb, needed=needed, what=f"optimizing {self.name!r}")
+        except DiskFull as error:
+            log.warning("%s", error)
+            return
         self._engine_call(lambda s: s.optimize(), "optimize")
 
     def close(self) -> None:
@@ -223,17 +242,26 @@ class EdgeStore:
         shard = self._ready()
         return _engine(lambda: call(shard), what)
 
-    def _update(self, op: qe.UpdateOperation, what: str) -> None:
+    def _update(self, op: qe.UpdateOperation, what: str, *, needed: int = 0) -> None:
+        """One write, refused first unless the disk can back it, every collection's mapped files and
+        the reserve: a full disk faults the engine's mapped files with SIGBUS instead of failing."""
+        self._ensure_space(needed, f"{what} in {self.name!r}")
         self._engine_call(lambda s: s.update(op), what)
+
+    def _ensure_space(self, needed: int, what: str, *, reserve: bool = True) -> None:
+        unbacked = disk_use(self.path.parent)[1]  # the whole store: collections share the disk
+        ensure_free(self.path, self.min_free_mb if reserve else 0, needed=needed + unbacked, what=what)
 
     # ---- writes ----
 
     def upsert(self, points: Sequence[Point]) -> None:
         """Insert or replace whole points, in engine batches of `UPSERT_BATCH`."""
         dims = self._dims()
+        per_point = 2 * (4 * sum(dims.values()) + POINT_OVERHEAD)  # written to the WAL and a segment
         for batch in rules.chunks(points, UPSERT_BATCH):
             edge_points = [self._edge_point(p, dims) for p in batch]
-            self._update(qe.UpdateOperation.upsert_points(edge_points), f"upsert {len(batch)} points")
+            op = qe.UpdateOperation.upsert_points(edge_points)
+            self._update(op, f"upsert {len(batch)} points", needed=per_point * len(batch))
 
     def _dims(self) -> dict[str, int]:
         self._ready()
