@@ -8,6 +8,7 @@ embedded (edge) store in a temporary folder. Prints `name: value unit (target â€
 - ``topics_vector_points``: points that carry centroid vectors (the live topics only; target: no
   more at the last run than at run 1).
 - ``topics_disk``: the topics collection's allocated size on disk at run 1 and the last run.
+- ``phase_<name>``: the median time of each recluster phase, early and late.
 - ``recluster_time_ratio``: the median wall time of the last 5 runs over that of runs 2-6 (run 1
   warms up the clustering code), in this one process (target <= 1.5).
 
@@ -47,13 +48,14 @@ def main() -> None:
         settings = load_settings(data_dir=Path(tmp), store={"backend": "edge"})
         backend = open_backend(settings)
         items, topics = backend.collection("items"), backend.collection("topics")
-        seconds, points, vector_points, disk = [], [], [], []
+        seconds, points, vector_points, disk, phases = [], [], [], [], []
         for run in range(args.runs):
             corpus = synthetic.churn_corpus(run, live=args.live, turnover=args.turnover, size=args.size)
             synthetic.store_corpus(items, corpus, prune=True)
             started = time.perf_counter()
-            recluster(settings, backend)
+            report = recluster(settings, backend)
             seconds.append(time.perf_counter() - started)
+            phases.append(report.phases)
             points.append(topics.count())
             vector_points.append(topics.count(Filter(must={"kind": "topic"})))
             disk.append(_disk_bytes(Path(tmp) / "store" / "topics") if run in (0, args.runs - 1) else 0)
@@ -66,6 +68,10 @@ def main() -> None:
         f"(target: no more than at run 1)"
     )
     print(f"topics_disk: {disk[0] / 2**20:.2f} MiB at run 1, {disk[-1] / 2**20:.2f} MiB at run {last}")
+    for name in phases[0]:
+        before = statistics.median(p.get(name, 0.0) for p in phases[1:6])
+        after = statistics.median(p.get(name, 0.0) for p in phases[-5:])
+        print(f"phase_{name}: {before:.3f} s at runs 2-6, {after:.3f} s at the last 5 runs")
     early, late = statistics.median(seconds[1:6]), statistics.median(seconds[-5:])
     print(
         f"recluster_time_ratio: {late / early:.2f} (median of the last 5 runs {late:.3f} s over runs 2-6 "

@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +42,7 @@ from indexer.store.base import (
 LAYOUT_FILE = "layout.json"
 LOCK_FILE = "owner.lock"
 UPSERT_BATCH = 1024
+UNBACKED_TTL_S = 1.0
 POINT_OVERHEAD = 1024  # bytes of payload and bookkeeping per point, a generous guess for free space
 ID_BATCH = 10_000
 
@@ -122,6 +124,7 @@ class EdgeStore:
         self.path = Path(path)
         self.name = name
         self.min_free_mb = min_free_mb
+        self._unbacked_at = (float("-inf"), 0)  # (monotonic time, bytes) of the last walk
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock: DirectoryLock | None = DirectoryLock(self.path)
         try:
@@ -164,6 +167,7 @@ class EdgeStore:
         if self._shard is None:
             self._save_layout(layout)  # first: a shard never exists without its layout
             self._shard = self._create(layout)
+            self._unbacked_at = (float("-inf"), 0)  # a new shard maps its files: measure again
         else:
             assert self._layout is not None
             for vector_name, dim in self._layout.added_by(layout).items():
@@ -219,6 +223,7 @@ class EdgeStore:
             log.warning("%s", error)
             return
         self._engine_call(lambda s: s.optimize(), "optimize")
+        self._unbacked_at = (float("-inf"), 0)  # segments were rewritten: measure again
 
     def close(self) -> None:
         if self._shard is not None:
@@ -249,8 +254,16 @@ class EdgeStore:
         self._engine_call(lambda s: s.update(op), what)
 
     def _ensure_space(self, needed: int, what: str, *, reserve: bool = True) -> None:
-        unbacked = disk_use(self.path.parent)[1]  # the whole store: collections share the disk
-        ensure_free(self.path, self.min_free_mb if reserve else 0, needed=needed + unbacked, what=what)
+        reserve_mb = self.min_free_mb if reserve else 0
+        ensure_free(self.path, reserve_mb, needed=needed + self._unbacked(), what=what)
+
+    def _unbacked(self) -> int:
+        """The whole store's mapped but unbacked bytes (collections share the disk), measured at most
+        once a second: between two walks the engine can map one more chunk, which the reserve covers."""
+        now = time.monotonic()
+        if now - self._unbacked_at[0] > UNBACKED_TTL_S:
+            self._unbacked_at = (now, disk_use(self.path.parent)[1])
+        return self._unbacked_at[1]
 
     # ---- writes ----
 
