@@ -8,6 +8,7 @@ describes, so after a kill -9 it can lag behind the store but never run ahead of
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -16,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.health import quarantine
+from indexer.sources.folder import SidecarStamp, sidecar_signature
 from indexer.store.base import DiskFull
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `caption_sig` holds JSON sidecar stamps (1: "name:size:mtime_ns;…")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 _FILE_COLUMNS = "path, root, size, mtime_ns, caption_sig, sha256, item_id, scan_id, updated_at"
 _MAX_DETAIL = 2000  # a failure detail is a message for people, not a dump
+_V1_STAMP = re.compile(r"(.+):(\d+):(\d+)", re.DOTALL)
 
 
 class LedgerError(RuntimeError):
@@ -65,7 +68,10 @@ _DAMAGED = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One stored file: what it looked like when stored (size, mtime, sidecar signature) and its item."""
+    """One stored file: what it looked like when stored (size, mtime, sidecar signature) and its item.
+
+    `caption_sig` is `indexer.sources.folder.sidecar_signature` of the file's sidecars.
+    """
 
     path: str
     root: str
@@ -105,6 +111,18 @@ def open_ledger(path: Path) -> Ledger:
         return Ledger(path)
 
 
+def _v1_stamps(signature: str) -> tuple[SidecarStamp, ...]:
+    """Stamps of a schema-1 signature; a name that held ';' is joined up again. () when unreadable."""
+    stamps: list[SidecarStamp] = []
+    pending: str | None = None
+    for part in signature.split(";"):
+        pending = part if pending is None else f"{pending};{part}"
+        if match := _V1_STAMP.fullmatch(pending):
+            stamps.append(SidecarStamp(match[1], int(match[2]), int(match[3])))
+            pending = None
+    return tuple(stamps) if pending is None else ()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -138,13 +156,22 @@ class Ledger:
             raise LedgerError(
                 f"{self.path}: schema {version} is newer than this program's ({SCHEMA_VERSION})"
             )
-        self._create_schema()
+        self._create_schema(version)
 
-    def _create_schema(self) -> None:
+    def _create_schema(self, version: int) -> None:
         with self._transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(statement)
+            if version == 1:
+                self._migrate_sidecar_signatures()
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate_sidecar_signatures(self) -> None:
+        """Schema 1 -> 2: rewrite "name:size:mtime_ns;…" signatures as JSON, so unchanged files stay
+        unchanged. One that cannot be read is left as is: its file is checked again once."""
+        rows = self._db.execute("SELECT path, caption_sig FROM files WHERE caption_sig != ''").fetchall()
+        updates = [(sidecar_signature(stamps), path) for path, old in rows if (stamps := _v1_stamps(old))]
+        self._db.executemany("UPDATE files SET caption_sig = ? WHERE path = ?", updates)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -178,13 +205,6 @@ class Ledger:
         """The stored record of `path`, if any."""
         row = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
         return FileRecord(*row) if row else None
-
-    def is_unchanged(self, path: str, size: int, mtime_ns: int, caption_sig: str) -> FileRecord | None:
-        """The record when the file still looks as it did when stored (the cheap check before hashing)."""
-        record = self.lookup(path)
-        if record and (record.size, record.mtime_ns, record.caption_sig) == (size, mtime_ns, caption_sig):
-            return record
-        return None
 
     def record_files(self, records: Iterable[FileRecord]) -> None:
         """Store records in one transaction. Call only after the store has flushed their points.

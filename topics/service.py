@@ -8,14 +8,14 @@
   make a job run more than once: missed fire times are coalesced into one run, however late
   (`SCHEDULE_OPTIONS`), and a scheduled recluster is skipped when a run finished after the fire time
   it answers (a start-up run, `topics recluster`).
+- A store that does not answer at start (a Qdrant server not up yet, or down) is retried with backoff
+  while the control socket already answers: `status` says the service is waiting for the store.
 - SIGTERM/SIGINT stop the sources, let the batch in flight finish, stop the jobs, close the store.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -30,10 +30,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from indexer.config import Settings
-from indexer.daemon import FeedSpec, IngestDaemon
+from indexer.daemon import Backoff, FeedSpec, IngestDaemon
 from indexer.index import Index
 from indexer.ingest import open_pipeline
+from indexer.pidlock import PidLock
 from indexer.store import open_backend
+from indexer.store.base import COLLECTIONS, IdentityMismatch, StoreError
 from indexer.store.shared import OwnerBackend, StoreServer
 from topics import catalog
 
@@ -54,28 +56,13 @@ class ServiceRunning(RuntimeError):
     """Another `topics serve` already runs on this data dir."""
 
 
-class ServeLock:
-    """An exclusive `flock` on `serve.lock` in the data dir, naming the holder's pid."""
-
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / SERVE_LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            holder = path.read_text().strip() or "unknown"
-            raise ServiceRunning(f"topics serve is already running on {data_dir} (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+def serve_lock(data_dir: Path) -> PidLock:
+    """The lock one `topics serve` per data dir holds (`serve.lock`, naming its pid)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return PidLock(
+        data_dir / SERVE_LOCK,
+        lambda holder: ServiceRunning(f"topics serve is already running on {data_dir} (pid {holder})"),
+    )
 
 
 def missed_run(cron: str, last_finished: datetime | None, now: datetime) -> bool:
@@ -100,10 +87,10 @@ class Service:
         assign_online: Callable[[Index], Any] | None = None,
     ) -> None:
         self.settings = settings
-        self.lock = ServeLock(settings.data_dir)
+        self.lock = serve_lock(settings.data_dir)
         try:
             self.index = Index(settings, backend=open_backend(settings))
-            for name in ("items", "topics"):
+            for name in COLLECTIONS:
                 self.index.backend.collection(name)  # take the directory locks now, not mid-run
         except BaseException:
             self.lock.release()
@@ -114,6 +101,7 @@ class Service:
         self._recluster = recluster
         self._assign_online = assign_online
         self._last_job_error: str | None = None
+        self.store_state = "connecting"  # then "connected", or why the store does not answer yet
         self.pipeline = open_pipeline(self.index)
         self.daemon = IngestDaemon(settings, self.pipeline, watch, feeds)
         self.scheduler = BackgroundScheduler(timezone=UTC)
@@ -164,11 +152,11 @@ class Service:
         self.scheduler.start()
 
     def _scheduled_recluster(self) -> None:
-        run = catalog.current_run(self.index.backend)
-        if run is not None and not missed_run(self.settings.cluster.cron, run.finished, utc_now()):
-            log.info("scheduled recluster skipped: run %s finished after the time it was due", run.run_id)
-            return
-        with contextlib.suppress(Exception):  # recorded by _guarded; the next run tries again
+        with contextlib.suppress(Exception):  # recorded by _guarded (or no store yet); the next run tries
+            run = catalog.current_run(self.index.backend)
+            if run is not None and not missed_run(self.settings.cluster.cron, run.finished, utc_now()):
+                log.info("scheduled recluster skipped: run %s finished after the time it was due", run.run_id)
+                return
             self.run_recluster()
 
     def search(self, text: str | None = None, **options: Any) -> dict[str, Any]:
@@ -203,6 +191,7 @@ class Service:
             "stored": stats.stored,
             "failed": stats.failed,
             "last_error": stats.last_error or self._last_job_error,
+            "store_state": self.store_state,
             "next_recluster": next_run,
             "watching": [str(p) for p in self.daemon.watch],
             "feeds": [f.name for f in self.daemon.feeds],
@@ -216,11 +205,34 @@ class Service:
                 signal.signal(sig, lambda *_: self.stop_event.set())
         self.server = StoreServer(self.index.backend, self.settings.data_dir, extra=self.extra)
         try:
-            self._schedule()
-            log.info("serving %s", self.settings.data_dir)
-            self.daemon.run(self.stop_event)
+            if self._connect():
+                self._schedule()
+                log.info("serving %s", self.settings.data_dir)
+                self.daemon.run(self.stop_event)
         finally:
             self.close()
+
+    def _connect(self) -> bool:
+        """Wait until the store answers, retrying with backoff; False when stopped first.
+
+        A store built with another model is refused at once: waiting would not change it.
+        """
+        backoff = Backoff()
+        while not self.stop_event.is_set():
+            try:
+                self.pipeline.ensure_schema()
+            except IdentityMismatch:
+                raise
+            except StoreError as error:
+                delay = backoff.failed()
+                tries = backoff.attempts
+                self.store_state = f"unreachable (attempt {tries} failed), retrying in {delay:g}s: {error}"
+                log.warning("the store does not answer (%s); retrying in %gs", error, delay)
+                self.stop_event.wait(delay)
+                continue
+            self.store_state = "connected"
+            return True
+        return False
 
     def stop(self) -> None:
         self.stop_event.set()

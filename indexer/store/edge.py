@@ -9,22 +9,21 @@ naming the directory and the pid that holds it, before it touches anything.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import qdrant_edge as qe
 
+from indexer.atomic import write_json_atomic
 from indexer.config import MIN_FREE_MB
 from indexer.diskspace import disk_use, ensure_free
+from indexer.pidlock import PidLock
 from indexer.store import rules
 from indexer.store.base import (
     CollectionSchema,
@@ -59,54 +58,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-class DirectoryLock:
-    """An exclusive, non-blocking `flock` on ``owner.lock``; the file says which pid holds it."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LOCK_FILE
-        self._fd: int | None = None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise StoreLocked(
-                f"store directory {directory} is owned by process {self._holder()}; stop it or reach "
-                "the store through it"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def _holder(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.path.read_text().strip() or "unknown"
-        return "unknown"
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write via a temp file, fsync, rename, fsync the directory: readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True, ensure_ascii=False, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _engine(call: Callable[[], T], what: str) -> T:
     """Run one engine call, turning its bare exceptions into `StoreError` that says what was attempted."""
     try:
@@ -126,7 +77,7 @@ class EdgeStore:
         self.min_free_mb = min_free_mb
         self._unbacked_at = (float("-inf"), 0)  # (monotonic time, bytes) of the last walk
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock: DirectoryLock | None = DirectoryLock(self.path)
+        self._lock: PidLock | None = PidLock(self.path / LOCK_FILE, partial(_owned_by, self.path))
         try:
             self._layout = self._read_layout()
             if self._has_segments():  # loading writes into the mapped files: they must be backed
@@ -226,12 +177,15 @@ class EdgeStore:
         self._unbacked_at = (float("-inf"), 0)  # segments were rewritten: measure again
 
     def close(self) -> None:
-        if self._shard is not None:
-            shard, self._shard = self._shard, None
-            _engine(shard.close, "close the shard")
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        """Close the shard, then release the directory lock even when closing the shard failed."""
+        try:
+            if self._shard is not None:
+                shard, self._shard = self._shard, None
+                _engine(shard.close, "close the shard")
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def _check_open(self) -> None:
         if self._lock is None:
@@ -414,3 +368,9 @@ def _range(term: rules.Range) -> qe.FieldCondition:
     if term.is_datetime:
         return qe.FieldCondition(term.key, range=qe.RangeDateTime(gte=term.gte, lte=term.lte))
     return qe.FieldCondition(term.key, range=qe.RangeFloat(gte=term.gte, lte=term.lte))
+
+
+def _owned_by(directory: Path, holder: str) -> StoreLocked:
+    return StoreLocked(
+        f"store directory {directory} is owned by process {holder}; stop it or reach the store through it"
+    )

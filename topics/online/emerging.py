@@ -30,6 +30,7 @@ from river.cluster import DBSTREAM
 from river.cluster.dbstream import DBSTREAMMicroCluster
 
 from indexer.embed.base import l2_normalise
+from topics.geometry import leave_one_out_cosines
 from topics.online.assigner import unit_rows
 
 DBSTREAM_STATE_VERSION = 1
@@ -262,7 +263,8 @@ def random_projection(dim: int, dims: int, seed: int) -> np.ndarray:
 
 
 def dbstream_state(stream: DBSTREAM) -> dict[str, Any]:
-    """DBSTREAM's learned state as plain JSON values (river keeps it in private attributes)."""
+    """DBSTREAM's learned state as plain JSON values (river keeps it in private attributes, so
+    pyproject.toml pins the river version and tests/unit/test_online.py checks the round trip)."""
     mcs = [
         [k, list(mc.center.values()), mc.last_update, mc.weight] for k, mc in stream.micro_clusters.items()
     ]
@@ -284,15 +286,3 @@ def load_dbstream_state(stream: DBSTREAM, state: dict[str, Any]) -> None:
         stream.s.setdefault(int(i), {})[int(j)] = value
         stream.s_t.setdefault(int(i), {})[int(j)] = at
     stream.clustering_is_up_to_date = False
-
-
-def leave_one_out_cosines(members: np.ndarray) -> np.ndarray:
-    """Each unit row's cosine to the mean of the others: what a new item of the group would score.
-
-    A member's cosine to a mean it is part of is inflated by about (1 - cos²) / n, which for a group
-    of 20 is larger than the spread of the scores themselves.
-    """
-    total = members.sum(axis=0, dtype=np.float64)
-    dots = members @ total
-    rest = np.sqrt(np.maximum(total @ total - 2.0 * dots + 1.0, 1e-12))
-    return ((dots - 1.0) / rest).astype(np.float32)

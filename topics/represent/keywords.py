@@ -8,8 +8,6 @@ term, so a growing corpus embeds only its new terms on the next run.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from indexer.atomic import atomic_file
 from indexer.embed.base import l2_normalise
 from indexer.health import quarantine
 
@@ -115,17 +114,10 @@ class _VectorCache:
             return {}
 
     def save(self, vectors: dict[str, np.ndarray]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(
-                    handle,
-                    model_id=np.array(self.model_id),
-                    terms=np.array(list(vectors), dtype=str),
-                    vectors=np.stack(list(vectors.values())).astype(np.float32),
-                )
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(self.path) as handle:
+            np.savez(
+                handle,
+                model_id=np.array(self.model_id),
+                terms=np.array(list(vectors), dtype=str),
+                vectors=np.stack(list(vectors.values())).astype(np.float32),
+            )
