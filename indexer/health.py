@@ -7,6 +7,7 @@ fresh one rebuilt from the store, and the kept copy is what `status` reports unt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from datetime import UTC, datetime
@@ -35,7 +36,8 @@ def quarantine(path: Path, why: str, outcome: str, *, companions: tuple[str, ...
         if extra.exists():
             os.replace(extra, moved.with_name(moved.name + suffix))
     note = f"{path.name} was damaged ({why}); {outcome}. The damaged copy is {moved}"
-    moved.with_name(moved.name + _REASON_SUFFIX).write_text(note + "\n")
+    with contextlib.suppress(OSError):  # a full disk loses the note for `status`, not the log line
+        moved.with_name(moved.name + _REASON_SUFFIX).write_text(note + "\n")
     log.warning("%s", note)
     return moved
 
