@@ -5,8 +5,8 @@ embedded (edge) store in a temporary folder. Prints `name: value unit (target â€
 
 - ``topics_points``: points in the topics collection at run 1 and at the last run. Ended topics,
   lineage events and runs are kept for `history`, so this grows by a few small records a run.
-- ``topics_vector_points``: points that carry centroid vectors (the live topics only; target: no
-  more at the last run than at run 1).
+- ``topics_vector_points``: points that carry centroid vectors (the live topics and themes only;
+  target: no more at the last run than at run 1).
 - ``topics_disk``: the topics collection's allocated size on disk at run 1 and the last run.
 - ``phase_<name>``: the median time of each recluster phase, early and late.
 - ``recluster_time_ratio``: the median wall time of the last 5 runs over that of runs 2-6 (run 1
@@ -57,7 +57,7 @@ def main() -> None:
             seconds.append(time.perf_counter() - started)
             phases.append(report.phases)
             points.append(topics.count())
-            vector_points.append(topics.count(Filter(must={"kind": "topic"})))
+            vector_points.append(topics.count(Filter(must={"kind": ["topic", "theme"]})))
             disk.append(_disk_bytes(Path(tmp) / "store" / "topics") if run in (0, args.runs - 1) else 0)
         backend.close()
     last = args.runs
