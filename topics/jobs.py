@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from indexer.index import Index
+from topics.catalog import LineageEvent
 from topics.reclustering import RunReport, recluster
 
 
@@ -29,24 +30,30 @@ def report_dict(report: RunReport) -> dict[str, Any]:
         "items": report.n_items,
         "sampled": report.n_sampled,
         "topics": report.n_topics,
+        "themes": report.n_themes,
         "outliers": report.n_outliers,
         "skipped": report.n_skipped,
         "seconds": report.seconds,
-        "events": [{"kind": e.kind, "before": list(e.before), "after": list(e.after)} for e in report.events],
+        "events": [_event(e) for e in report.events],
+        "theme_events": [_event(e) for e in report.theme_events],
     }
+
+
+def _event(event: LineageEvent) -> dict[str, Any]:
+    return {"kind": event.kind, "before": list(event.before), "after": list(event.after)}
 
 
 def _representer(index: Index):
     from topics.represent.from_store import represent_run
 
-    return lambda topics, items, run: represent_run(index, topics, items, run)
+    return lambda topics, themes, items, run: represent_run(index, topics, themes, items, run)
 
 
 def assign_online(index: Index) -> dict[str, Any]:
     """Give pending items a topic under the current run; notice emerging topics (the service's job)."""
     from topics.online.pending import assign_pending
 
-    report = assign_pending(index)
+    report = assign_pending(index.backend, index.settings)
     return {
         "run_id": report.run_id,
         "assigned": report.assigned,

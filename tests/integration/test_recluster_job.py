@@ -23,7 +23,8 @@ from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
 from topics import catalog
-from topics.catalog import Run, Topic
+from topics.catalog import Run, Theme, Topic
+from topics.ids import OUTLIER
 from topics.reclustering import ReclusterError, recluster
 
 SMALL = {"k": 4, "size": 60}
@@ -49,7 +50,7 @@ def _assert_consistent(backend: Backend) -> None:
     """Every item has a topic under the current run and the topic sizes count them."""
     _run, sizes, assignment = _reader_view(backend)
     assert None not in assignment.values()
-    counted = Counter(t for t in assignment.values() if t != catalog.OUTLIER)
+    counted = Counter(t for t in assignment.values() if t != OUTLIER)
     assert dict(counted) == {t: s for t, s in sizes.items() if s}
 
 
@@ -72,6 +73,7 @@ def test_identity_follows_each_drift_scenario(name: str) -> None:
     synthetic.store_corpus(items, first)
     recluster(settings, backend)
     before = _truth_to_topic(backend, first)
+    themes_before = catalog.topic_themes(backend)
     assert sorted(before.values()) == [0, 1, 2, 3]  # public ids start at 0
     synthetic.store_corpus(items, second, prune=True)
     report = recluster(settings, backend)
@@ -84,9 +86,13 @@ def test_identity_follows_each_drift_scenario(name: str) -> None:
         ids_after = tuple(sorted(after[k] for k in expected.after))
         assert (expected.kind, ids_before, ids_after) in events
     untouched = {k for k in range(4)} - {k for e in scenario.expected[0] for k in (*e.before, *e.after)}
+    themes_after = catalog.topic_themes(backend)
     for k in untouched | ({0} if name == "split" else set()):
         assert after[k] == before[k]
         assert ("survived", (before[k],), (before[k],)) in events
+        assert themes_after[after[k]] == themes_before[before[k]]  # its theme keeps its id too
+        theme = themes_before[before[k]]
+        assert ("survived", (theme,), (theme,)) in {(e.kind, e.before, e.after) for e in report.theme_events}
     born = {t for t in after.values()} - set(before.values())
     assert all(t >= 4 for t in born)  # fresh ids only, never a reused one
     if name in {"emerge", "split"}:
@@ -165,10 +171,12 @@ def test_represent_hook_sees_the_new_run_members() -> None:
     synthetic.store_corpus(backend.collection("items"), synthetic.drift_scenario("steady", **SMALL).runs[0])
     seen: dict[int, int] = {}
 
-    def represent(topics: list[Topic], items, run: Run) -> list[Topic]:
+    def represent(
+        topics: list[Topic], themes: list[Theme], items, run: Run
+    ) -> tuple[list[Topic], list[Theme]]:
         for t in topics:
             seen[t.topic_id] = items.count(catalog.topic_filter(run, t.topic_id))
-        return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics]
+        return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics], themes
 
     recluster(settings, backend, represent=represent)
     topics = catalog.list_topics(backend)
@@ -219,7 +227,7 @@ def test_the_fit_never_sees_more_than_the_sample(monkeypatch: pytest.MonkeyPatch
     _run, _sizes, assignment = _reader_view(backend)
     assert None not in assignment.values()  # the 300 items outside the sample were assigned too
     members = [(label, assignment[i]) for i, label in zip(corpus.ids, corpus.labels, strict=True)]
-    members = [(label, topic) for label, topic in members if topic != catalog.OUTLIER]
+    members = [(label, topic) for label, topic in members if topic != OUTLIER]
     assert adjusted_rand_score(*zip(*members, strict=True)) > 0.95  # outliers aside: the clustering's call
     assert len(set(after.values())) == 4
     backend.close()
@@ -346,7 +354,7 @@ def test_kill_9_mid_run_leaves_a_consistent_store(phase: str, tmp_path: Path) ->
     report = recluster(settings, backend)
     assert report.run_id == view[0] + 1
     _assert_consistent(backend)
-    stale = Filter(must={"kind": "topic"}, must_not={"run_id": report.run_id})
+    stale = Filter(must={"kind": ["topic", "theme"]}, must_not={"run_id": report.run_id})
     assert backend.collection("topics").count(stale) == 0
     assert len(catalog.list_topics(backend)) == 5
     backend.close()

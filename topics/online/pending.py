@@ -3,7 +3,8 @@
 :func:`assign_pending` takes items marked ``pending`` in batches, runs :meth:`OnlineState.process`,
 records each item's topic in the current run's slot (``assigned: online``, see `topics.catalog`) with
 the batch number ``online_batch``, writes a topic record (status ``emerging``, words, exemplars) for
-each topic born, and saves the state under ``<data_dir>/online/state.npz``.
+each topic born, and saves the state under ``<data_dir>/online/state.npz``. An item's theme is its
+topic's (see `topics.catalog`); a topic born online joins the theme whose centroid is nearest.
 
 Restarts: the saved state is used when it belongs to the current run and the store holds no online
 batch it has not seen. Otherwise (no file, a corrupt one, a crash between writing items and saving)
@@ -26,9 +27,9 @@ import numpy as np
 from indexer.config import Settings
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
-from topics.catalog import ItemAssignment, Run, Topic
+from topics.catalog import ItemAssignment, Run, Theme, Topic
 from topics.cluster import default_min_cluster_size
-from topics.online.assigner import OUTLIER
+from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError
 from topics.reclustering import view_vectors
@@ -63,8 +64,8 @@ def state_path(settings: Settings) -> Path:
 
 
 def assign_pending(
-    index_or_backend: object,
-    settings: Settings | None = None,
+    backend: Backend,
+    settings: Settings,
     *,
     limit: int | None = None,
     batch: int = DEFAULT_BATCH,
@@ -72,10 +73,8 @@ def assign_pending(
 ) -> OnlineReport:
     """Assign every pending item (at most `limit`) under the current run; no-op before the first run.
 
-    `index_or_backend` is an `indexer.index.Index` or a `Backend` (then `settings` is required).
     `describe` computes words and exemplars of a newborn topic (default: :func:`describe_emerging`).
     """
-    backend, settings = _resolve(index_or_backend, settings)
     started = time.perf_counter()
     run = catalog.current_run(backend)
     if run is None:
@@ -109,16 +108,6 @@ class _Tally:
     batches: int = 0
     reassigned: int = 0
     emerged: list[int] = field(default_factory=list)
-
-
-def _resolve(index_or_backend: object, settings: Settings | None) -> tuple[Backend, Settings]:
-    backend = getattr(index_or_backend, "backend", index_or_backend)
-    settings = settings or getattr(index_or_backend, "settings", None)
-    if settings is None:
-        raise TypeError("assign_pending needs settings when given a bare backend")
-    if not hasattr(backend, "collection"):
-        raise TypeError(f"expected an Index or a Backend, got {type(index_or_backend).__name__}")
-    return backend, settings  # type: ignore[return-value]
 
 
 def ensure_online_indexes(items: VectorStore) -> None:
@@ -208,11 +197,23 @@ def write_emerging_topic(backend: Backend, run: Run, topic: EmergedTopic, descri
         tile=described.tile,
         threshold=topic.threshold,
         extra={"online": True, "born_batch": topic.batch, "representation": described.to_payload()},
+        theme_id=nearest_theme(catalog.list_themes(backend, run=run), run.view, topic.centroid),
     )
     store = backend.collection(catalog.TOPICS)
     store.upsert([catalog.topic_point(record)])
     store.flush()
     return record
+
+
+def nearest_theme(themes: Sequence[Theme], view: str, centroid: np.ndarray) -> int | None:
+    """The theme whose centroid in `view` is nearest (cosine) to `centroid`; None when there is none."""
+    placed = [t for t in themes if view in t.centroids]
+    if not placed:
+        return None
+    sims = np.stack([np.asarray(t.centroids[view], np.float32) for t in placed]) @ np.asarray(
+        centroid, np.float32
+    )
+    return placed[int(sims.argmax())].theme_id
 
 
 def _member_centroids(members: Sequence[Point]) -> dict[str, np.ndarray]:
@@ -225,7 +226,7 @@ def _member_centroids(members: Sequence[Point]) -> dict[str, np.ndarray]:
 
 
 def _default_describe(settings: Settings) -> Describe:
-    options = replace(RepresentOptions.from_settings(settings), caption_model=None)  # no model load online
+    options = replace(RepresentOptions.from_settings(settings), captioner_model=None)  # no model load online
 
     def run(topic: EmergedTopic, members: Sequence[Point], view: str) -> Representation:
         return describe_emerging(topic, members, view, options)

@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from indexer.items import ItemId
+from topics.ids import OUTLIER
 from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
 from topics.represent.exemplars import Exemplar, ExemplarPicker, group_rows, mmr, typicality
 from topics.represent.keywords import TextEmbedder, Vocabulary
 from topics.represent.tiles import build_tile, tile_fingerprint, tile_is_current
-from topics.represent.words import OUTLIER, WordCounter, label_from_words, load_word_list
+from topics.represent.words import WordCounter, label_from_words, load_word_list
 
 __all__ = [
     "CaptionModelUnavailable",
@@ -101,8 +102,9 @@ class RepresentOptions:
     stop_word_files: tuple[Path, ...] = ()
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = 20_000  # corpus terms embedded for keywords, most frequent first
-    caption_model: str | None = None  # hub id or local path; None: no generated captions
+    captioner_model: str | None = None  # hub id or local path; None: no generated captions
     tiles_dir: Path | None = None  # None: no tiles
+    tile_prefix: str = "topic"  # tiles are <tiles_dir>/<prefix>-<id>.jpg ("theme" for themes)
     tile_cell: int = 256
     cache_dir: Path | None = None  # vocabulary vectors per model
     device: str = "auto"
@@ -151,8 +153,8 @@ class Representer:
         }
         self._embedder = embedder
         self._captioner = captioner
-        if captioner is None and options.caption_model:
-            self._captioner = ImageCaptioner(options.caption_model, device=options.device)
+        if captioner is None and options.captioner_model:
+            self._captioner = ImageCaptioner(options.captioner_model, device=options.device)
         stop_words = list(options.stop_words)
         for path in options.stop_word_files:
             stop_words += load_word_list(path)
@@ -305,7 +307,7 @@ class Representer:
         paths = [e.shown for e in images]
         cell = self.options.tile_cell
         fingerprint = tile_fingerprint([e.item_id for e in images], paths, cell=cell, grid=3)
-        out_path = Path(self.options.tiles_dir) / f"topic-{topic}.jpg"
+        out_path = Path(self.options.tiles_dir) / f"{self.options.tile_prefix}-{topic}.jpg"
         if not tile_is_current(out_path, fingerprint):
             build_tile(paths, out_path, cell=cell, grid=3, fingerprint=fingerprint)
         return str(out_path), fingerprint
