@@ -176,9 +176,7 @@ def load_pydocs(limit: int = 8_000, seed: int = 0) -> Corpus:
 def _toc(html: str, deepest: int) -> list[tuple[str, str]]:
     """(file, title) of the pages a Sphinx table of contents links to, levels 1..deepest, no anchors."""
     pattern = r'toctree-l([0-9])"><a class="reference internal" href="([^"#]+)">(.*?)</a>'
-    return [
-        (href, _text(title)) for level, href, title in re.findall(pattern, html) if int(level) <= deepest
-    ]
+    return [(href, _text(title)) for level, href, title in re.findall(pattern, html) if int(level) <= deepest]
 
 
 def _paragraphs(page: Path) -> list[str]:

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     import igraph
 
 
-def group_topics(graph: igraph.Graph, labels: np.ndarray, k: int, resolution: float, seed: int = 0) -> np.ndarray:
+def group_topics(
+    graph: igraph.Graph, labels: np.ndarray, k: int, resolution: float, seed: int = 0
+) -> np.ndarray:
     """Theme (0..t-1, numbered from topic 0 on) of each topic 0..k-1.
 
     `labels` are the topics of `graph`'s nodes (-1: outlier, left out); a topic with no node in the
