@@ -6,9 +6,9 @@ one group merged back (topics.merge) -> communities under ``min_cluster_size`` (
 no tighter than chance become outliers -> two nearest-centroid rounds over the whole sample (so the fit
 agrees with `Clustering.assign`) -> per-topic cosine floor (median - 4 robust sigmas); members below it
 are outliers, unless ``outlier_threshold`` lets them join their nearest topic -> themes: Leiden on the
-same graph with each topic contracted to one node, at ``theme_resolution`` (topics.themes). assign: nearest centroid in the input
-space, with the same floors; an item's theme is its topic's. ``method="hdbscan"`` (PCA 32 + HDBSCAN,
-leaf selection) is kept as the alternative.
+same graph with each topic contracted to one node, at ``theme_resolution`` (topics.themes).
+assign: nearest centroid in the input space, with the same floors; an item's theme is its topic's.
+``method="hdbscan"`` (PCA 32 + HDBSCAN, leaf selection) is kept as the alternative.
 
 Why: the defaults are chosen by chance-adjusted agreement (AMI, ARI; all items, outliers one cluster)
 with labelled corpora at both levels, against BERTopic's defaults on the same vectors (bench/quality.py;

@@ -2,8 +2,9 @@
 
 Leiden at a fixed resolution can cut a large homogeneous topic into pieces (at high resolutions
 it does so often; at the default 2 rarely). `merge_cut_communities` undoes such cuts and leaves
-boundaries between groups: it merges neighbouring communities whose cut looks like a cut through one group rather than a boundary between two (see `cut_score`),
-reading a greedy merge tree from the top so that chains of weak merges are not followed.
+boundaries between groups: it merges neighbouring communities whose cut looks like a cut through one
+group rather than a boundary between two (see `cut_score`), reading a greedy merge tree from the top
+so that chains of weak merges are not followed.
 """
 
 from __future__ import annotations
