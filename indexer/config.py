@@ -105,6 +105,7 @@ class ClusterSettings(BaseModel):
     resolution: float = Field(2.0, gt=0)  # topics: Leiden resolution; higher gives more, smaller topics
     merge_threshold: float = Field(0.55, ge=0)  # higher: fewer merges (topics.merge); 0: none
     n_neighbors: int = Field(15, ge=2)
+    theme_join_cosine: float = Field(0.5, ge=-1, le=1)  # higher: fewer themes joined by their centroids
     theme_resolution: float = Field(4.0, gt=0)  # themes: higher gives more, narrower themes (topics.themes)
     outlier_threshold: float | None = None
     seed: int = 0

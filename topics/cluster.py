@@ -62,6 +62,7 @@ class ClusterParams:
     merge_threshold: float = 0.55  # groups whose halves' cut scores this or more stay whole (topics.merge)
     graph_size: int = 20_000  # communities are searched on at most this many items of the sample
     refine_rounds: int = 2  # nearest-centroid rounds over the whole sample after the community search
+    theme_join_cosine: float = 0.5  # themes whose centred centroids are this alike join (topics.themes)
     theme_resolution: float = 4.0  # modularity resolution of the topic graph (topics.themes): more themes
 
     @classmethod
@@ -78,6 +79,7 @@ class ClusterParams:
             merge_threshold=s.merge_threshold,
             n_neighbors=s.n_neighbors,
             theme_resolution=s.theme_resolution,
+            theme_join_cosine=s.theme_join_cosine,
         )
 
 
@@ -159,7 +161,9 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     labels = _drop_strays(sample, labels, centroids, floors)
     if params.outlier_threshold is not None:
         labels = _absorb_outliers(sample, labels, centroids, params.outlier_threshold)
-    themes = group_topics(graph, labels[on_graph], centroids.shape[0], params.theme_resolution, params.seed)
+    themes = group_topics(
+        graph, labels[on_graph], centroids, params.theme_resolution, params.theme_join_cosine, params.seed
+    )
     return Clustering(labels=labels, centroids=centroids, floors=floors, themes=themes)
 
 

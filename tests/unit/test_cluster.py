@@ -170,7 +170,7 @@ def test_every_topic_has_one_theme_and_an_item_has_its_topics(two_level) -> None
 
 def test_theme_resolution_refines_themes_without_touching_topics(two_level) -> None:
     vectors, _, _, fit = two_level
-    fine = fit_clusters(vectors, ClusterParams(seed=1, theme_resolution=50.0))
+    fine = fit_clusters(vectors, ClusterParams(seed=1, theme_resolution=50.0, theme_join_cosine=1.0))
     assert np.array_equal(fine.labels, fit.labels)
     assert fit.n_themes < fine.n_themes == fine.n_topics  # so fine that every topic is a theme
 
@@ -181,3 +181,17 @@ def test_fuzzy_weights_scale_each_neighbourhood_to_the_same_total() -> None:
     assert np.allclose(w[:, 0], 1.0)  # the nearest neighbour is a full member
     assert np.allclose(w.sum(axis=1), np.log2(4), atol=1e-3)  # dense and sparse neighbourhoods alike
     assert (np.diff(w, axis=1) <= 1e-6).all()  # farther weighs less
+
+
+def test_tight_sibling_topics_without_shared_edges_still_share_a_theme() -> None:
+    """Siblings at cosine 0.7 with tight members share no kNN edge; their centroids tell."""
+    rng = np.random.default_rng(3)
+    parents = _unit(rng.normal(size=(3, DIM)))
+    centres = [c for p in parents for c in _unit(p + 0.65 * _unit(rng.normal(size=(3, DIM))))]
+    truth = np.repeat(np.arange(9), 60)
+    x = _unit(np.asarray(centres)[truth] + rng.normal(scale=0.02, size=(len(truth), DIM)))
+    fit = fit_clusters(x, ClusterParams())
+    assert adjusted_rand(truth, fit.labels) == pytest.approx(1.0)
+    assert adjusted_rand(truth // 3, fit.theme_of(fit.labels)) == pytest.approx(1.0)
+    apart = fit_clusters(x, ClusterParams(theme_join_cosine=1.0))
+    assert apart.n_themes == 9  # without the join every tight topic is a theme of its own
