@@ -145,13 +145,13 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     reduced = _reduce(sample, params.reduce_dim or (None if use_leiden else _HDBSCAN_DIMS), params.seed)
     on_graph = _graph_subsample(n, params)
     m = len(on_graph)
-    mcs = max(2, min(params.min_cluster_size or default_min_cluster_size(m), m))
+    min_size = max(2, min(params.min_cluster_size or default_min_cluster_size(m), m))
     labels = np.full(n, OUTLIER, np.int64)
     graph = knn_igraph(reduced[on_graph], params.n_neighbors)
     if use_leiden:
-        labels[on_graph] = _leiden_labels(graph, params, mcs)
+        labels[on_graph] = _leiden_labels(graph, params, min_size)
     else:
-        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, mcs)
+        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, min_size)
     labels = _merge_indistinct(sample, _drop_incoherent(sample, labels))
     if params.refine_rounds:
         labels = _drop_incoherent(sample, _refine(sample, labels, params.refine_rounds))
@@ -200,20 +200,20 @@ def _reduce(sample: np.ndarray, dims: int | None, seed: int) -> np.ndarray:
     return reduced.astype(np.float32)
 
 
-def _hdbscan_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.ndarray:
+def _hdbscan_labels(reduced: np.ndarray, params: ClusterParams, min_size: int) -> np.ndarray:
     """HDBSCAN with leaf selection: eom merges sibling topics (cosine 0.95) into one."""
     clusterer = hdbscan.HDBSCAN(
-        min_cluster_size=mcs,
-        min_samples=params.min_samples or min(5, mcs),
+        min_cluster_size=min_size,
+        min_samples=params.min_samples or min(5, min_size),
         cluster_selection_method="leaf",
         core_dist_n_jobs=1,
     )
     return clusterer.fit_predict(reduced.astype(np.float64)).astype(np.int64)
 
 
-def _leiden_labels(graph: igraph.Graph, params: ClusterParams, mcs: int) -> np.ndarray:
+def _leiden_labels(graph: igraph.Graph, params: ClusterParams, min_size: int) -> np.ndarray:
     """Modularity communities of the cosine kNN graph, arbitrary cuts merged back (topics.merge);
-    communities under `mcs` items are outliers. The merge runs on the whole partition: dropping the
+    communities under `min_size` items are outliers. The merge runs on the whole partition: dropping the
     small communities first would cut the graph links between pieces of one topic."""
     labels = leiden(graph, params.resolution, params.seed)
     if params.merge_threshold > 0:
@@ -221,7 +221,7 @@ def _leiden_labels(graph: igraph.Graph, params: ClusterParams, mcs: int) -> np.n
         weights = np.asarray(graph.es["weight"], np.float64)
         labels = merge_cut_communities(pairs, weights, labels, params.merge_threshold)
     sizes = np.bincount(labels)
-    return np.where(sizes[labels] >= mcs, labels, OUTLIER)
+    return np.where(sizes[labels] >= min_size, labels, OUTLIER)
 
 
 def leiden(graph: igraph.Graph, resolution: float, seed: int) -> np.ndarray:
