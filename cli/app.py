@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cli import render, served
+from cli import render, research, served
 from cli.context import open_context, user_errors
 from indexer.config import load_settings
 
@@ -105,6 +105,7 @@ def list_(
     sort: Annotated[str, typer.Option(help="id, size, change or label.")] = "size",
     status: Annotated[str | None, typer.Option(help="active, emerging or vanished.")] = None,
     min_size: Annotated[int, typer.Option(help="Only topics at least this large.")] = 0,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Also hidden and merged-away topics.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The current topics: id, label, size, change since the last run, status."""
@@ -113,7 +114,7 @@ def list_(
     if sort not in ("id", "size", "change", "label"):
         raise typer.BadParameter("sort by id, size, change or label", param_hint="--sort")
     with user_errors(), open_context() as index:
-        found = list_topics(index, sort=sort, status=status, min_size=min_size)  # type: ignore[arg-type]
+        found = list_topics(index, sort=sort, status=status, min_size=min_size, include_hidden=hidden)  # type: ignore[arg-type]
     _emit(found, as_json, render.topic_list)
 
 
@@ -247,6 +248,9 @@ def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:
         render.echo(json.dumps(data, sort_keys=True, default=str))
     else:
         human(data)
+
+
+research.register(app)  # label, merge, hide and their undo; export; trends
 
 
 def main() -> None:

@@ -140,6 +140,9 @@ def topic(t: dict) -> None:
     scored = ", ".join(f"{w} ({s:.3f})" if s is not None else w for w, s in t["words"])
     out.print(f"  words: {scored or '-'}", markup=False, highlight=False)
     out.print(f"  keywords: {_words(t['keywords']) or '-'}", markup=False, highlight=False)
+    curated = _curation(t.get("curation") or {})
+    if curated:
+        out.print(f"  curation: {curated}", markup=False, highlight=False)
     if t["tile"]:
         out.print(f"  tile: {t['tile']}", markup=False, highlight=False)
     for e in t["exemplars"]:
@@ -150,6 +153,17 @@ def topic(t: dict) -> None:
         out.print(
             f"  run {event['run_id']}: {event['kind']} {event['before']} -> {event['after']}", highlight=False
         )
+
+
+def _curation(c: dict) -> str:
+    """What a person pinned on a topic, in words ('' when nothing)."""
+    parts = ["label pinned"] if c.get("label") else []
+    parts += ["hidden"] if c.get("hidden") else []
+    if c.get("merged"):
+        parts.append("merged with " + ", ".join(map(str, c["merged"])))
+    if "merged_into" in c:
+        parts.append(f"merged into {c['merged_into']}")
+    return ", ".join(parts)
 
 
 def exemplars(found: dict) -> None:
@@ -163,6 +177,12 @@ def history(found: dict) -> None:
     for e in found["events"]:
         if e["kind"] != "survived":
             out.print(f"  run {e['run_id']}: {e['kind']} {e['before']} -> {e['after']}", highlight=False)
+    for note in found.get("curation", []):
+        out.print(
+            f"  run {note['run_id']}: curated topic {note['topic_id']} {note['event']}: {note['text']}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def search(found: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import LineageEvent, Topic
 
 SortKey = Literal["id", "size", "change", "label"]
@@ -39,6 +39,7 @@ def topic_summary(topic: Topic) -> dict[str, Any]:
         "change": topic.change,
         "status": topic.status,
         "words": [w for w, _ in _scored(topic, "words")[:5]],
+        "curation": curation.curation_of(topic),
     }
 
 
@@ -49,13 +50,23 @@ def list_topics(
     status: str | None = None,
     min_size: int = 0,
     include_vanished: bool = False,
+    include_hidden: bool = False,
 ) -> list[dict[str, Any]]:
-    """The current run's topics, filtered and sorted (largest first by default)."""
+    """The current run's topics as curated, filtered and sorted (largest first by default).
+
+    Hidden topics and topics merged into another are left out unless `include_hidden`."""
     run = _need_run(index)
-    found = catalog.list_topics(
-        index.backend, include_vanished=include_vanished or status == "vanished", run=run
+    found = curation.curate(
+        catalog.list_topics(index.backend, include_vanished=include_vanished or status == "vanished", run=run),
+        curation.load(index.backend, run),
     )
-    chosen = [t for t in found if t.size >= min_size and (status is None or t.status == status)]
+    chosen = [
+        t
+        for t in found
+        if t.size >= min_size
+        and (status is None or t.status == status)
+        and (include_hidden or curation.shown(t))
+    ]
     key = {
         "id": lambda t: t.topic_id,
         "size": lambda t: (-t.size, t.topic_id),
@@ -70,7 +81,10 @@ def _get(index: Index, topic_id: int) -> tuple[catalog.Run, Topic]:
     topic = catalog.get_topic(index.backend, topic_id, run=run)
     if topic is None:
         raise TopicNotFound(f"no topic {topic_id} (see `topics list`)")
-    return run, topic
+    cur = curation.load(index.backend, run)
+    if cur.is_empty():
+        return run, topic
+    return run, curation.curated_topic(index.backend, run, cur, topic_id) or topic
 
 
 def exemplars(index: Index, topic_id: int) -> dict[str, Any]:
@@ -135,4 +149,5 @@ def history(index: Index, topic_id: int | None = None) -> dict[str, Any]:
             for r in catalog.runs(index.backend)
         ],
         "events": [event_dict(e) for e in catalog.lineage(index.backend, topic_id)],
+        "curation": curation.notes(index.backend, topic_id),
     }

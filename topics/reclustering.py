@@ -14,8 +14,9 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
    current run does not use (see `topics.catalog`), invisible to readers. Sizes and per-view centroid
    sums are accumulated on the way.
-6. ``topics_written``: topic records (after the optional `represent` hook), lineage events and the run
-   record, under the new run id; both collections flushed.
+6. ``topics_written``: topic records (after the optional `represent` hook), lineage events, the run
+   record and the curation followed through this run's lineage (`topics.curation`), under the new run
+   id; both collections flushed.
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
 8. ``cleaned``: old runs' topic records deleted, `pending` cleared on items this run assigned and set
    on items it missed (ingested after the second scroll passed them).
@@ -43,7 +44,7 @@ import numpy as np
 from indexer.config import Settings
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import OUTLIER, ItemAssignment, LineageEvent, Run, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
 from topics.identity import Identity, MatchParams, contingency, match_topics
@@ -169,9 +170,11 @@ def _recluster(
         new_topics = represent(new_topics, items, run)
     events = [LineageEvent(run_id, e.kind, e.before, e.after, started) for e in identity.events]
     _write_records(topics, items, new_topics, events, run, {view: int(sample.vectors.shape[1])})
+    carried = curation.carry(topics, backend, previous, run, events, new_topics)
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
     topics.flush()
+    curation.carry(topics, backend, previous, run, events, new_topics, unless=carried)
     clock.mark("switched")
     _cleanup(items, topics, run)
     clock.mark("cleaned")

@@ -32,7 +32,7 @@ from PIL import Image
 
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import LineageEvent, Run, Topic
 from topics.represent import Representation
 
@@ -102,8 +102,10 @@ def read_content(index: Index) -> ReportContent:
     run = catalog.current_run(backend)
     if run is None:
         raise ReportError("no topics yet: run `topics recluster` first")
-    every = catalog.list_topics(backend, include_vanished=True, run=run)
-    live = tuple(t for t in every if t.status != "vanished")
+    every = curation.curate(
+        catalog.list_topics(backend, include_vanished=True, run=run), curation.load(backend, run)
+    )
+    live = tuple(t for t in every if t.status != "vanished" and curation.shown(t))
     ended = tuple(t for t in every if t.status == "vanished" and t.change < 0)
     events = tuple(e for e in catalog.lineage(backend) if e.run_id == run.run_id)
     items_now, pending = _item_counts(index, run)

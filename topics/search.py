@@ -9,7 +9,7 @@ scales of different models. `--not` terms push the query away from a concept (ve
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ import numpy as np
 from indexer.embed.base import l2_normalise
 from indexer.images import decode_image
 from indexer.index import Index
-from indexer.store.base import Filter, ScoredPoint
-from topics import catalog
+from indexer.store.base import Backend, Filter, ScoredPoint
+from topics import catalog, curation
 
 RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
 NOT_WEIGHT = 0.5
@@ -80,9 +80,9 @@ def search(
     filters = filters or SearchFilters()
     run = catalog.current_run(index.backend)
     queries = _queries(index, text, image, negatives)
-    hits = _item_hits(index, queries, _item_filter(filters, run), limit, run)
+    hits = _item_hits(index, queries, _item_filter(filters, run, index.backend), limit, run)
     topics = _topic_hits(index, queries, run, limit) if filters.topic is None else []
-    return _grouped(text, topics, hits, index, run)
+    return _curated(_grouped(text, topics, hits, index, run), index, run)
 
 
 # -- query vectors -------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def _stored_views(index: Index) -> list[str]:
 # -- items ---------------------------------------------------------------------------------------
 
 
-def _item_filter(filters: SearchFilters, run: catalog.Run | None) -> Filter:
+def _item_filter(filters: SearchFilters, run: catalog.Run | None, index_backend: Backend) -> Filter:
     must: dict[str, Any] = {}
     if filters.source:
         must["source"] = filters.source
@@ -140,6 +140,9 @@ def _item_filter(filters: SearchFilters, run: catalog.Run | None) -> Filter:
         if run is None:
             raise ValueError("no topics yet: run `topics recluster` before filtering by topic")
         must.update(catalog.topic_filter(run, filters.topic).must)
+        group = curation.load(index_backend, run).merges.get(filters.topic, ())
+        if group:
+            must[catalog.slot_fields(run.slot)["topic"]] = [filters.topic, *group]
     ranges = {}
     if filters.since or filters.until:
         ranges["created_at"] = (filters.since, filters.until)
@@ -229,6 +232,29 @@ def _grouped(
     extra.sort(key=lambda t: -max(h.score for h in by_topic[t.topic_id]))
     grouped = [TopicHit(**{**asdict(t), "items": by_topic.get(t.topic_id, [])}) for t in [*topics, *extra]]
     return SearchResult(query=text, topics=grouped, unassigned=unassigned)
+
+
+def _curated(result: SearchResult, index: Index, run: catalog.Run | None) -> SearchResult:
+    """Hits as curated: merge members under their target, pinned labels, hidden topics left out."""
+    cur = curation.load(index.backend, run) if run is not None else curation.Curation()
+    if cur.is_empty() or run is None:
+        return result
+    merged: dict[int, TopicHit] = {}
+    for hit in result.topics:
+        target = cur.target(hit.topic_id)
+        if hit.topic_id in cur.hidden or target in cur.hidden:
+            continue
+        items = [replace(i, topic=target) for i in hit.items]
+        if target in merged:
+            seen = merged[target]
+            merged[target] = replace(seen, items=[*seen.items, *items], score=max(seen.score, hit.score))
+            continue
+        topic = curation.curated_topic(index.backend, run, cur, target)
+        label, size = (topic.label, topic.size) if topic is not None else (hit.label, hit.size)
+        merged[target] = replace(hit, topic_id=target, label=label, size=size, items=items)
+    for hit in merged.values():
+        hit.items.sort(key=lambda i: -i.score)
+    return replace(result, topics=list(merged.values()))
 
 
 def search_anywhere(index: Index, text: str | None = None, **options: Any) -> dict[str, Any]:
