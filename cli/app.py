@@ -37,13 +37,19 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Folders and manifests (.csv, .jsonl, .ndjson).")],
     namespace: Annotated[str | None, typer.Option(help="Id namespace for manifest rows.")] = None,
+    caption: Annotated[
+        list[str] | None,
+        typer.Option("--caption", help="Manifest column of the caption; repeat to join several, in order."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Embed every image/caption pair under PATHS into the store, exactly once."""
     from indexer.ingest import ingest_paths
 
     with user_errors(), open_context() as index, render.progress(not as_json) as advance:
-        summary = ingest_paths(index, paths, namespace=namespace, progress=advance)
+        summary = ingest_paths(
+            index, paths, namespace=namespace, progress=advance, caption_columns=caption or ()
+        )
     if as_json:
         render.echo(json.dumps(summary.as_dict(), sort_keys=True))
     else:

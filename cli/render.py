@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -55,15 +55,32 @@ def echo(text: str, *, to_stderr: bool = False) -> None:
 
 
 @contextmanager
-def progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """A live counter on stderr when it is a terminal; nothing otherwise (scripts, CI, --json)."""
+def progress(
+    enabled: bool, what: str = "ingesting", total: int | None = None
+) -> Iterator[Callable[[int], None] | None]:
+    """A live counter (a bar when `total` is known) on stderr when it is a terminal; nothing otherwise
+    (pipes, scripts, CI, --json)."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description} {task.completed} items"), TimeElapsedColumn())
+    columns = [SpinnerColumn(), TextColumn("{task.description} {task.completed} items"), TimeElapsedColumn()]
+    if total is not None:
+        columns.insert(1, BarColumn())
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("ingesting", total=None)
+        task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def phases(enabled: bool, what: str) -> Iterator[Callable[[str], None] | None]:
+    """A spinner naming the current step of a long job (e.g. the recluster's phases) on a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda step: bar.update(task, description=f"{what}: {step}")
 
 
 def summary(s: IngestSummary) -> None:
@@ -227,6 +244,20 @@ def open_file(path: str | None) -> None:
 
     if not webbrowser.open(Path(path).resolve().as_uri()):
         err.print(f"could not open a viewer; the file is {path}")
+
+
+def trends(found: dict) -> None:
+    """Periods as rows, the largest topics as columns (at most 8; --json has them all)."""
+    if not found["topics"]:
+        out.print("no dated items in these topics")
+        return
+    shown = found["topics"][:8]
+    table = Table(found["every"], *(f"{t['id']} {_short(t['label'], 16)}" for t in shown))
+    for row, period in enumerate(found["periods"]):
+        table.add_row(period, *(str(t["counts"][row]) for t in shown))
+    out.print(table, markup=False, highlight=False)
+    if len(found["topics"]) > len(shown):
+        out.print(f"… and {len(found['topics']) - len(shown)} more topics (see --json)")
 
 
 def migrate(report: dict) -> None:

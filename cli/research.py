@@ -28,7 +28,9 @@ def _curate(verb: Callable, *args: object, done: str, as_json: bool) -> None:
         render.echo(done)
 
 
-def label(topic_id: TopicArg, text: Annotated[str, typer.Argument(help="The label.")], as_json: JsonOpt = False):
+def label(
+    topic_id: TopicArg, text: Annotated[str, typer.Argument(help="The label.")], as_json: JsonOpt = False
+):
     """Pin a label on a topic; it follows the topic through reclusters (undo: `topics unlabel ID`)."""
     from topics.curation import set_label
 
@@ -77,7 +79,51 @@ def unmerge(
     _curate(unmerge_topics, topic_id, done=f"topic {topic_id}: unmerged", as_json=as_json)
 
 
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet.")] = "csv",
+    topic: Annotated[int | None, typer.Option(help="Only items of this topic.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only items created at or after this date.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")] = None,
+    topics: Annotated[bool, typer.Option("--topics", help="Export the topic table instead.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """One row per item: source id, path or URL, caption, created time, topic, label, theme, score."""
+    from topics.export import export as run_export
+
+    with user_errors(), open_context() as index:
+        total = None if topics or out is None else index.items.count()
+        with render.progress(out is not None, "exporting", total) as advance:
+            summary = run_export(
+                index, out, fmt=fmt, topic=topic, since=since, topics_table=topics,
+                stdout=render.out.file, progress=advance,
+            )  # fmt: skip
+    if out is None:
+        return
+    if as_json:
+        render.echo(json.dumps(summary.as_dict(), sort_keys=True))
+    else:
+        render.echo(f"wrote {summary.path}: {summary.rows} rows ({summary.format}) in {summary.seconds:.1f}s")
+
+
+def trends(
+    topic_ids: Annotated[
+        list[int] | None, typer.Argument(help="Topic ids (default: every shown topic).")
+    ] = None,
+    every: Annotated[str, typer.Option(help="day, week or month.")] = "week",
+    as_json: JsonOpt = False,
+) -> None:
+    """Items per topic per period, by the items' created time (ingest time when absent)."""
+    from topics.trends import trends as get_trends
+
+    with user_errors(), open_context() as index, render.progress(not as_json, "counting") as advance:
+        found = get_trends(index, topic_ids or (), every=every, progress=advance)
+    if as_json:
+        render.echo(json.dumps(found.as_dict(), sort_keys=True))
+    else:
+        render.trends(found.as_dict())
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `topics` app."""
-    for command in (label, unlabel, hide, unhide, merge, unmerge):
+    for command in (label, unlabel, hide, unhide, merge, unmerge, export, trends):
         app.command()(command)

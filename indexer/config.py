@@ -64,6 +64,7 @@ class IngestSettings(BaseModel):
     max_caption_bytes: int = Field(1_000_000, ge=1)
     views: tuple[View, ...] = ("image", "text")
     allowed_roots: tuple[Path, ...] = ()  # manifest paths must resolve inside these (and the manifest's dir)
+    caption_columns: tuple[str, ...] = ()  # manifest columns joined, in order, into the caption
 
 
 class FetchSettings(BaseModel):

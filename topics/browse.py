@@ -57,7 +57,9 @@ def list_topics(
     Hidden topics and topics merged into another are left out unless `include_hidden`."""
     run = _need_run(index)
     found = curation.curate(
-        catalog.list_topics(index.backend, include_vanished=include_vanished or status == "vanished", run=run),
+        catalog.list_topics(
+            index.backend, include_vanished=include_vanished or status == "vanished", run=run
+        ),
         curation.load(index.backend, run),
     )
     chosen = [

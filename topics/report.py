@@ -35,6 +35,7 @@ from indexer.store.base import Filter
 from topics import catalog, curation
 from topics.catalog import LineageEvent, Run, Topic
 from topics.represent import Representation
+from topics.trends import Trends, small_multiples_svg, trends
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 TILE_SIDE = 300  # pixels: the tile as shown; keeps a page of a thousand topics in tens of MB
@@ -81,6 +82,7 @@ class ReportContent:
     items_now: int
     pending: int  # stored items without a topic under this run yet
     generated: datetime
+    trends: Trends | None = None  # items per week of the largest topics
 
 
 def build_report(index: Index, out: Path, *, title: str = "topics") -> ReportSummary:
@@ -118,6 +120,7 @@ def read_content(index: Index) -> ReportContent:
         items_now=items_now,
         pending=pending,
         generated=datetime.now(UTC),
+        trends=trends(index, every="week"),
     )
 
 
@@ -252,6 +255,7 @@ def render_page(content: ReportContent, *, title: str, tile_of: Callable[[Topic]
             "area follows size, orange marks topics new in this run. "
             "Hover for details, click to jump to the row.</p>",
             map_svg(content.topics, run.view),
+            _trends_section(content.trends),
             "<h2>Topics</h2>",
             _topic_table(content.topics, tile_of),
             _lineage_section(content),
@@ -266,6 +270,16 @@ def render_page(content: ReportContent, *, title: str, tile_of: Callable[[Topic]
         f"<title>{_e(title)} report</title><style>{STYLE}</style></head>"
         f"<body>{body}</body></html>\n"
     )
+
+
+def _trends_section(found: Trends | None) -> str:
+    if found is None:
+        return ""
+    note = (
+        f"<p class=note>Items per {_e(found.every)} of the largest topics (created time, else ingest "
+        "time), on one scale.</p>"
+    )
+    return f"<h2>Over time</h2>{note}{small_multiples_svg(found)}"
 
 
 def _header(content: ReportContent, title: str) -> str:

@@ -123,7 +123,9 @@ def test_search_hits_follow_merges_labels_and_hide() -> None:
 def _growth(corpus: synthetic.Corpus, run: int, rng: np.random.Generator) -> synthetic.Corpus:
     """A few new items near existing ones (a steady stream between drifts)."""
     rows = rng.choice(len(corpus), size=len(corpus) // 20, replace=False)
-    vectors = synthetic.normalise(corpus.vectors[rows] + 0.02 * rng.standard_normal(corpus.vectors[rows].shape))
+    vectors = synthetic.normalise(
+        corpus.vectors[rows] + 0.02 * rng.standard_normal(corpus.vectors[rows].shape)
+    )
     ids = [synthetic.item_id(i, namespace=f"growth-{run}") for i in range(len(rows))]
     return synthetic.Corpus(ids, vectors.astype(np.float32), corpus.labels[rows])
 
