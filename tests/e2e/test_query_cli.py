@@ -57,7 +57,9 @@ def test_list_finds_the_three_stories(store: dict[str, str]) -> None:
     topics = _json(["list"], store)
     assert len(topics) == 3
     assert sorted(t["size"] for t in topics) == [12, 12, 12]
-    assert {tuple(sorted(t)) for t in topics} == {("change", "id", "label", "size", "status", "words")}
+    assert {tuple(sorted(t)) for t in topics} == {
+        ("change", "curation", "id", "label", "size", "status", "words")
+    }
     labels = " ".join(t["label"] for t in topics)
     for word in ("tractors", "cat", "flooded"):
         assert word in labels

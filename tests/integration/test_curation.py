@@ -213,3 +213,28 @@ def test_curation_is_stored_and_carried_on_every_backend(make_backend, backend_k
     cur = curation.load(backend)
     assert catalog.current_run(backend).run_id == 2
     assert cur.labels[topic[0]] == "café ünïcode" and dict(cur.merges) == {topic[1]: (topic[2],)}
+
+
+def test_verbs_work_through_the_owner_while_serve_holds_the_store(tmp_path) -> None:
+    from indexer.store.shared import RemoteBackend, StoreServer, open_backend_or_owner
+
+    settings = load_settings(data_dir=tmp_path / "data")  # the embedded store, locked by its owner
+    settings.data_dir.mkdir(parents=True)
+    owner = open_backend(settings)
+    corpus = synthetic.drift_scenario("steady", **SMALL, seed=3).runs[0]
+    synthetic.store_corpus(owner.collection("items"), corpus)
+    recluster(settings, owner)
+    topic = _majority(owner, corpus)
+    server = StoreServer(owner, settings.data_dir)
+    try:
+        remote = open_backend_or_owner(settings)
+        assert isinstance(remote, RemoteBackend)
+        curation.set_label(remote, topic[0], "through the owner")
+        curation.merge(remote, [topic[1], topic[2]])
+        remote.close()
+        recluster(settings, owner)  # the service's next run carries what the other process pinned
+        cur = curation.load(owner)
+        assert cur.labels == {topic[0]: "through the owner"} and cur.target(topic[2]) == topic[1]
+    finally:
+        server.close()
+        owner.close()
