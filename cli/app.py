@@ -75,8 +75,8 @@ def recluster(as_json: JsonOpt = False) -> None:
     """Rebuild topics from every stored vector now (in `topics serve` when it owns the store)."""
     from topics.jobs import recluster_anywhere
 
-    with user_errors(), open_context() as index:
-        report = recluster_anywhere(index)
+    with user_errors(), open_context() as index, render.phases(not as_json, "recluster") as step:
+        report = recluster_anywhere(index, step)
     if as_json:
         render.echo(json.dumps(report, sort_keys=True))
     else:

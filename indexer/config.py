@@ -120,6 +120,7 @@ class RepresentSettings(BaseModel):
     stop_word_files: tuple[Path, ...] = ()
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = Field(20_000, ge=0)
+    vocabulary_budget: int = Field(1_000, ge=0)  # new keyword terms embedded per run (the rest: later runs)
     caption_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
     tile_cell: int = Field(256, ge=16)
 

@@ -168,6 +168,7 @@ def _recluster(
     new_topics = _topic_records(written, sample, clustering, identity, before, run)
     if represent is not None:
         new_topics = represent(new_topics, items, run)
+        clock.mark("represented")
     events = [LineageEvent(run_id, e.kind, e.before, e.after, started) for e in identity.events]
     _write_records(topics, items, new_topics, events, run, {view: int(sample.vectors.shape[1])})
     carried = curation.carry(topics, backend, previous, run, events, new_topics)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -20,14 +20,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def represent_run(index: Index, topics: list[Topic], items: VectorStore, run: Run) -> list[Topic]:
+def represent_run(
+    index: Index,
+    topics: list[Topic],
+    items: VectorStore,
+    run: Run,
+    on_step: Callable[[str], None] | None = None,
+) -> list[Topic]:
     """Words, exemplars, keywords and tiles for the run's live topics, stored with each topic."""
     live = {t.topic_id: t for t in topics if t.status != "vanished" and run.view in t.centroids}
     if not live:
         return topics
     options = RepresentOptions.from_settings(index.settings)
     representer = Representer(
-        {tid: t.centroids[run.view] for tid, t in live.items()}, options, embedder=_text_embedder(index)
+        {tid: t.centroids[run.view] for tid, t in live.items()},
+        options,
+        embedder=_text_embedder(index),
+        on_step=on_step,
     )
     names = slot_fields(run.slot)
     for batch in items.scroll(vectors=True, batch=1024):
