@@ -205,8 +205,8 @@ def report(
     """Write one self-contained HTML page of the current topics (opens offline, runs no script)."""
     from topics.report import build_report
 
-    with user_errors(), open_context() as index:
-        summary = build_report(index, out, title=title)
+    with user_errors(), open_context() as index, render.phases(not as_json, "report") as step:
+        summary = build_report(index, out, title=title, on_step=step)
     if as_json:
         render.echo(json.dumps(summary.as_dict(), sort_keys=True, default=str))
     else:

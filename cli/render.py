@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,6 +29,11 @@ class _Current:
 
     def __getattr__(self, name: str) -> Any:
         return getattr((_consoles.get() or _own)[self._which], name)
+
+
+def _real(console: Console) -> Console:
+    """The console a `_Current` stands for now (rich's live display needs the object itself)."""
+    return (_consoles.get() or _own)[console._which] if isinstance(console, _Current) else console
 
 
 out: Console = _Current(0)  # type: ignore[assignment]
@@ -60,13 +64,13 @@ def progress(
 ) -> Iterator[Callable[[int], None] | None]:
     """A live counter (a bar when `total` is known) on stderr when it is a terminal; nothing otherwise
     (pipes, scripts, CI, --json)."""
-    if not enabled or not sys.stderr.isatty():
+    if not enabled or not err.is_terminal:
         yield None
         return
     columns = [SpinnerColumn(), TextColumn("{task.description} {task.completed} items"), TimeElapsedColumn()]
     if total is not None:
         columns.insert(1, BarColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=_real(err), transient=True) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -74,11 +78,11 @@ def progress(
 @contextmanager
 def phases(enabled: bool, what: str) -> Iterator[Callable[[str], None] | None]:
     """A spinner naming the current step of a long job (e.g. the recluster's phases) on a terminal."""
-    if not enabled or not sys.stderr.isatty():
+    if not enabled or not err.is_terminal:
         yield None
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=_real(err), transient=True) as bar:
         task = bar.add_task(what, total=None)
         yield lambda step: bar.update(task, description=f"{what}: {step}")
 

@@ -2,7 +2,9 @@
 
 The page holds a header (run, time, counts), a topic table (id, label, size and change since the
 last run, status, top words with scores, keywords, tile, representative captions), a 2-D map of the
-topic centroids drawn server-side as inline SVG, the last run's lineage and recent runs.
+topic centroids and small multiples of the largest topics' items per week (`topics.trends`), both
+drawn server-side as inline SVG, the last run's lineage and recent runs. Topics are shown as curated
+(`topics.curation`): pinned labels, merges folded, hidden ones left out.
 
 Safety: captions, labels and words come from whoever fed the index, so every piece of data is escaped
 with ``html.escape(quote=True)`` and nothing from the data reaches a URL or an attribute other than
@@ -85,13 +87,21 @@ class ReportContent:
     trends: Trends | None = None  # items per week of the largest topics
 
 
-def build_report(index: Index, out: Path, *, title: str = "topics") -> ReportSummary:
-    """Write the report of the current run to `out` (atomically: a reader never sees half a page)."""
+def build_report(
+    index: Index, out: Path, *, title: str = "topics", on_step: Callable[[str], None] | None = None
+) -> ReportSummary:
+    """Write the report of the current run to `out` (atomically: a reader never sees half a page).
+
+    `on_step` hears what it is doing now, in words (a progress line)."""
     out = Path(out)
     if out.is_dir():
         raise ReportError(f"{out} is a folder: give the report's file name, e.g. {out / 'report.html'}")
+    step = on_step or (lambda what: None)
+    step("reading topics and counting items over time")
     content = read_content(index)
+    step("embedding tiles")
     tiles = tile_uris(content.topics, index.settings.data_dir)
+    step("writing the page")
     page = render_page(content, title=title, tile_of=lambda t: tiles[t.topic_id])
     data = page.encode("utf-8")
     _write_atomically(out, data)

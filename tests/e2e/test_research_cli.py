@@ -64,6 +64,8 @@ def test_curate_export_and_trends_through_the_cli(tmp_path: Path) -> None:
     assert {r["source_id"]: r["caption"] for r in rows} == captions  # ids as given, captions joined
     assert {r["label"] for r in rows if r["topic"] == str(first)} == {"Farmers' protest"}
     assert {r["topic"] for r in rows} <= {str(first), str(second), "-1"}
+    piped = run_cli(["export", "--format", "jsonl", "--out", str(tmp_path / "items.jsonl")], env)
+    assert piped.returncode == 0 and piped.stderr == ""  # no progress bar in a pipe
 
     found = json.loads(_run(["trends", "--every", "month", "--json"], env))
     assert found["periods"] == ["2026-11"]
