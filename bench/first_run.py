@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from demo.dataset import make_demo_set
+from demo.dataset import make_demo_set  # noqa: E402
 
 TARGET = 3.0
 DIM = 512  # ViT-B-32's embedding size

@@ -1,4 +1,4 @@
-"""Online updates between reclusters (issue 6): agreement, time to flag a new story, throughput.
+"""Online updates between reclusters: agreement, time to flag a new story, throughput.
 
 A corpus from a hard synthetic mixture (sibling topics at cosine 0.95-0.97, 100x sizes, anisotropic
 spread, plus background noise) is stored and reclustered with the real job (`topics.reclustering.recluster`).

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-OUTLIER = -1
+from topics.ids import OUTLIER
 
 
 @dataclass(frozen=True)

@@ -182,7 +182,7 @@ def hard_clusters(
 
 
 def hard_mixture(k: int = 20, n: int = 10_000, *, background: float = 0.05, seed: int = 0, **kw) -> Corpus:
-    """Issue 10's hard scenario: siblings at cosine 0.95–0.97, 100× sizes, anisotropy, noise points.
+    """The hard scenario: siblings at cosine 0.95–0.97, 100× sizes, anisotropy, noise points.
 
     `n` counts cluster members; `background` adds that share of `n` as uniform noise (label -1).
     """

@@ -32,13 +32,12 @@ from typing import Any, Literal
 
 from indexer.config import Settings
 from indexer.store import EdgeBackend, QdrantBackend, open_backend
-from indexer.store.base import StoreError, StoreLocked
+from indexer.store.base import COLLECTIONS, StoreError, StoreLocked
 from indexer.store.edge import LOCK_FILE
 from indexer.store.shared import OwnerUnavailable, RemoteBackend
 
 FORMAT = "topics-backup/1"
 MANIFEST = "manifest.json"
-COLLECTIONS = ("items", "topics")
 LEDGER = "ledger.sqlite"
 TRAILING_HOLES = "trailing-holes.json"  # in an archive: files stored without their trailing hole
 EXTRA_DIRS = ("online", "tiles")  # the online assigner's state; topic mosaics the records point to

@@ -29,20 +29,17 @@ class ModelSettings(BaseModel):
     checkpoint: Path | None = None  # a local checkpoint file; wins over `pretrained`
     config_file: Path | None = None  # a JSON architecture config for a custom/tiny model
     cache_dir: Path | None = None
-    caption_model: str | None = None  # sentence-transformers model id or path for the `caption` view
+    sentence_model: str | None = None  # sentence-transformers model id or path for the `caption` view
     load_timeout_s: float = 15.0
 
 
-class StoreSettings(BaseModel):
-    """Where vectors live: the embedded engine under the data dir, or a Qdrant server."""
+class CollectionTuning(BaseModel, frozen=True):
+    """How a server collection is laid out for scale (docs/scaling.md); local mode ignores it.
 
-    backend: Literal["edge", "qdrant", "memory"] = "edge"
-    url: str | None = None  # Qdrant server URL; selects the server backend when set
-    api_key: SecretStr | None = None
-    prefix: str = "topics"  # collection name prefix on a server
-    timeout_s: float = 30.0
-    ca_cert: Path | None = None  # verify the server's TLS certificate against this CA bundle
-    # Collection layout for scale on a server (docs/scaling.md); None keeps the server's default.
+    None leaves the server's default. ``int8``: scalar quantization kept in RAM, the full vectors
+    (on disk when ``on_disk_vectors``) rescore the candidates.
+    """
+
     on_disk_vectors: bool = False
     quantization: Literal["none", "int8"] = "none"
     hnsw_m: int | None = None
@@ -50,6 +47,20 @@ class StoreSettings(BaseModel):
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
+
+
+class StoreSettings(CollectionTuning, frozen=False):
+    """Where vectors live: the embedded engine under the data dir, or a Qdrant server.
+
+    The `CollectionTuning` fields it inherits lay out collections on a server.
+    """
+
+    backend: Literal["edge", "qdrant", "memory"] = "edge"
+    url: str | None = None  # Qdrant server URL; selects the server backend when set
+    api_key: SecretStr | None = None
+    prefix: str = "topics"  # collection name prefix on a server
+    timeout_s: float = 30.0
+    ca_cert: Path | None = None  # verify the server's TLS certificate against this CA bundle
 
     @property
     def kind(self) -> str:
@@ -121,7 +132,7 @@ class RepresentSettings(BaseModel):
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = Field(20_000, ge=0)
     vocabulary_budget: int = Field(1_000, ge=0)  # new keyword terms embedded per run (the rest: later runs)
-    caption_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
+    captioner_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
     tile_cell: int = Field(256, ge=16)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from indexer.config import Settings
 from indexer.ledger import Ledger
-from indexer.store.base import Backend, VectorStore
+from indexer.store.base import ITEMS, TOPICS, Backend, VectorStore
 from indexer.store.shared import OwnerBackend, RemoteBackend, open_backend_or_owner
 
 if TYPE_CHECKING:
@@ -33,11 +33,11 @@ class Index:
 
     @property
     def items(self) -> VectorStore:
-        return self.backend.collection("items")
+        return self.backend.collection(ITEMS)
 
     @property
     def topics(self) -> VectorStore:
-        return self.backend.collection("topics")
+        return self.backend.collection(TOPICS)
 
     @cached_property
     def clip(self) -> ImageEmbedder:

@@ -10,6 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from indexer.store.base import IndexType
+
+ITEM_INDEXES: dict[str, IndexType] = {  # payload indexes of every item, made at ingest
+    "source": "keyword",
+    "pending": "integer",  # 0/1: qdrant-edge-py 0.9.0 turns MatchValue(True) into 1, so no bools
+    "sha256": "keyword",
+    "created_at": "datetime",
+}
+
 ItemId = str
 
 # A fixed namespace: ids must never change between releases, or re-ingest would duplicate.

@@ -146,13 +146,6 @@ class Ledger:
         row = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
         return FileRecord(*row) if row else None
 
-    def is_unchanged(self, path: str, size: int, mtime_ns: int, caption_sig: str) -> FileRecord | None:
-        """The record when the file still looks as it did when stored (the cheap check before hashing)."""
-        record = self.lookup(path)
-        if record and (record.size, record.mtime_ns, record.caption_sig) == (size, mtime_ns, caption_sig):
-            return record
-        return None
-
     def record_files(self, records: Iterable[FileRecord]) -> None:
         """Store records in one transaction. Call only after the store has flushed their points.
 

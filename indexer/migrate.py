@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import (
+    COLLECTIONS,
     Backend,
     CollectionSchema,
     Filter,
@@ -36,7 +37,6 @@ from indexer.store.base import (
     VectorStore,
 )
 
-COLLECTIONS = ("items", "topics")
 Progress = Callable[[str, int], None]  # (collection, points copied so far)
 LastField = tuple[str, str | int | bool]  # (payload field, value): these points are copied last
 

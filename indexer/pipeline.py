@@ -30,20 +30,13 @@ from indexer.config import Settings
 from indexer.embed.base import Embedder, ImageEmbedder
 from indexer.fetch import FetchError, ImageFetcher
 from indexer.images import BadImage, decode_image
-from indexer.items import Item, ItemId, sha256_bytes, sha256_text
+from indexer.items import ITEM_INDEXES, Item, ItemId, sha256_bytes, sha256_text
 from indexer.ledger import FileRecord, Ledger
 from indexer.sources import SourceError
 from indexer.sources.folder import FolderEntry, scan_directory, scan_folder
 from indexer.store.base import CollectionSchema, Point, VectorStore
 
 log = logging.getLogger(__name__)
-
-ITEM_INDEXES = {
-    "source": "keyword",
-    "pending": "integer",  # 0/1: qdrant-edge-py 0.9.0 turns MatchValue(True) into 1, so no bools
-    "sha256": "keyword",
-    "created_at": "datetime",
-}
 
 
 @dataclass

@@ -38,16 +38,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from indexer.store.base import Backend, CollectionSchema, Filter, IndexType, Point, VectorStore
+from indexer.store.base import ITEMS, TOPICS, Backend, CollectionSchema, Filter, IndexType, Point, VectorStore
+from topics.ids import TopicId
 
-TopicId = int
-OUTLIER: TopicId = -1
 TopicStatus = Literal["active", "emerging", "vanished"]
 EventKind = Literal["survived", "split", "merged", "emerged", "vanished"]
 AssignedBy = Literal["recluster", "online"]
 
-ITEMS = "items"
-TOPICS = "topics"
 SLOTS = (0, 1)
 RECORDS_VERSION = "topics/1"
 _NAMESPACE = uuid.UUID("3c1f0e8a-5b6d-5e2f-a4c7-91d2e3f40a5b")
@@ -72,7 +69,7 @@ def slot_fields(slot: int) -> dict[str, str]:
     }
 
 
-ITEM_INDEXES: dict[str, IndexType] = {
+ASSIGNMENT_INDEXES: dict[str, IndexType] = {  # the topic slots of items
     "pending": "integer",
     **{slot_fields(s)["topic"]: "integer" for s in SLOTS},
     **{slot_fields(s)["run"]: "integer" for s in SLOTS},
@@ -160,7 +157,7 @@ def topics_schema(
 
 def ensure_item_indexes(items: VectorStore) -> None:
     """Add the assignment indexes to an existing items collection (its vectors and identity unchanged)."""
-    items.ensure(CollectionSchema(vectors={}, identity=items.identity() or {}, indexes=ITEM_INDEXES))
+    items.ensure(CollectionSchema(vectors={}, identity=items.identity() or {}, indexes=ASSIGNMENT_INDEXES))
 
 
 # ---- encoding ----
@@ -170,7 +167,7 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
 
-def _when(text: str) -> datetime:
+def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
@@ -205,8 +202,8 @@ def topic_of(point: Point) -> Topic:
         size=int(p["size"]),
         status=p["status"],
         run_id=int(p["run_id"]),
-        first_seen=_when(p["first_seen"]),
-        last_seen=_when(p["last_seen"]),
+        first_seen=_parse_time(p["first_seen"]),
+        last_seen=_parse_time(p["last_seen"]),
         change=int(p.get("change", 0)),
         label=p.get("label"),
         centroids={v: np.asarray(c, dtype=np.float32) for v, c in point.vectors.items()},
@@ -239,7 +236,7 @@ def lineage_of(point: Point) -> LineageEvent:
         kind=p["event"],
         before=tuple(int(t) for t in p["before"]),
         after=tuple(int(t) for t in p["after"]),
-        at=_when(p["at"]),
+        at=_parse_time(p["at"]),
     )
 
 
@@ -270,8 +267,8 @@ def run_of(point: Point) -> Run:
     p = point.payload
     return Run(
         run_id=int(p["run_id"]),
-        started=_when(p["started"]),
-        finished=_when(p["finished"]),
+        started=_parse_time(p["started"]),
+        finished=_parse_time(p["finished"]),
         n_items=int(p["n_items"]),
         n_topics=int(p["n_topics"]),
         slot=int(p["slot"]),

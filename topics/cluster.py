@@ -53,6 +53,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.decomposition import PCA
 
+from topics.ids import OUTLIER
 from topics.merge import merge_cut_communities
 from topics.themes import group_topics
 
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OUTLIER = -1
 _MERGE_Z = 2.0  # communities closer than this many noise spreads are one topic (see _merge_indistinct)
 _CHANCE_MARGIN = 3.0  # a topic must be this many times tighter than random vectors would be
 _FLOOR_SIGMAS = 4.0  # robust sigmas below a topic's median cosine where its edge lies

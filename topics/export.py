@@ -4,22 +4,22 @@ Rows are written one scroll batch at a time, so memory stays one batch (plus the
 whatever the corpus size. Item rows carry the item's topic as curated (a merge member's items are
 exported under the merge's first id, with its pinned label), the source's own id (a 4CAT ``id`` comes
 back exactly as given, so the rows join with the original export) and how the topic was assigned.
-The file is written beside its final name and renamed at the end: an interrupted export leaves no
-half file.
+The file is written beside its final name and renamed at the end (`indexer.atomic`): an interrupted
+export leaves no half file.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from indexer.atomic import atomic_file
 from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog, curation
@@ -189,21 +189,14 @@ def _write(
 ) -> int:
     if out is None:
         return _write_to(batches, fields, fmt, stdout, progress)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if fmt == "parquet" else "w", **_text_options(fmt)) as handle:
-            rows = _write_to(batches, fields, fmt, handle, progress)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return rows
-
-
-def _text_options(fmt: str) -> dict[str, Any]:
-    return {} if fmt == "parquet" else {"encoding": "utf-8", "newline": ""}
+    with atomic_file(Path(out)) as handle:
+        if fmt == "parquet":
+            return _write_to(batches, fields, fmt, handle, progress)
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        rows = _write_to(batches, fields, fmt, text, progress)
+        text.flush()
+        text.detach()  # atomic_file syncs and closes the file itself
+        return rows
 
 
 def _write_to(batches, fields, fmt, handle, progress) -> int:

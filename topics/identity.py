@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-OUTLIER = -1
+from indexer.embed.base import l2_normalise
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,12 @@ class Identity:
     events: list[Event]
     next_topic_id: int
     continued: dict[int, int] = field(default_factory=dict)  # public id -> old id it continues (same)
-    by: dict[int, str] = field(default_factory=dict)  # public id -> "members" | "centroid" | "new"
+    matched_by: dict[int, str] = field(default_factory=dict)  # public id -> "members" | "centroid" | "new"
 
     @property
     def born(self) -> set[int]:
         """Public ids created in this run."""
-        return {i for i, how in self.by.items() if how == "new"}
+        return {i for i, how in self.matched_by.items() if how == "new"}
 
     def ended(self, previous_ids: Sequence[int]) -> set[int]:
         """Old ids that do not continue (vanished or merged away)."""
@@ -140,10 +140,10 @@ def match_topics(
     for new in (int(b) for b in order if int(b) not in ids):
         ids[new] = next_id
         next_id += 1
-    by = {ids[b]: how.get(b, "new") for b in range(k)}
+    matched_by = {ids[b]: how.get(b, "new") for b in range(k)}
     continued = {ids[new]: previous_ids[old] for old, new in pairs.items()}
     events = _events(table, previous_ids, ids, pairs, params)
-    return Identity(ids=ids, events=events, next_topic_id=next_id, continued=continued, by=by)
+    return Identity(ids=ids, events=events, next_topic_id=next_id, continued=continued, matched_by=matched_by)
 
 
 def _check_shapes(table: np.ndarray, previous_ids: list[int], k: int) -> None:
@@ -181,7 +181,7 @@ def _centroid_pairs(
     new_free = [c for c in range(len(centroids)) if c not in used and new_evidence[c] < params.min_evidence]
     if not old_free or not new_free:
         return {}
-    sims = _unit(previous_centroids[old_free]) @ _unit(centroids[new_free]).T
+    sims = l2_normalise(previous_centroids[old_free]) @ l2_normalise(centroids[new_free]).T
     rows, cols = linear_sum_assignment(sims, maximize=True)
     return {
         old_free[r]: new_free[c] for r, c in zip(rows, cols, strict=True) if sims[r, c] >= params.min_cosine
@@ -230,8 +230,3 @@ def _significant(row: np.ndarray, total: int, share: float, min_count: int) -> l
     if total == 0:
         return []
     return [int(c) for c in np.flatnonzero(row >= max(share * total, min_count))]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

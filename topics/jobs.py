@@ -72,7 +72,7 @@ def assign_online(index: Index) -> dict[str, Any]:
     """Give pending items a topic under the current run; notice emerging topics (the service's job)."""
     from topics.online.pending import assign_pending
 
-    report = assign_pending(index)
+    report = assign_pending(index.backend, index.settings)
     return {
         "run_id": report.run_id,
         "assigned": report.assigned,

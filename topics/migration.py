@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from indexer.index import Index
+from indexer.items import ITEM_INDEXES
 from indexer.migrate import MigrateReport, migrate, open_target
+from indexer.store.base import ITEMS, TOPICS
 from topics import catalog
+from topics.online.pending import ONLINE_INDEXES
+
+# Every payload index of a store, by collection: ingest's, the topic slots', the online assigner's.
+STORE_INDEXES = {
+    ITEMS: {**ITEM_INDEXES, **catalog.ASSIGNMENT_INDEXES, **ONLINE_INDEXES},
+    TOPICS: catalog.TOPIC_INDEXES,
+}
 
 
 def migrate_store(
@@ -21,7 +30,7 @@ def migrate_store(
         return migrate(
             src,
             dst,
-            indexes={"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES},
+            indexes=STORE_INDEXES,
             last={"topics": ("kind", "pointer")},
             prune=prune,
         )

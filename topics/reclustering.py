@@ -45,9 +45,11 @@ from indexer.config import Settings
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog, curation
-from topics.catalog import OUTLIER, ItemAssignment, LineageEvent, Run, Topic
+from topics.catalog import ItemAssignment, LineageEvent, Run, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
+from topics.geometry import leave_one_out_cosines
 from topics.identity import Identity, MatchParams, contingency, match_topics
+from topics.ids import OUTLIER
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,8 @@ class Sample:
     n_items: int
 
 
-NOT_PRESENT = -2
+NOT_PRESENT = -2  # a sampled item the previous run did not assign
+NO_VECTOR = -2  # an item without the clustered view: skipped, its slot left as it was
 _RUNNING = threading.Lock()  # one recluster per process: two would write the same slot
 
 
@@ -421,13 +424,13 @@ def _label_batch(
     if fresh:
         got_labels, got_scores = clustering.assign(vectors[fresh])
         labels[rows[fresh]], scores[rows[fresh]] = got_labels, got_scores
-    labels = np.where(np.isin(np.arange(len(points)), rows), labels, -2)  # -2: no vector for the view
+    labels = np.where(np.isin(np.arange(len(points)), rows), labels, NO_VECTOR)
     return labels, scores
 
 
 def _accumulate(written: _Written, points: Sequence[Point], labels: np.ndarray, k: int) -> None:
     written.n_items += len(points)
-    written.n_skipped += int((labels == -2).sum())
+    written.n_skipped += int((labels == NO_VECTOR).sum())
     written.n_outliers += int((labels < 0).sum())
     member = labels >= 0
     written.sizes += np.bincount(labels[member], minlength=k)
@@ -516,12 +519,10 @@ def _thresholds(sample: Sample, clustering: Clustering) -> np.ndarray:
     k = clustering.centroids.shape[0]
     out = np.zeros(k, np.float32)
     for raw in range(k):
-        members = sample.vectors[clustering.labels == raw].astype(np.float64)
+        members = sample.vectors[clustering.labels == raw]
         if len(members) < 2:
             continue
-        rest = members.sum(axis=0)[None, :] - members
-        loo = (members * rest).sum(axis=1) / np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
-        out[raw] = np.percentile(loo, THRESHOLD_PERCENTILE)
+        out[raw] = np.percentile(leave_one_out_cosines(members), THRESHOLD_PERCENTILE)
     return out
 
 

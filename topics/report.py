@@ -20,7 +20,6 @@ import html
 import io
 import math
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from indexer.atomic import write_bytes_atomic
 from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog, curation
@@ -104,7 +104,10 @@ def build_report(
     step("writing the page")
     page = render_page(content, title=title, tile_of=lambda t: tiles[t.topic_id])
     data = page.encode("utf-8")
-    _write_atomically(out, data)
+    try:
+        write_bytes_atomic(out, data)
+    except OSError as error:
+        raise ReportError(f"cannot write the report to {out}: {error.strerror or error}") from error
     return ReportSummary(out, len(content.topics), content.run.n_items, len(data))
 
 
@@ -296,13 +299,13 @@ def _header(content: ReportContent, title: str) -> str:
     run = content.run
     facts = [
         ("run", str(run.run_id)),
-        ("finished", _when(run.finished)),
+        ("finished", _format_time(run.finished)),
         ("view", run.view),
         ("topics", str(len(content.topics))),
         ("items in run", str(run.n_items)),
         ("items stored now", str(content.items_now)),
         ("awaiting a topic", str(content.pending)),
-        ("report made", _when(content.generated)),
+        ("report made", _format_time(content.generated)),
     ]
     cells = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts)
     return f"<header><h1>{_e(title)}</h1><dl class=facts>{cells}</dl></header>"
@@ -387,7 +390,7 @@ def _event_text(event: LineageEvent) -> str:
 
 def _runs_section(runs: Sequence[Run]) -> str:
     rows = "".join(
-        f"<tr><td class=num>{r.run_id}</td><td>{_e(_when(r.finished))}</td>"
+        f"<tr><td class=num>{r.run_id}</td><td>{_e(_format_time(r.finished))}</td>"
         f"<td class=num>{r.n_items}</td><td class=num>{r.n_topics}</td>"
         f"<td class=num>{(r.finished - r.started).total_seconds():.1f}</td></tr>"
         for r in reversed(runs)
@@ -429,24 +432,8 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _when(at: datetime) -> str:
+def _format_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _write_atomically(out: Path, data: bytes) -> None:
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as error:
-        raise ReportError(f"cannot write the report to {out}: {error.strerror or error}") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 STYLE = """

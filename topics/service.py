@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -30,7 +28,9 @@ from indexer.config import Settings
 from indexer.daemon import FeedSpec, IngestDaemon
 from indexer.index import Index
 from indexer.ingest import open_pipeline
+from indexer.pidlock import PidLock
 from indexer.store import open_backend
+from indexer.store.base import COLLECTIONS
 from indexer.store.shared import OwnerBackend, StoreServer
 from topics import catalog
 
@@ -43,28 +43,13 @@ class ServiceRunning(RuntimeError):
     """Another `topics serve` already runs on this data dir."""
 
 
-class ServeLock:
-    """An exclusive `flock` on `serve.lock` in the data dir, naming the holder's pid."""
-
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / SERVE_LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            holder = path.read_text().strip() or "unknown"
-            raise ServiceRunning(f"topics serve is already running on {data_dir} (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+def serve_lock(data_dir: Path) -> PidLock:
+    """The lock one `topics serve` per data dir holds (`serve.lock`, naming its pid)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return PidLock(
+        data_dir / SERVE_LOCK,
+        lambda holder: ServiceRunning(f"topics serve is already running on {data_dir} (pid {holder})"),
+    )
 
 
 def missed_run(cron: str, last_finished: datetime | None, now: datetime) -> bool:
@@ -89,10 +74,10 @@ class Service:
         assign_online: Callable[[Index], Any] | None = None,
     ) -> None:
         self.settings = settings
-        self.lock = ServeLock(settings.data_dir)
+        self.lock = serve_lock(settings.data_dir)
         try:
             self.index = Index(settings, backend=open_backend(settings))
-            for name in ("items", "topics"):
+            for name in COLLECTIONS:
                 self.index.backend.collection(name)  # take the directory locks now, not mid-run
         except BaseException:
             self.lock.release()

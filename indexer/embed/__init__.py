@@ -52,7 +52,7 @@ def build_caption_embedder(settings: Settings) -> SentenceEmbedder | None:
 
     model = settings.model
     return SentenceEmbedder(
-        model=model.caption_model or default_caption_model(),
+        model=model.sentence_model or default_caption_model(),
         device=settings.device,
         batch_size=settings.ingest.batch_size,
         cache_dir=model.cache_dir,

@@ -6,13 +6,12 @@ dir (default), a Qdrant server (``TOPICS_STORE__URL``), or qdrant-client's in-me
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from indexer.config import Settings
+from indexer.config import CollectionTuning, Settings
 from indexer.store.base import (
     Backend,
     CollectionSchema,
@@ -108,10 +107,7 @@ def open_backend(settings: Settings) -> Backend:
         return QdrantBackend.memory(prefix=store.prefix)
     if store.url is None:
         raise ValueError("store backend 'qdrant' needs a server URL: set TOPICS_STORE__URL")
-    from indexer.store.qdrant import CollectionTuning
-
-    knobs = {f.name: getattr(store, f.name) for f in dataclasses.fields(CollectionTuning)}
-    tuning = CollectionTuning(**knobs)  # the store settings of the same names
+    tuning = CollectionTuning(**store.model_dump(include=set(CollectionTuning.model_fields)))
     return QdrantBackend.server(
         store.url,
         store.api_key,

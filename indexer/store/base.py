@@ -16,6 +16,11 @@ PointId = str  # a UUID string
 IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid"]
 
 
+ITEMS = "items"  # the data plane's collection: one point per item
+TOPICS = "topics"  # the model plane's collection (written only by topics.catalog)
+COLLECTIONS = (ITEMS, TOPICS)  # every collection of a store: what backup, migrate and the owner's locks cover
+
+
 class StoreError(RuntimeError):
     """The store could not do what was asked (engine error, lock held, server down)."""
 

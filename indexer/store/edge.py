@@ -9,18 +9,17 @@ naming the directory and the pid that holds it, before it touches anything.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import qdrant_edge as qe
 
+from indexer.atomic import write_json_atomic
+from indexer.pidlock import PidLock
 from indexer.store import rules
 from indexer.store.base import (
     CollectionSchema,
@@ -51,54 +50,6 @@ _INDEX_TYPES: dict[IndexType, qe.PayloadSchemaType] = {
 T = TypeVar("T")
 
 
-class DirectoryLock:
-    """An exclusive, non-blocking `flock` on ``owner.lock``; the file says which pid holds it."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LOCK_FILE
-        self._fd: int | None = None
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise StoreLocked(
-                f"store directory {directory} is owned by process {self._holder()}; stop it or reach "
-                "the store through it"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def _holder(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.path.read_text().strip() or "unknown"
-        return "unknown"
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write via a temp file, fsync, rename, fsync the directory: readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True, ensure_ascii=False, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _engine(call: Callable[[], T], what: str) -> T:
     """Run one engine call, turning its bare exceptions into `StoreError` that says what was attempted."""
     try:
@@ -116,7 +67,7 @@ class EdgeStore:
         self.path = Path(path)
         self.name = name
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock: DirectoryLock | None = DirectoryLock(self.path)
+        self._lock: PidLock | None = PidLock(self.path / LOCK_FILE, partial(_owned_by, self.path))
         try:
             self._layout = self._read_layout()
             self._shard: qe.EdgeShard | None = self._load() if self._has_segments() else None
@@ -373,3 +324,9 @@ def _range(term: rules.Range) -> qe.FieldCondition:
     if term.is_datetime:
         return qe.FieldCondition(term.key, range=qe.RangeDateTime(gte=term.gte, lte=term.lte))
     return qe.FieldCondition(term.key, range=qe.RangeFloat(gte=term.gte, lte=term.lte))
+
+
+def _owned_by(directory: Path, holder: str) -> StoreLocked:
+    return StoreLocked(
+        f"store directory {directory} is owned by process {holder}; stop it or reach the store through it"
+    )

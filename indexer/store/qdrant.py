@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import SecretStr
 from qdrant_client import QdrantClient, models
 
+from indexer.config import CollectionTuning
 from indexer.store import rules
 from indexer.store.base import (
     CollectionSchema,
@@ -45,23 +45,6 @@ _INDEX_TYPES: dict[IndexType, models.PayloadSchemaType] = {
 }
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class CollectionTuning:
-    """How a server collection is laid out for scale (see docs/scaling.md); local mode ignores it.
-
-    None leaves the server's default. ``int8``: scalar quantization kept in RAM, the full vectors
-    (on disk when ``on_disk_vectors``) rescore the candidates.
-    """
-
-    on_disk_vectors: bool = False
-    quantization: Literal["none", "int8"] = "none"
-    hnsw_m: int | None = None
-    hnsw_ef_construct: int | None = None
-    shard_number: int | None = None
-    replication_factor: int | None = None
-    write_consistency_factor: int | None = None
 
 
 def create_collection_args(layout: rules.Layout, tuning: CollectionTuning) -> dict[str, Any]:

@@ -27,9 +27,11 @@ from multiprocessing.connection import AuthenticationError, Client, Connection, 
 from pathlib import Path
 from typing import Any
 
+from indexer.atomic import write_bytes_atomic
 from indexer.config import Settings
 from indexer.store import open_backend
 from indexer.store.base import (
+    COLLECTIONS,
     Backend,
     CollectionSchema,
     Filter,
@@ -68,16 +70,6 @@ def _socket_path(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"topics-{os.getuid()}-{digest}.sock"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _peer_uid(conn: Connection) -> int:
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     try:
@@ -106,9 +98,9 @@ class StoreServer:
             self._listener = Listener(str(self._path), family="AF_UNIX", authkey=self._key)
         finally:
             os.umask(old_umask)
-        _write_private(data_dir / KEY_FILE, self._key.hex().encode())
+        write_bytes_atomic(data_dir / KEY_FILE, self._key.hex().encode(), mode=0o600)
         info = {"socket": str(self._path), "pid": os.getpid()}
-        _write_private(data_dir / CONTROL_FILE, json.dumps(info).encode())
+        write_bytes_atomic(data_dir / CONTROL_FILE, json.dumps(info).encode(), mode=0o600)
         self._closed = threading.Event()
         self._scrolls: dict[int, Iterator[list[Point]]] = {}
         self._ids = itertools.count(1)
@@ -334,7 +326,7 @@ def open_backend_or_owner(settings: Settings) -> Backend:
     if settings.store.kind != "edge":
         return backend
     try:
-        for name in ("items", "topics"):
+        for name in COLLECTIONS:
             backend.collection(name)  # takes the directory locks now, not halfway through a command
     except StoreLocked as locked:
         backend.close()

@@ -1,8 +1,7 @@
-"""End-to-end fixtures: a headless Chromium (Debian's `chromium` package, installed here if missing)."""
+"""End-to-end fixtures: a headless Chromium (Debian's `chromium` package, which `make browser` installs)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
-INSTALL_TIMEOUT_S = 900
 PAGE_TIMEOUT_S = 90
 # Offline, quiet and sandbox-free (tests may run as root); the virtual-time budget lets async handlers
 # (an <img onerror>, an <svg onload>) fire before the DOM is dumped, so an injected one would show.
@@ -35,35 +33,12 @@ def _find_chromium() -> str | None:
     return next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
 
 
-def _install_chromium() -> str:
-    """Try `apt-get install chromium` once; the reason it could not, or '' when it ran."""
-    if shutil.which("apt-get") is None:
-        return "no apt-get on this machine to install Debian's chromium package"
-    if os.geteuid() != 0:
-        return "chromium is not installed and installing it needs root (apt-get install chromium)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    steps = (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"])
-    for step in steps:
-        try:
-            done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(step)}` took over {INSTALL_TIMEOUT_S} s"
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return f"`{' '.join(step)}` failed ({done.returncode}): {last}"
-    return ""
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The path of a Chromium binary, installed from Debian's packages on first need."""
-    found = _find_chromium()
-    if found:
-        return found
-    reason = _install_chromium()
+    """The path of a Chromium binary (`make browser` installs Debian's package)."""
     found = _find_chromium()
     if found is None:
-        pytest.skip(f"headless Chromium unavailable: {reason or 'installed, but no chromium on PATH'}")
+        pytest.fail("headless Chromium is not installed: `make browser` installs Debian's chromium package")
     return found
 
 

@@ -1,6 +1,6 @@
 """`topics report`: the page built from a real store (tiny CLIP ingest + recluster), opened in headless
 Chromium: every topic, its tile and its map circle are there, and markup in captions, labels, words and
-the title stays text (issue 9: no script runs)."""
+the title stays text (no script runs)."""
 
 from __future__ import annotations
 

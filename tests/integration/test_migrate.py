@@ -16,9 +16,10 @@ from indexer.migrate import migrate, open_target
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import Backend, CollectionSchema, IdentityMismatch, Point, VectorStore
 from topics import catalog
+from topics.migration import STORE_INDEXES
 from topics.reclustering import recluster
 
-INDEXES = {"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES}
+INDEXES = STORE_INDEXES
 POINTER_LAST = {"topics": ("kind", "pointer")}
 
 

@@ -24,6 +24,7 @@ from indexer.config import Settings, load_settings
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import Backend, Filter
 from topics import catalog
+from topics.ids import OUTLIER
 from topics.online.pending import assign_pending, state_path
 from topics.reclustering import recluster
 
@@ -116,8 +117,8 @@ def test_pending_items_get_topics_and_a_new_story_becomes_a_topic(kind: str, tmp
         total = (stream.labels == label).sum()
         # the job's threshold accepts 95% of the run's members: about 5% of the same story fall below it
         assert topic in known and count >= 0.88 * total
-        assert count + votes[catalog.OUTLIER] == total
-    assert (topics[stream.labels == BACKGROUND] == catalog.OUTLIER).mean() >= 0.95
+        assert count + votes[OUTLIER] == total
+    assert (topics[stream.labels == BACKGROUND] == OUTLIER).mean() >= 0.95
     born = [t for r in reports for t in r.emerged]
     assert len(born) == 1 and born[0] >= run.next_topic_id
     newcomer = topics[stream.labels == NEWCOMER]

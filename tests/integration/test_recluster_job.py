@@ -24,6 +24,7 @@ from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
 from topics import catalog
 from topics.catalog import Run, Topic
+from topics.ids import OUTLIER
 from topics.reclustering import ReclusterError, recluster
 
 SMALL = {"k": 4, "size": 60}
@@ -49,7 +50,7 @@ def _assert_consistent(backend: Backend) -> None:
     """Every item has a topic under the current run and the topic sizes count them."""
     _run, sizes, assignment = _reader_view(backend)
     assert None not in assignment.values()
-    counted = Counter(t for t in assignment.values() if t != catalog.OUTLIER)
+    counted = Counter(t for t in assignment.values() if t != OUTLIER)
     assert dict(counted) == {t: s for t, s in sizes.items() if s}
 
 
@@ -219,7 +220,7 @@ def test_the_fit_never_sees_more_than_the_sample(monkeypatch: pytest.MonkeyPatch
     _run, _sizes, assignment = _reader_view(backend)
     assert None not in assignment.values()  # the 300 items outside the sample were assigned too
     members = [(label, assignment[i]) for i, label in zip(corpus.ids, corpus.labels, strict=True)]
-    members = [(label, topic) for label, topic in members if topic != catalog.OUTLIER]
+    members = [(label, topic) for label, topic in members if topic != OUTLIER]
     assert adjusted_rand_score(*zip(*members, strict=True)) > 0.95  # outliers aside: the clustering's call
     assert len(set(after.values())) == 4
     backend.close()

@@ -15,18 +15,19 @@ import pytest
 from qdrant_client import models
 
 from indexer.backup import snapshot_server
-from indexer.config import Settings, load_settings
+from indexer.config import CollectionTuning, Settings, load_settings
 from indexer.index import Index
 from indexer.ingest import ingest_paths
 from indexer.migrate import migrate
 from indexer.store import EdgeBackend, QdrantBackend, open_backend
 from indexer.store.base import CollectionSchema
-from indexer.store.qdrant import CollectionTuning, create_collection_args
+from indexer.store.qdrant import create_collection_args
 from indexer.store.rules import Layout
 from tests.helpers import STORIES, TINY_CLIP_CONFIG
 from tests.integration.conftest import QDRANT_API_KEY
 from topics import catalog
 from topics.jobs import rebuild_topics
+from topics.migration import STORE_INDEXES
 from topics.search import search
 
 LAYOUT = Layout(identity={"clip": {"arch": "ViT-B-32"}}, vectors={"image": 512, "text": 512})
@@ -133,8 +134,7 @@ def _whole_run(settings: Settings, tmp_path: Path) -> None:
             assert all(s["name"] and s["size"] > 0 for s in made.snapshots)
         back = EdgeBackend(tmp_path / "back" / "store")
         try:
-            indexes = {"items": catalog.ITEM_INDEXES, "topics": catalog.TOPIC_INDEXES}
-            copied = migrate(index.backend, back, indexes=indexes, last={"topics": ("kind", "pointer")})
+            copied = migrate(index.backend, back, indexes=STORE_INDEXES, last={"topics": ("kind", "pointer")})
             assert copied.ok, copied.as_dict()
             assert catalog.current_run(back) == catalog.current_run(index.backend)
         finally:

@@ -32,6 +32,7 @@ from tests.helpers import draw_image, tiny_env
 from tests.reliability.conftest import Serve, owner_pid, wait_for
 from tests.reliability.forkserver import ForkServer
 from topics import catalog
+from topics.ids import OUTLIER
 
 pytestmark = pytest.mark.slow
 
@@ -281,7 +282,7 @@ def _reader_view(data_dir: Path) -> ReaderView:
                 found = catalog.read_assignment(point.payload, run)
                 assert found is not None or point.payload.get("pending") == 1, point.payload
                 assigned[point.id] = None if found is None else found.topic
-        counted = Counter(t for t in assigned.values() if t is not None and t != catalog.OUTLIER)
+        counted = Counter(t for t in assigned.values() if t is not None and t != OUTLIER)
         assert dict(counted) == {t.topic_id: t.size for t in live if t.size}
         return ReaderView(run.run_id, {t.topic_id: t.size for t in live}, assigned)
 

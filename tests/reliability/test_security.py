@@ -1,4 +1,4 @@
-"""Security points of issue 9 not already covered elsewhere (docs/reliability.md maps the rest).
+"""Security points not already covered elsewhere (docs/reliability.md maps the rest).
 
 - manifest rows that point outside the allowed roots never reach the store (end to end, not just the
   reader: tests/unit/test_sources_manifest.py covers the reader);

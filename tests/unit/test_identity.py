@@ -122,7 +122,7 @@ def test_centroids_match_when_no_items_are_shared() -> None:
     table = np.zeros((4, 4), np.int64)  # no common items at all (the corpus was replaced)
     result = match_topics(table, [10, 11, 12], old, new, next_topic_id=13)
     assert result.ids == {0: 12, 1: 10, 2: 11}
-    assert set(result.by.values()) == {"centroid"}
+    assert set(result.matched_by.values()) == {"centroid"}
 
 
 def test_sibling_centroids_are_not_the_same_topic() -> None:

@@ -44,15 +44,6 @@ def test_lookup_returns_what_was_recorded(ledger: Ledger) -> None:
     assert found.updated_at is not None
 
 
-def test_is_unchanged_compares_size_mtime_and_sidecar(ledger: Ledger) -> None:
-    ledger.record_files([_record("cat.jpg", caption_sig="5:7")])
-    assert ledger.is_unchanged("/photos/cat.jpg", 10, 1_000, "5:7") is not None
-    assert ledger.is_unchanged("/photos/cat.jpg", 11, 1_000, "5:7") is None
-    assert ledger.is_unchanged("/photos/cat.jpg", 10, 1_001, "5:7") is None
-    assert ledger.is_unchanged("/photos/cat.jpg", 10, 1_000, "") is None
-    assert ledger.is_unchanged("/photos/dog.jpg", 10, 1_000, "5:7") is None
-
-
 def test_recording_again_updates_and_keeps_the_scan_id(ledger: Ledger) -> None:
     ledger.record_files([_record("cat.jpg", scan_id="s1")])
     ledger.record_files([_record("cat.jpg", item="item-b", size=99)])

@@ -93,7 +93,9 @@ def test_generated_captions_feed_the_words_of_image_only_topics(tmp_path: Path) 
         Image.new("RGB", (36, 36), (200, i * 20, 0)).save(paths[-1])
     centres = {0: l2_normalise(rng.normal(size=8)), 1: l2_normalise(rng.normal(size=8))}
     vectors = l2_normalise(np.vstack([centres[t] + 0.2 * rng.normal(size=(12, 8)) for t in (0, 1)]))
-    options = RepresentOptions(caption_model=str(tiny_captioner_dir(tmp_path)), tiles_dir=None, device="cpu")
+    options = RepresentOptions(
+        captioner_model=str(tiny_captioner_dir(tmp_path)), tiles_dir=None, device="cpu"
+    )
     representer = Representer(centres, options)
     representer.add_batch(
         np.repeat([0, 1], 12),
@@ -128,4 +130,4 @@ def test_a_directory_without_a_model_fails_clearly(tmp_path: Path) -> None:
 
 def test_representer_fails_before_any_work_when_the_model_cannot_load() -> None:
     with pytest.raises(CaptionModelUnavailable, match=SETTING):
-        Representer({0: np.ones(4)}, RepresentOptions(caption_model="nobody/no-such-captioner"))
+        Representer({0: np.ones(4)}, RepresentOptions(captioner_model="nobody/no-such-captioner"))

@@ -174,8 +174,8 @@ def test_options_from_settings_put_files_under_the_data_dir(tmp_path) -> None:
     settings = load_settings(data_dir=tmp_path)
     options = RepresentOptions.from_settings(settings)
     assert options.tiles_dir == tmp_path / "tiles" and options.cache_dir == tmp_path / "cache"
-    assert options.n_exemplars == 9 and options.diversity == 0.3 and options.caption_model is None
-    section = SimpleNamespace(n_words=5, stop_words=["rt", "via"], caption_model=None, unknown=1)
+    assert options.n_exemplars == 9 and options.diversity == 0.3 and options.captioner_model is None
+    section = SimpleNamespace(n_words=5, stop_words=["rt", "via"], captioner_model=None, unknown=1)
     shaped = SimpleNamespace(data_dir=tmp_path, device="cpu", represent=section)
     options = RepresentOptions.from_settings(shaped)
     assert options.n_words == 5 and options.stop_words == ("rt", "via") and options.device == "cpu"

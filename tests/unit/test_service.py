@@ -12,7 +12,7 @@ import pytest
 from indexer.config import load_settings
 from indexer.daemon import FeedSpec
 from tests.helpers import use_tiny_clip
-from topics.service import ServeLock, Service, ServiceRunning, missed_run
+from topics.service import Service, ServiceRunning, missed_run, serve_lock
 
 
 def test_a_nightly_run_missed_while_down_is_due() -> None:
@@ -31,13 +31,13 @@ def test_feed_specs() -> None:
 
 
 def test_a_second_serve_lock_is_refused_naming_the_pid(tmp_path: Path) -> None:
-    lock = ServeLock(tmp_path)
+    lock = serve_lock(tmp_path)
     try:
         with pytest.raises(ServiceRunning, match=r"already running .* \(pid \d+\)"):
-            ServeLock(tmp_path)
+            serve_lock(tmp_path)
     finally:
         lock.release()
-    ServeLock(tmp_path).release()  # free again once released
+    serve_lock(tmp_path).release()  # free again once released
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ Pure core (numpy + river): :class:`OnlineAssigner`, :class:`EmergingDetector`, :
 Store wiring: :func:`topics.online.pending.assign_pending` and :func:`topics.online.pending.rebuild_state`.
 """
 
-from topics.online.assigner import DEFAULT_DRIFT_CAP, OUTLIER, OnlineAssigner, TopicId, unit_rows
+from topics.ids import OUTLIER, TopicId
+from topics.online.assigner import DEFAULT_DRIFT_CAP, OnlineAssigner, unit_rows
 from topics.online.emerging import Candidate, EmergingDetector, EmergingParams
 from topics.online.state import BatchResult, EmergedTopic, OnlineState, OnlineStateError
 

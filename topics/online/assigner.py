@@ -18,9 +18,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from topics.cluster import unit_rows
+from topics.ids import OUTLIER, TopicId
 
-TopicId = int
-OUTLIER: TopicId = -1
 DEFAULT_DRIFT_CAP = 0.5
 
 

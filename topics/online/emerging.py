@@ -30,6 +30,7 @@ from river.cluster import DBSTREAM
 from river.cluster.dbstream import DBSTREAMMicroCluster
 
 from indexer.embed.base import l2_normalise
+from topics.geometry import leave_one_out_cosines
 from topics.online.assigner import unit_rows
 
 DBSTREAM_STATE_VERSION = 1
@@ -284,15 +285,3 @@ def load_dbstream_state(stream: DBSTREAM, state: dict[str, Any]) -> None:
         stream.s.setdefault(int(i), {})[int(j)] = value
         stream.s_t.setdefault(int(i), {})[int(j)] = at
     stream.clustering_is_up_to_date = False
-
-
-def leave_one_out_cosines(members: np.ndarray) -> np.ndarray:
-    """Each unit row's cosine to the mean of the others: what a new item of the group would score.
-
-    A member's cosine to a mean it is part of is inflated by about (1 - cos²) / n, which for a group
-    of 20 is larger than the spread of the scores themselves.
-    """
-    total = members.sum(axis=0, dtype=np.float64)
-    dots = members @ total
-    rest = np.sqrt(np.maximum(total @ total - 2.0 * dots + 1.0, 1e-12))
-    return ((dots - 1.0) / rest).astype(np.float32)

@@ -28,7 +28,7 @@ from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreEr
 from topics import catalog
 from topics.catalog import ItemAssignment, Run, Topic
 from topics.cluster import default_min_cluster_size
-from topics.online.assigner import OUTLIER
+from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError
 from topics.reclustering import view_vectors
@@ -63,8 +63,8 @@ def state_path(settings: Settings) -> Path:
 
 
 def assign_pending(
-    index_or_backend: object,
-    settings: Settings | None = None,
+    backend: Backend,
+    settings: Settings,
     *,
     limit: int | None = None,
     batch: int = DEFAULT_BATCH,
@@ -72,10 +72,8 @@ def assign_pending(
 ) -> OnlineReport:
     """Assign every pending item (at most `limit`) under the current run; no-op before the first run.
 
-    `index_or_backend` is an `indexer.index.Index` or a `Backend` (then `settings` is required).
     `describe` computes words and exemplars of a newborn topic (default: :func:`describe_emerging`).
     """
-    backend, settings = _resolve(index_or_backend, settings)
     started = time.perf_counter()
     run = catalog.current_run(backend)
     if run is None:
@@ -109,16 +107,6 @@ class _Tally:
     batches: int = 0
     reassigned: int = 0
     emerged: list[int] = field(default_factory=list)
-
-
-def _resolve(index_or_backend: object, settings: Settings | None) -> tuple[Backend, Settings]:
-    backend = getattr(index_or_backend, "backend", index_or_backend)
-    settings = settings or getattr(index_or_backend, "settings", None)
-    if settings is None:
-        raise TypeError("assign_pending needs settings when given a bare backend")
-    if not hasattr(backend, "collection"):
-        raise TypeError(f"expected an Index or a Backend, got {type(index_or_backend).__name__}")
-    return backend, settings  # type: ignore[return-value]
 
 
 def ensure_online_indexes(items: VectorStore) -> None:
@@ -225,7 +213,7 @@ def _member_centroids(members: Sequence[Point]) -> dict[str, np.ndarray]:
 
 
 def _default_describe(settings: Settings) -> Describe:
-    options = replace(RepresentOptions.from_settings(settings), caption_model=None)  # no model load online
+    options = replace(RepresentOptions.from_settings(settings), captioner_model=None)  # no model load online
 
     def run(topic: EmergedTopic, members: Sequence[Point], view: str) -> Representation:
         return describe_emerging(topic, members, view, options)

@@ -16,8 +16,6 @@ The state is saved as one ``.npz`` (arrays plus a JSON header), written atomical
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from topics.online.assigner import DEFAULT_DRIFT_CAP, OUTLIER, OnlineAssigner, TopicId, unit_rows
+from indexer.atomic import atomic_file
+from topics.ids import OUTLIER, TopicId
+from topics.online.assigner import DEFAULT_DRIFT_CAP, OnlineAssigner, unit_rows
 from topics.online.emerging import Candidate, EmergingDetector, EmergingParams
 
 STATE_VERSION = 1
@@ -211,7 +211,8 @@ class OnlineState:
         for n, topic in enumerate(self.emerged):
             arrays[f"e_{n}_centroid"], arrays[f"e_{n}_scores"] = topic.centroid, topic.scores
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        _write_npz_atomic(path, arrays)
+        with atomic_file(path) as handle:
+            np.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> OnlineState:
@@ -265,22 +266,3 @@ def _emerged_from(header: Mapping[str, Any], centroid: np.ndarray, scores: np.nd
         np.asarray(scores, np.float32),
         int(header["batch"]),
     )
-
-
-def _write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

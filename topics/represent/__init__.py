@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 
 from indexer.items import ItemId
+from topics.ids import OUTLIER
 from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
 from topics.represent.exemplars import Exemplar, ExemplarPicker, group_rows, mmr, typicality
 from topics.represent.keywords import TextEmbedder, Vocabulary
 from topics.represent.tiles import build_tile, tile_fingerprint, tile_is_current
-from topics.represent.words import OUTLIER, WordCounter, label_from_words, load_word_list
+from topics.represent.words import WordCounter, label_from_words, load_word_list
 
 __all__ = [
     "CaptionModelUnavailable",
@@ -102,7 +103,7 @@ class RepresentOptions:
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = 20_000  # corpus terms embedded for keywords, most frequent first
     vocabulary_budget: int = 1_000  # new terms embedded per run: topics' own words first, then frequent
-    caption_model: str | None = None  # hub id or local path; None: no generated captions
+    captioner_model: str | None = None  # hub id or local path; None: no generated captions
     tiles_dir: Path | None = None  # None: no tiles
     tile_cell: int = 256
     cache_dir: Path | None = None  # vocabulary vectors per model
@@ -154,8 +155,8 @@ class Representer:
         }
         self._embedder = embedder
         self._captioner = captioner
-        if captioner is None and options.caption_model:
-            self._captioner = ImageCaptioner(options.caption_model, device=options.device)
+        if captioner is None and options.captioner_model:
+            self._captioner = ImageCaptioner(options.captioner_model, device=options.device)
         stop_words = list(options.stop_words)
         for path in options.stop_word_files:
             stop_words += load_word_list(path)

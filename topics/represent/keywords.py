@@ -10,14 +10,13 @@ order, and uses the cached rest, so a first run stays bounded and the vocabulary
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from indexer.atomic import atomic_file
 from indexer.embed.base import l2_normalise
 
 Scored = tuple[str, float]
@@ -117,17 +116,10 @@ class _VectorCache:
             return {}  # no cache yet, or an unreadable one: recompute rather than fail
 
     def save(self, vectors: dict[str, np.ndarray]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(
-                    handle,
-                    model_id=np.array(self.model_id),
-                    terms=np.array(list(vectors), dtype=str),
-                    vectors=np.stack(list(vectors.values())).astype(np.float32),
-                )
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(self.path) as handle:
+            np.savez(
+                handle,
+                model_id=np.array(self.model_id),
+                terms=np.array(list(vectors), dtype=str),
+                vectors=np.stack(list(vectors.values())).astype(np.float32),
+            )

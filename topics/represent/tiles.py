@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageOps
+
+from indexer.atomic import atomic_file
 
 BACKGROUND = (24, 24, 24)  # dark letterbox bands also set neighbouring cells apart
 
@@ -61,7 +62,8 @@ def build_tile(
         left = col * cell + (cell - thumb.width) // 2
         top = row * cell + (cell - thumb.height) // 2
         canvas.paste(thumb, (left, top))
-    _save_atomically(canvas, Path(out_path), quality=quality, comment=fingerprint or "")
+    with atomic_file(Path(out_path)) as handle:
+        canvas.save(handle, format="JPEG", quality=quality, optimize=True, comment=fingerprint or "")
     return Path(out_path)
 
 
@@ -79,15 +81,3 @@ def _thumbnail(path: str | Path | None, cell: int) -> Image.Image | None:
 
 def _is_local(path: str) -> bool:
     return "://" not in path and os.path.isfile(path)
-
-
-def _save_atomically(image: Image.Image, out_path: Path, *, quality: int, comment: str) -> None:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="JPEG", quality=quality, optimize=True, comment=comment)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

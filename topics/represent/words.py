@@ -21,7 +21,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-OUTLIER = -1
+from topics.ids import OUTLIER
+
 _MERGE_EVERY = 16  # batches of counts kept apart before summing them into one matrix
 Scored = tuple[str, float]
 

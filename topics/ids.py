@@ -1,0 +1,4 @@
+"""Topic ids: public ints, stable across reclusters; -1 marks an outlier in raw labels and public ids."""
+
+TopicId = int
+OUTLIER: TopicId = -1
