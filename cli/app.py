@@ -21,6 +21,7 @@ from indexer.config import load_settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (stable schema).")]
+REF_HELP = "A topic id (12) or a theme id (T3) from `topics list`."
 
 
 @app.callback()
@@ -111,34 +112,44 @@ def list_(
     sort: Annotated[str, typer.Option(help="id, size, change or label.")] = "size",
     status: Annotated[str | None, typer.Option(help="active, emerging or vanished.")] = None,
     min_size: Annotated[int, typer.Option(help="Only topics at least this large.")] = 0,
+    flat: Annotated[bool, typer.Option("--flat", help="Topics only, without their themes.")] = False,
     hidden: Annotated[bool, typer.Option("--hidden", help="Also hidden and merged-away topics.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The current topics: id, label, size, change since the last run, status."""
-    from topics.browse import list_topics
+    """The current themes with their topics nested: id, label, size, change since the last run, status."""
+    from topics.browse import list_topics, list_tree
 
     if sort not in ("id", "size", "change", "label"):
         raise typer.BadParameter("sort by id, size, change or label", param_hint="--sort")
     with user_errors(), open_context() as index:
-        found = list_topics(index, sort=sort, status=status, min_size=min_size, include_hidden=hidden)  # type: ignore[arg-type]
-    _emit(found, as_json, render.topic_list)
+        listed = list_topics if flat else list_tree
+        found = listed(index, sort=sort, status=status, min_size=min_size, include_hidden=hidden)  # type: ignore[arg-type,operator]
+    _emit(found, as_json, render.topic_list if flat else render.theme_tree)
+
+
+def _ref(text: str, hint: str = "ID"):
+    from topics.browse import parse_ref
+
+    try:
+        return parse_ref(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint=hint) from None
 
 
 @app.command()
-def show(
-    topic_id: Annotated[int, typer.Argument(help="A topic id from `topics list`.")], as_json: JsonOpt = False
-):
-    """One topic: label, words with scores, keywords, exemplars, size history, lineage."""
-    from topics.browse import show_topic
+def show(topic_id: Annotated[str, typer.Argument(metavar="ID", help=REF_HELP)], as_json: JsonOpt = False):
+    """One topic or theme: label, words with scores, keywords, exemplars, size history, lineage."""
+    from topics.browse import show as show_ref
 
+    ref = _ref(topic_id)
     with user_errors(), open_context() as index:
-        found = show_topic(index, topic_id)
-    _emit(found, as_json, render.topic)
+        found = show_ref(index, ref)
+    _emit(found, as_json, render.theme if ref.level == "theme" else render.topic)
 
 
 @app.command()
 def exemplars(
-    topic_id: Annotated[int, typer.Argument(help="A topic id from `topics list`.")],
+    topic_id: Annotated[str, typer.Argument(metavar="ID", help=REF_HELP)],
     tile: Annotated[bool, typer.Option("--tile", help="Print the path of the 3×3 tile instead.")] = False,
     open_: Annotated[bool, typer.Option("--open", help="Open the tile (or the first exemplar).")] = False,
     as_json: JsonOpt = False,
@@ -146,8 +157,9 @@ def exemplars(
     """A topic's exemplar images with paths and captions."""
     from topics.browse import exemplars as get_exemplars
 
+    ref = _ref(topic_id)
     with user_errors(), open_context() as index:
-        found = get_exemplars(index, topic_id)
+        found = get_exemplars(index, ref)
     if open_:
         render.open_file(found["tile"] or next((e["path"] for e in found["exemplars"] if e["path"]), None))
     if tile and not as_json:
@@ -158,14 +170,17 @@ def exemplars(
 
 @app.command()
 def history(
-    topic_id: Annotated[int | None, typer.Argument(help="Only events involving this topic.")] = None,
+    topic_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="Only events of this topic (12) or theme (T3).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recluster runs and what happened to topic ids: survived, split, merged, emerged, vanished."""
+    """Recluster runs and what happened to topic and theme ids: survived, split, merged, emerged, vanished."""
     from topics.browse import history as get_history
 
+    ref = None if topic_id is None else _ref(topic_id)
     with user_errors(), open_context() as index:
-        found = get_history(index, topic_id)
+        found = get_history(index, ref)
     _emit(found, as_json, render.history)
 
 
@@ -175,6 +190,7 @@ def search(
     image: Annotated[Path | None, typer.Option("--image", help="Query by an example image.")] = None,
     not_: Annotated[list[str] | None, typer.Option("--not", help="Push results away from this term.")] = None,
     topic: Annotated[int | None, typer.Option(help="Only items of this topic.")] = None,
+    theme: Annotated[str | None, typer.Option(help="Only items of this theme (T3).")] = None,
     source: Annotated[
         str | None, typer.Option(help="Only items from this source (folder, manifest, feed).")
     ] = None,
@@ -183,12 +199,13 @@ def search(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     as_json: JsonOpt = False,
 ) -> None:
-    """Matching topics and matching items, grouped by topic, with scores."""
+    """Matching topics and matching items, grouped by theme and topic, with scores."""
     from topics.search import SearchFilters, search_anywhere
 
     if query is None and image is None:
         raise typer.BadParameter("give a query text or --image", param_hint="QUERY")
-    filters = SearchFilters(topic=topic, source=source, since=since, until=until)
+    theme_id = None if theme is None else _ref(theme if theme[:1] in "tT" else f"T{theme}", "--theme").id
+    filters = SearchFilters(topic=topic, theme=theme_id, source=source, since=since, until=until)
     with user_errors(), open_context() as index:
         found = search_anywhere(
             index, query, image=image, negatives=tuple(not_ or ()), filters=filters, limit=limit

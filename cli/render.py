@@ -111,7 +111,8 @@ def status(info: dict) -> None:
     model = info["model"] or {}
     clip = model.get("clip") or {}
     table.add_row("model", f"{clip.get('arch', '-')} / {clip.get('pretrained', '-')}" if clip else "-")
-    table.add_row("topics", f"{info['topics']} (run {info['run_id']})" if info["run_id"] else "none yet")
+    counts = f"{info['topics']} in {info.get('themes', 0)} themes (run {info['run_id']})"
+    table.add_row("topics", counts if info["run_id"] else "none yet")
     table.add_row("last recluster", info["last_recluster"] or "never")
     table.add_row("next recluster", info["next_recluster"] or "-")
     service = info["service"]
@@ -128,34 +129,77 @@ def status(info: dict) -> None:
 
 def recluster(report: dict) -> None:
     out.print(
-        f"run {report['run_id']}: {report['topics']} topics over {report['items']} items "
-        f"({report['outliers']} outliers) in {report['seconds']:.1f}s",
+        f"run {report['run_id']}: {report.get('themes', 0)} themes, {report['topics']} topics over "
+        f"{report['items']} items ({report['outliers']} outliers) in {report['seconds']:.1f}s",
         highlight=False,
     )
-    counts: dict[str, int] = {}
-    for event in report["events"]:
-        counts[event["kind"]] = counts.get(event["kind"], 0) + 1
-    if counts:
-        out.print("  " + ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items())), highlight=False)
+    for level, key in (("topics", "events"), ("themes", "theme_events")):
+        counts: dict[str, int] = {}
+        for event in report.get(key, []):
+            counts[event["kind"]] = counts.get(event["kind"], 0) + 1
+        if counts:
+            listed = ", ".join(f"{kind}: {n}" for kind, n in sorted(counts.items()))
+            out.print(f"  {level}: {listed}", highlight=False)
 
 
 def _words(words: list) -> str:
     return ", ".join(w if isinstance(w, str) else w[0] for w in words)
 
 
+def _theme_ref(theme_id: int | None) -> str:
+    return "-" if theme_id is None else f"T{theme_id}"
+
+
+def _row(table: Table, ref: str, t: dict, *rest: str, style: str | None = None) -> None:
+    change = f"{t['change']:+d}"
+    cells = (ref, t["label"] or "", str(t["size"]), change, t["status"], _words(t["words"]), *rest)
+    table.add_row(*cells, style=style)
+
+
 def topic_list(topics: list[dict]) -> None:
     if not topics:
         out.print("no topics match")
         return
-    table = Table("id", "label", "size", "change", "status", "words")
+    table = Table("id", "label", "size", "change", "status", "words", "theme")
     for t in topics:
-        change = f"{t['change']:+d}"
-        table.add_row(str(t["id"]), t["label"] or "", str(t["size"]), change, t["status"], _words(t["words"]))
+        _row(table, str(t["id"]), t, _theme_ref(t["theme_id"]))
     out.print(table, markup=False, highlight=False)
 
 
+def theme_tree(themes: list[dict]) -> None:
+    """Themes (T3), each followed by its topics, indented."""
+    if not themes:
+        out.print("no topics match")
+        return
+    table = Table("id", "label", "size", "change", "status", "words")
+    for theme in themes:
+        label = theme["label"] or ("(topics without a theme)" if theme["theme_id"] is None else "")
+        _row(table, _theme_ref(theme["theme_id"]), {**theme, "label": label}, style="bold")
+        for t in theme["topics"]:
+            _row(table, f"  {t['id']}", t)
+    out.print(table, markup=False, highlight=False)
+
+
+def theme(t: dict) -> None:
+    _record(f"theme T{t['theme_id']}", t)
+    for topic in t["topics"]:
+        out.print(
+            f"  topic {topic['id']}: {topic['label'] or ''} ({topic['size']} items)",
+            markup=False,
+            highlight=False,
+        )
+    _record_tail(t)
+
+
 def topic(t: dict) -> None:
-    out.print(f"topic {t['id']}: {t['label'] or '(no label)'}", markup=False, highlight=False)
+    _record(f"topic {t['id']}", t)
+    if t.get("theme_id") is not None:
+        out.print(f"  theme T{t['theme_id']}: {t.get('theme_label') or ''}", markup=False, highlight=False)
+    _record_tail(t)
+
+
+def _record(name: str, t: dict) -> None:
+    out.print(f"{name}: {t['label'] or '(no label)'}", markup=False, highlight=False)
     out.print(f"  size {t['size']} ({t['change']:+d} since the last run), {t['status']}, run {t['run_id']}")
     out.print(f"  seen {t['first_seen']} … {t['last_seen']}", highlight=False)
     scored = ", ".join(f"{w} ({s:.3f})" if s is not None else w for w, s in t["words"])
@@ -166,14 +210,23 @@ def topic(t: dict) -> None:
         out.print(f"  curation: {curated}", markup=False, highlight=False)
     if t["tile"]:
         out.print(f"  tile: {t['tile']}", markup=False, highlight=False)
+
+
+def _record_tail(t: dict) -> None:
     for e in t["exemplars"]:
         out.print(f"  • {e['path'] or e['item_id']}  {_short(e['caption'])}", markup=False, highlight=False)
     if t["size_history"]:
         out.print("  sizes: " + ", ".join(f"run {r}: {n}" for r, n in t["size_history"]), highlight=False)
     for event in t["lineage"]:
-        out.print(
-            f"  run {event['run_id']}: {event['kind']} {event['before']} -> {event['after']}", highlight=False
-        )
+        out.print(f"  {_event(event)}", highlight=False)
+
+
+def _event(e: dict) -> str:
+    """`run 2: split [3] -> [3, 7]`; theme events name their ids T3."""
+    if e.get("level") == "theme":
+        ids = [", ".join(f"T{i}" for i in e[side]) for side in ("before", "after")]
+        return f"run {e['run_id']}: theme {e['kind']} [{ids[0]}] -> [{ids[1]}]"
+    return f"run {e['run_id']}: {e['kind']} {e['before']} -> {e['after']}"
 
 
 def _curation(c: dict) -> str:
@@ -194,10 +247,13 @@ def exemplars(found: dict) -> None:
 
 def history(found: dict) -> None:
     for run in found["runs"]:
-        out.print(f"run {run['run_id']} at {run['finished']}: {run['topics']} topics, {run['items']} items")
+        out.print(
+            f"run {run['run_id']} at {run['finished']}: {run.get('themes', 0)} themes, "
+            f"{run['topics']} topics, {run['items']} items"
+        )
     for e in found["events"]:
         if e["kind"] != "survived":
-            out.print(f"  run {e['run_id']}: {e['kind']} {e['before']} -> {e['after']}", highlight=False)
+            out.print(f"  {_event(e)}", highlight=False)
     for note in found.get("curation", []):
         out.print(
             f"  run {note['run_id']}: curated topic {note['topic_id']} {note['event']}: {note['text']}",
@@ -210,25 +266,33 @@ def search(found: dict) -> None:
     if not found["topics"] and not found["unassigned"]:
         out.print("nothing matches")
         return
-    for t in found["topics"]:
-        out.print(
-            f"topic {t['topic_id']} {t['label'] or ''} (size {t['size']}, similarity {t['similarity']:.3f})",
-            markup=False,
-            highlight=False,
-        )
-        for hit in t["items"]:
-            _hit(hit)
+    topics = {t["topic_id"]: t for t in found["topics"]}
+    for group in found.get("themes") or [{"theme_id": None, "label": None, "topics": list(topics)}]:
+        if group["theme_id"] is not None:
+            out.print(f"theme T{group['theme_id']} {group['label'] or ''}", markup=False, highlight=False)
+        for topic_id in group["topics"]:
+            t = topics[topic_id]
+            similarity = f"similarity {t['similarity']:.3f}"
+            out.print(
+                f"  topic {t['topic_id']} {t['label'] or ''} (size {t['size']}, {similarity})",
+                markup=False,
+                highlight=False,
+            )
+            for hit in t["items"]:
+                _hit(hit, "    ")
     if found["unassigned"]:
         out.print("not in a topic:")
         for hit in found["unassigned"]:
             _hit(hit)
 
 
-def _hit(hit: dict) -> None:
+def _hit(hit: dict, indent: str = "  ") -> None:
     views = " ".join(f"{v}={s:.3f}" for v, s in sorted(hit["views"].items()))
     where = hit["path"] or hit["item_id"]
     out.print(
-        f"  {hit['score']:.4f}  {where}  {_short(hit['caption'])}  [{views}]", markup=False, highlight=False
+        f"{indent}{hit['score']:.4f}  {where}  {_short(hit['caption'])}  [{views}]",
+        markup=False,
+        highlight=False,
     )
 
 

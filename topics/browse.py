@@ -1,18 +1,44 @@
-"""What `topics list`, `show`, `history` and `exemplars` return: JSON-ready dicts with a stable schema."""
+"""What `topics list`, `show`, `history` and `exemplars` return: JSON-ready dicts with a stable schema.
+
+Two levels: a bare number names a topic (`12`), `T` and a number a theme (`T3`); see :func:`parse_ref`.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from indexer.index import Index
 from topics import catalog, curation
-from topics.catalog import LineageEvent, Topic
+from topics.catalog import Level, LineageEvent, Theme, Topic
 
 SortKey = Literal["id", "size", "change", "label"]
+_REF = re.compile(r"\s*([tT]?)(\d+)\s*")
 
 
 class TopicNotFound(LookupError):
-    """No topic with that id in the current run."""
+    """No topic (or theme) with that id in the current run."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A topic or a theme, as named on the command line."""
+
+    level: Level
+    id: int
+
+    def __str__(self) -> str:
+        return f"T{self.id}" if self.level == "theme" else str(self.id)
+
+
+def parse_ref(text: str) -> Ref:
+    """`12` is topic 12, `T3` (or `t3`) is theme 3; anything else is a ValueError."""
+    found = _REF.fullmatch(str(text))
+    if found is None:
+        raise ValueError(f"{text!r} is neither a topic id (12) nor a theme id (T3)")
+    return Ref("theme" if found.group(1) else "topic", int(found.group(2)))
 
 
 def _need_run(index: Index) -> catalog.Run:
@@ -22,7 +48,7 @@ def _need_run(index: Index) -> catalog.Run:
     return run
 
 
-def _scored(topic: Topic, key: str) -> list[list[Any]]:
+def _scored(topic: Topic | Theme, key: str) -> list[list[Any]]:
     """Words or keywords with scores, from the stored representation (plain terms as a fallback)."""
     rep = topic.extra.get("representation") or {}
     scored = rep.get(key)
@@ -39,7 +65,32 @@ def topic_summary(topic: Topic) -> dict[str, Any]:
         "change": topic.change,
         "status": topic.status,
         "words": [w for w, _ in _scored(topic, "words")[:5]],
+        "theme_id": topic.theme_id,
         "curation": curation.curation_of(topic),
+    }
+
+
+def theme_summary(theme: Theme | None, topics: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A theme and its topics' summaries (None: topics whose records name no theme, from before themes)."""
+    if theme is None:
+        size = sum(t["size"] for t in topics)
+        return {
+            "theme_id": None,
+            "label": None,
+            "size": size,
+            "change": 0,
+            "status": "active",
+            "words": [],
+            "topics": list(topics),
+        }
+    return {
+        "theme_id": theme.theme_id,
+        "label": theme.label,
+        "size": theme.size,
+        "change": theme.change,
+        "status": theme.status,
+        "words": [w for w, _ in _scored(theme, "words")[:5]],
+        "topics": list(topics),
     }
 
 
@@ -69,32 +120,68 @@ def list_topics(
         and (status is None or t.status == status)
         and (include_hidden or curation.shown(t))
     ]
-    key = {
-        "id": lambda t: t.topic_id,
-        "size": lambda t: (-t.size, t.topic_id),
-        "change": lambda t: (-t.change, t.topic_id),
-        "label": lambda t: ((t.label or "").lower(), t.topic_id),
+    return [topic_summary(t) for t in sorted(chosen, key=_sort_key(sort, "topic_id"))]
+
+
+def _sort_key(sort: SortKey, id_field: str) -> Any:
+    return {
+        "id": lambda t: getattr(t, id_field),
+        "size": lambda t: (-t.size, getattr(t, id_field)),
+        "change": lambda t: (-t.change, getattr(t, id_field)),
+        "label": lambda t: ((t.label or "").lower(), getattr(t, id_field)),
     }[sort]
-    return [topic_summary(t) for t in sorted(chosen, key=key)]
 
 
-def _get(index: Index, topic_id: int) -> tuple[catalog.Run, Topic]:
+def list_tree(
+    index: Index,
+    *,
+    sort: SortKey = "size",
+    status: str | None = None,
+    min_size: int = 0,
+    include_hidden: bool = False,
+) -> list[dict[str, Any]]:
+    """Themes, each with its topics nested (`topics`); filters apply to topics, and a theme none of
+    whose topics pass is left out. Themes and topics within them follow the same sort."""
+    topics = list_topics(index, sort=sort, status=status, min_size=min_size, include_hidden=include_hidden)
     run = _need_run(index)
-    topic = catalog.get_topic(index.backend, topic_id, run=run)
-    if topic is None:
-        raise TopicNotFound(f"no topic {topic_id} (see `topics list`)")
+    themes = catalog.list_themes(index.backend, include_vanished=True, run=run)
+    known = {t.theme_id for t in themes}
+    out = []
+    for theme in sorted(themes, key=_sort_key(sort, "theme_id")):
+        mine = [t for t in topics if t["theme_id"] == theme.theme_id]
+        if mine:
+            out.append(theme_summary(theme, mine))
+    orphans = [t for t in topics if t["theme_id"] not in known]
+    if orphans:
+        out.append(theme_summary(None, orphans))
+    return out
+
+
+def _get(index: Index, ref: Ref | int) -> tuple[catalog.Run, Topic | Theme]:
+    ref = ref if isinstance(ref, Ref) else Ref("topic", int(ref))
+    run = _need_run(index)
+    if ref.level == "theme":
+        found: Topic | Theme | None = catalog.get_theme(index.backend, ref.id, run=run)
+    else:
+        found = catalog.get_topic(index.backend, ref.id, run=run)
+    if found is None:
+        raise TopicNotFound(f"no {ref.level} {ref} (see `topics list`)")
     cur = curation.load(index.backend, run)
-    if cur.is_empty():
-        return run, topic
-    return run, curation.curated_topic(index.backend, run, cur, topic_id) or topic
+    if isinstance(found, Topic) and not cur.is_empty():
+        found = curation.curated_topic(index.backend, run, cur, found.topic_id) or found
+    return run, found
 
 
-def exemplars(index: Index, topic_id: int) -> dict[str, Any]:
-    """A topic's exemplar items (paths, captions) and its tile."""
-    _, topic = _get(index, topic_id)
+def _id(record: Topic | Theme) -> int:
+    return record.topic_id if isinstance(record, Topic) else record.theme_id
+
+
+def exemplars(index: Index, ref: Ref | int) -> dict[str, Any]:
+    """A topic's (or theme's) exemplar items (paths, captions) and its tile; `id` as in `list`."""
+    _, topic = _get(index, ref)
     points = {p.id: p.payload for p in index.items.retrieve(list(topic.exemplars))}
     return {
-        "id": topic.topic_id,
+        "id": _id(topic),
         "tile": topic.tile,
         "exemplars": [
             {
@@ -107,27 +194,53 @@ def exemplars(index: Index, topic_id: int) -> dict[str, Any]:
     }
 
 
+def show(index: Index, ref: Ref) -> dict[str, Any]:
+    """`topics show`: a topic or a theme."""
+    return show_theme(index, ref.id) if ref.level == "theme" else show_topic(index, ref.id)
+
+
 def show_topic(index: Index, topic_id: int) -> dict[str, Any]:
     """Everything about one topic: words with scores, keywords, exemplars, size history, lineage."""
     run, topic = _get(index, topic_id)
-    rep = topic.extra.get("representation") or {}
+    assert isinstance(topic, Topic)
+    theme = catalog.get_theme(index.backend, topic.theme_id, run=run) if topic.theme_id is not None else None
     return {
         **topic_summary(topic),
+        **_details(index, run, topic, Ref("topic", topic_id)),
+        "theme_label": theme.label if theme is not None else None,
+    }
+
+
+def show_theme(index: Index, theme_id: int) -> dict[str, Any]:
+    """Everything about one theme, as for a topic, and the summaries of its topics (largest first)."""
+    ref = Ref("theme", theme_id)
+    run, theme = _get(index, ref)
+    assert isinstance(theme, Theme)
+    found = catalog.list_topics(index.backend, include_vanished=theme.status == "vanished", run=run)
+    mine = sorted((t for t in found if t.theme_id == theme_id), key=_sort_key("size", "topic_id"))
+    summary = theme_summary(theme, [topic_summary(t) for t in mine])
+    return {**summary, **_details(index, run, theme, ref)}
+
+
+def _details(index: Index, run: catalog.Run, topic: Topic | Theme, ref: Ref) -> dict[str, Any]:
+    rep = topic.extra.get("representation") or {}
+    return {
         "run_id": run.run_id,
         "first_seen": topic.first_seen.isoformat(),
         "last_seen": topic.last_seen.isoformat(),
         "words": _scored(topic, "words"),
         "keywords": _scored(topic, "keywords"),
         "captions": list(rep.get("captions") or []),
-        "exemplars": exemplars(index, topic_id)["exemplars"],
+        "exemplars": exemplars(index, ref)["exemplars"],
         "tile": topic.tile,
         "size_history": [list(pair) for pair in topic.extra.get("size_history", [])],
-        "lineage": [event_dict(e) for e in catalog.lineage(index.backend, topic_id)],
+        "lineage": [event_dict(e) for e in catalog.lineage(index.backend, ref.id, level=ref.level)],
     }
 
 
 def event_dict(event: LineageEvent) -> dict[str, Any]:
     return {
+        "level": event.level,
         "run_id": event.run_id,
         "kind": event.kind,
         "before": list(event.before),
@@ -136,9 +249,16 @@ def event_dict(event: LineageEvent) -> dict[str, Any]:
     }
 
 
-def history(index: Index, topic_id: int | None = None) -> dict[str, Any]:
-    """Runs (when, how many items and topics) and lineage events, for one topic or all."""
+def history(index: Index, ref: Ref | int | None = None) -> dict[str, Any]:
+    """Runs (when, how many items, topics and themes) and lineage events, for one topic or theme, or all
+    events of both levels."""
     _need_run(index)
+    ref = Ref("topic", ref) if isinstance(ref, int) else ref
+    events = (
+        catalog.lineage(index.backend, ref.id, level=ref.level)
+        if ref
+        else catalog.lineage(index.backend, level=None)
+    )
     return {
         "runs": [
             {
@@ -147,9 +267,10 @@ def history(index: Index, topic_id: int | None = None) -> dict[str, Any]:
                 "finished": r.finished.isoformat(),
                 "items": r.n_items,
                 "topics": r.n_topics,
+                "themes": r.n_themes,
             }
             for r in catalog.runs(index.backend)
         ],
-        "events": [event_dict(e) for e in catalog.lineage(index.backend, topic_id)],
-        "curation": curation.notes(index.backend, topic_id),
+        "events": [event_dict(e) for e in events],
+        "curation": curation.notes(index.backend, ref.id if ref and ref.level == "topic" else None),
     }

@@ -4,8 +4,12 @@ Layout of the `topics` collection (every point has a payload ``kind``):
 
 - ``topic``: one point per (run, topic id); named vectors = the topic's centroid per view
   (``image``, ``text``, ``caption`` and the clustered view, e.g. ``fused``). Vanished topics are
-  carried forward with status ``vanished`` so "topic 12" always resolves.
-- ``lineage``: one point per event (survived, split, merged, emerged, vanished), kept for history.
+  carried forward with status ``vanished`` so "topic 12" always resolves. ``theme_id`` names the
+  topic's theme.
+- ``theme``: one point per (run, theme id), the coarse level of the tree: same fields and vectors as
+  a topic (no threshold). Theme ids are public and stable like topic ids, in their own sequence.
+- ``lineage``: one point per event (survived, split, merged, emerged, vanished), kept for history;
+  ``level`` says whether it is about topic ids or theme ids.
 - ``run``: one point per finished run (timings, counts, parameters), kept for history.
 - ``pointer``: a single point naming the current run. It is written last, with one upsert of one
   point, which Qdrant applies atomically: this is the switch.
@@ -24,7 +28,12 @@ online assigner and the recluster set it to 0 once they wrote the current slot).
 not a bool: qdrant-edge-py 0.9.0 matches a bool condition as the integer 1. Use
 :func:`read_assignment` to interpret a payload and :func:`assign_items` to write one.
 
-Topic records of old runs are deleted after the switch; records of an interrupted run (run id above
+An item's theme is not stored with the item: it is its topic's ``theme_id`` in the same run's topic
+record. The slot names the run, the run's topic records name the themes, and the pointer switches
+both at once, so a reader can never pair a topic of one run with a theme of another; an online
+assignment or a topic born online needs no second write for the theme. Use :func:`topic_themes`.
+
+Topic and theme records of old runs are deleted after the switch; records of an interrupted run (run id above
 the pointer's) are deleted when the next run starts.
 """
 
@@ -39,11 +48,12 @@ from typing import Any, Literal
 import numpy as np
 
 from indexer.store.base import ITEMS, TOPICS, Backend, CollectionSchema, Filter, IndexType, Point, VectorStore
-from topics.ids import TopicId
+from topics.ids import OUTLIER, ThemeId, TopicId
 
 TopicStatus = Literal["active", "emerging", "vanished"]
 EventKind = Literal["survived", "split", "merged", "emerged", "vanished"]
 AssignedBy = Literal["recluster", "online"]
+Level = Literal["topic", "theme"]
 
 SLOTS = (0, 1)
 RECORDS_VERSION = "topics/1"
@@ -53,6 +63,7 @@ TOPIC_INDEXES: dict[str, IndexType] = {
     "kind": "keyword",
     "run_id": "integer",
     "topic_id": "integer",
+    "theme_id": "integer",
     "status": "keyword",
 }
 
@@ -95,17 +106,39 @@ class Topic:
     tile: str | None = None  # path of the exemplar mosaic image
     threshold: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    theme_id: ThemeId | None = None  # None: a record written before themes existed
+
+
+@dataclass(frozen=True)
+class Theme:
+    """One public theme (a group of topics) as of one run; its fields mean what a topic's do."""
+
+    theme_id: ThemeId
+    size: int
+    status: TopicStatus
+    run_id: int
+    first_seen: datetime
+    last_seen: datetime
+    change: int = 0
+    label: str | None = None
+    centroids: Mapping[str, np.ndarray] = field(default_factory=dict)
+    words: tuple[str, ...] = ()
+    exemplars: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    tile: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class LineageEvent:
-    """What happened to topic ids in one run: `before` ids became `after` ids."""
+    """What happened to topic (or theme) ids in one run: `before` ids became `after` ids."""
 
     run_id: int
     kind: EventKind
     before: tuple[TopicId, ...]
     after: tuple[TopicId, ...]
     at: datetime
+    level: Level = "topic"
 
 
 @dataclass(frozen=True)
@@ -121,6 +154,8 @@ class Run:
     next_topic_id: int
     view: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    n_themes: int = 0
+    next_theme_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,6 +223,7 @@ def topic_point(topic: Topic) -> Point:
         "keywords": list(topic.keywords),
         "tile": topic.tile,
         "threshold": topic.threshold,
+        "theme_id": topic.theme_id,
         "extra": dict(topic.extra),
     }
     vectors = {v: np.asarray(c, dtype=np.float32) for v, c in topic.centroids.items()}
@@ -213,12 +249,58 @@ def topic_of(point: Point) -> Topic:
         tile=p.get("tile"),
         threshold=p.get("threshold"),
         extra=dict(p.get("extra") or {}),
+        theme_id=None if p.get("theme_id") is None else int(p["theme_id"]),
+    )
+
+
+def theme_point(theme: Theme) -> Point:
+    """A theme as a point of the topics collection."""
+    payload = {
+        "kind": "theme",
+        "theme_id": theme.theme_id,
+        "run_id": theme.run_id,
+        "size": theme.size,
+        "change": theme.change,
+        "status": theme.status,
+        "first_seen": _iso(theme.first_seen),
+        "last_seen": _iso(theme.last_seen),
+        "label": theme.label,
+        "words": list(theme.words),
+        "exemplars": list(theme.exemplars),
+        "keywords": list(theme.keywords),
+        "tile": theme.tile,
+        "extra": dict(theme.extra),
+    }
+    vectors = {v: np.asarray(c, dtype=np.float32) for v, c in theme.centroids.items()}
+    return Point(id=record_id("theme", theme.run_id, theme.theme_id), vectors=vectors, payload=payload)
+
+
+def theme_of(point: Point) -> Theme:
+    """A theme read back from its point."""
+    p = point.payload
+    return Theme(
+        theme_id=int(p["theme_id"]),
+        size=int(p["size"]),
+        status=p["status"],
+        run_id=int(p["run_id"]),
+        first_seen=_parse_time(p["first_seen"]),
+        last_seen=_parse_time(p["last_seen"]),
+        change=int(p.get("change", 0)),
+        label=p.get("label"),
+        centroids={v: np.asarray(c, dtype=np.float32) for v, c in point.vectors.items()},
+        words=tuple(p.get("words") or ()),
+        exemplars=tuple(p.get("exemplars") or ()),
+        keywords=tuple(p.get("keywords") or ()),
+        tile=p.get("tile"),
+        extra=dict(p.get("extra") or {}),
     )
 
 
 def lineage_point(event: LineageEvent, index: int) -> Point:
+    """One event; `index` numbers the run's events of both levels (it orders them in history)."""
     payload = {
         "kind": "lineage",
+        "level": event.level,
         "run_id": event.run_id,
         "index": index,
         "event": event.kind,
@@ -237,6 +319,7 @@ def lineage_of(point: Point) -> LineageEvent:
         before=tuple(int(t) for t in p["before"]),
         after=tuple(int(t) for t in p["after"]),
         at=_parse_time(p["at"]),
+        level=p.get("level") or "topic",
     )
 
 
@@ -251,6 +334,8 @@ def _run_payload(run: Run) -> dict[str, Any]:
         "next_topic_id": run.next_topic_id,
         "view": run.view,
         "params": dict(run.params),
+        "n_themes": run.n_themes,
+        "next_theme_id": run.next_theme_id,
     }
 
 
@@ -275,6 +360,8 @@ def run_of(point: Point) -> Run:
         next_topic_id=int(p["next_topic_id"]),
         view=str(p["view"]),
         params=dict(p.get("params") or {}),
+        n_themes=int(p.get("n_themes") or 0),
+        next_theme_id=int(p.get("next_theme_id") or 0),
     )
 
 
@@ -325,10 +412,17 @@ def assign_items(
     items.set_payloads(updates)
 
 
-def topic_filter(run: Run, topic_id: TopicId) -> Filter:
-    """Items of `topic_id` under `run` (outliers: -1)."""
+def topic_filter(run: Run, topic_id: TopicId | Sequence[TopicId]) -> Filter:
+    """Items of `topic_id` (or of any of several topics) under `run` (outliers: -1)."""
     names = slot_fields(run.slot)
-    return Filter(must={names["topic"]: int(topic_id), names["run"]: run.run_id})
+    wanted = int(topic_id) if isinstance(topic_id, int | np.integer) else [int(t) for t in topic_id]
+    return Filter(must={names["topic"]: wanted, names["run"]: run.run_id})
+
+
+def theme_filter(backend: Backend, run: Run, theme_id: ThemeId) -> Filter:
+    """Items of a theme under `run`: those of its topics (born online ones included)."""
+    members = [t for t, th in topic_themes(backend, run).items() if th == theme_id]
+    return topic_filter(run, members or [OUTLIER - 1])  # no topic: a filter that matches nothing
 
 
 # ---- reads ----
@@ -375,15 +469,52 @@ def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) ->
     return topic_of(found[0]) if found else None
 
 
-def lineage(backend: Backend, topic_id: TopicId | None = None) -> list[LineageEvent]:
-    """Events of finished runs, oldest first; only those involving `topic_id` when given."""
+def list_themes(backend: Backend, include_vanished: bool = False, *, run: Run | None = None) -> list[Theme]:
+    """The current run's themes by id; vanished ones only when asked."""
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return []
+    must_not = {} if include_vanished else {"status": "vanished"}
+    where = Filter(must={"kind": "theme", "run_id": run.run_id}, must_not=must_not)
+    return sorted(
+        (theme_of(p) for p in _scroll_records(store, where, vectors=True)), key=lambda t: t.theme_id
+    )
+
+
+def get_theme(backend: Backend, theme_id: ThemeId, *, run: Run | None = None) -> Theme | None:
+    """One theme of the current run (vanished ones too), or None when the id was never used."""
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return None
+    found = store.retrieve([record_id("theme", run.run_id, int(theme_id))], vectors=True)
+    return theme_of(found[0]) if found else None
+
+
+def topic_themes(backend: Backend, run: Run | None = None) -> dict[TopicId, ThemeId]:
+    """Each topic's theme under `run` (topics born online included; records without one left out)."""
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return {}
+    where = Filter(must={"kind": "topic", "run_id": run.run_id})
+    found = (p.payload for p in _scroll_records(store, where))
+    return {int(p["topic_id"]): int(p["theme_id"]) for p in found if p.get("theme_id") is not None}
+
+
+def lineage(
+    backend: Backend, topic_id: TopicId | None = None, *, level: Level | None = "topic"
+) -> list[LineageEvent]:
+    """Events of finished runs, oldest first, of one level (None: both); those involving `topic_id`
+    (a theme id when `level` is "theme") when given."""
     run = current_run(backend)
     store = _topics_store(backend)
     if run is None or store is None:
         return []
     where = Filter(must={"kind": "lineage"}, ranges={"run_id": (None, run.run_id)})
     points = sorted(_scroll_records(store, where), key=lambda p: (p.payload["run_id"], p.payload["index"]))
-    events = [lineage_of(p) for p in points]
+    events = [e for e in map(lineage_of, points) if level is None or e.level == level]
     if topic_id is None:
         return events
     return [e for e in events if topic_id in e.before or topic_id in e.after]

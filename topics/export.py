@@ -103,16 +103,6 @@ def _curated_topics(index: Index, run: Run) -> tuple[curation.Curation, dict[int
     return cur, {t.topic_id: t for t in curation.curate(every, cur)}
 
 
-def theme_of(topic: Topic | None) -> int | None:
-    """The theme id a topic record carries, if the run made themes (None otherwise)."""
-    if topic is None:
-        return None
-    theme = getattr(topic, "theme", None)
-    if theme is None:
-        theme = topic.extra.get("theme")
-    return None if theme is None else int(theme)
-
-
 def item_rows(
     index: Index, *, topic: int | None = None, since: str | None = None
 ) -> Iterator[list[dict[str, Any]]]:
@@ -150,7 +140,7 @@ def _item_row(
         "source": p.get("source"),
         "topic": topic_id,
         "label": topic.label if topic is not None else None,
-        "theme": theme_of(topic),
+        "theme": topic.theme_id if topic is not None else None,
         "score": found.score if found is not None else None,
         "assigned": found.assigned if found is not None else None,
     }
@@ -164,7 +154,7 @@ def topic_rows(index: Index) -> Iterator[list[dict[str, Any]]]:
         {
             "topic": t.topic_id,
             "label": t.label,
-            "theme": theme_of(t),
+            "theme": t.theme_id,
             "size": t.size,
             "change": t.change,
             "status": t.status,

@@ -29,6 +29,9 @@ Lineage events (kind, ids before, ids after):
 
 The overlap is counted on the run's sample (what the fit saw), so memory does not grow with the
 corpus; Jaccard and shares are ratios, so a uniform sample estimates them without bias.
+
+Themes (groups of topics) are matched by the same function, with theme ids in place of topic ids:
+an item's theme in the previous run is its old topic's theme, its theme now its new cluster's.
 """
 
 from __future__ import annotations

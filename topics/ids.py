@@ -2,3 +2,4 @@
 
 TopicId = int
 OUTLIER: TopicId = -1
+ThemeId = int  # theme ids: a sequence of their own, under the same rules

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from indexer.index import Index
+from topics.catalog import LineageEvent
 from topics.reclustering import RunReport, recluster
 
 # What the recluster does after each phase it reports (topics.reclustering), for a progress line.
@@ -54,18 +55,24 @@ def report_dict(report: RunReport) -> dict[str, Any]:
         "items": report.n_items,
         "sampled": report.n_sampled,
         "topics": report.n_topics,
+        "themes": report.n_themes,
         "outliers": report.n_outliers,
         "skipped": report.n_skipped,
         "seconds": report.seconds,
-        "events": [{"kind": e.kind, "before": list(e.before), "after": list(e.after)} for e in report.events],
+        "events": [_event(e) for e in report.events],
+        "theme_events": [_event(e) for e in report.theme_events],
     }
+
+
+def _event(event: LineageEvent) -> dict[str, Any]:
+    return {"kind": event.kind, "before": list(event.before), "after": list(event.after)}
 
 
 def _representer(index: Index, on_step: Callable[[str], None] | None = None):
     from topics.represent.from_store import represent_run
 
     step = None if on_step is None else lambda what: on_step(f"representing topics: {what}")
-    return lambda topics, items, run: represent_run(index, topics, items, run, step)
+    return lambda topics, themes, items, run: represent_run(index, topics, themes, items, run, step)
 
 
 def assign_online(index: Index) -> dict[str, Any]:

@@ -9,17 +9,19 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    sample plus one scroll batch, whatever the corpus size.
 3. ``fitted``: `fit_clusters` on the sample only.
 4. ``matched``: public ids and lineage from the overlap between the previous run's topics and the
-   new clusters on the sample (`topics.identity`).
+   new clusters on the sample (`topics.identity`); then the same for themes (the fit's groups of
+   topics), from the overlap of the previous run's themes (each sampled item's old topic's theme)
+   with the new ones. Theme ids are their own sequence (`Run.next_theme_id`).
 5. ``items_written`` (and ``items_batch`` per batch): a second scroll; sampled items keep their fit
    label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
    current run does not use (see `topics.catalog`), invisible to readers. Sizes and per-view centroid
    sums are accumulated on the way.
-6. ``topics_written``: topic records (after the optional `represent` hook), lineage events, the run
-   record and the curation followed through this run's lineage (`topics.curation`), under the new run
-   id; both collections flushed.
+6. ``topics_written``: topic and theme records (after the optional `represent` hook), lineage events
+   of both levels, the run record and the curation followed through this run's lineage
+   (`topics.curation`), under the new run id; both collections flushed.
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
-8. ``cleaned``: old runs' topic records deleted, `pending` cleared on items this run assigned and set
-   on items it missed (ingested after the second scroll passed them).
+8. ``cleaned``: old runs' topic and theme records deleted, `pending` cleared on items this run
+   assigned and set on items it missed (ingested after the second scroll passed them).
 9. ``optimized``: indexes built (`optimize`: HNSW on the embedded store). This can take minutes at
    100k items; ``optimize=False`` leaves it to a quieter moment (search stays exact until then).
 
@@ -35,9 +37,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -45,7 +47,7 @@ from indexer.config import Settings
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog, curation
-from topics.catalog import ItemAssignment, LineageEvent, Run, Topic
+from topics.catalog import ItemAssignment, LineageEvent, Run, Theme, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
 from topics.geometry import leave_one_out_cosines
 from topics.identity import Identity, MatchParams, contingency, match_topics
@@ -63,9 +65,12 @@ class ReclusterError(RuntimeError):
 
 
 class Represent(Protocol):
-    """Fills words, exemplars, labels, tiles of the new run's topics (items: `catalog.topic_filter`)."""
+    """Fills words, exemplars, labels, tiles of the new run's topics and themes (items of a topic:
+    `catalog.topic_filter`; of a theme: those of the topics whose `theme_id` it is)."""
 
-    def __call__(self, topics: list[Topic], items: VectorStore, run: Run) -> list[Topic]: ...
+    def __call__(
+        self, topics: list[Topic], themes: list[Theme], items: VectorStore, run: Run
+    ) -> tuple[list[Topic], list[Theme]]: ...
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class RunReport:
     topic_ids: dict[int, int]  # raw cluster label -> public topic id
     seconds: float
     phases: dict[str, float] = field(default_factory=dict)
+    n_themes: int = 0
+    theme_events: list[LineageEvent] = field(default_factory=list)
+    theme_ids: dict[int, int] = field(default_factory=dict)  # raw theme label -> public theme id
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class Sample:
 
 NOT_PRESENT = -2  # a sampled item the previous run did not assign
 NO_VECTOR = -2  # an item without the clustered view: skipped, its slot left as it was
+_Record = TypeVar("_Record", Topic, Theme)
 _RUNNING = threading.Lock()  # one recluster per process: two would write the same slot
 
 
@@ -153,6 +162,8 @@ def _recluster(
     clock.mark("fitted")
     before = catalog.list_topics(backend, include_vanished=True, run=previous) if previous else []
     identity = _match(sample, clustering, before, view, previous, match)
+    themes_before = catalog.list_themes(backend, include_vanished=True, run=previous) if previous else []
+    themes = _match_themes(sample, clustering, before, themes_before, view, previous, match)
     clock.mark("matched")
 
     written = _write_items(items, view, sample, clustering, identity, run_id, slot, clock)
@@ -167,13 +178,20 @@ def _recluster(
         next_topic_id=identity.next_topic_id,
         view=view,
         params={**asdict(params), "sample_size": settings.cluster.sample_size},
+        n_themes=len(themes.identity.ids),
+        next_theme_id=themes.identity.next_topic_id,
     )
-    new_topics = _topic_records(written, sample, clustering, identity, before, run)
+    theme_of = {identity.ids[raw]: themes.identity.ids[int(t)] for raw, t in enumerate(clustering.themes)}
+    new_topics = _topic_records(written, sample, clustering, identity, before, run, theme_of)
+    new_themes = _theme_records(written, themes, themes_before, run)
     if represent is not None:
-        new_topics = represent(new_topics, items, run)
+        new_topics, new_themes = represent(new_topics, new_themes, items, run)
         clock.mark("represented")
-    events = [LineageEvent(run_id, e.kind, e.before, e.after, started) for e in identity.events]
-    _write_records(topics, items, new_topics, events, run, {view: int(sample.vectors.shape[1])})
+    events, theme_events = _lineage(identity, run, "topic"), _lineage(themes.identity, run, "theme")
+    records = [*new_topics, *new_themes]
+    _write_records(
+        topics, items, records, [*events, *theme_events], run, {view: int(sample.vectors.shape[1])}
+    )
     carried = curation.carry(topics, backend, previous, run, events, new_topics)
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
@@ -197,7 +215,14 @@ def _recluster(
         topic_ids=dict(identity.ids),
         seconds=clock.total(),
         phases=clock.durations,
+        n_themes=len(themes.identity.ids),
+        theme_events=theme_events,
+        theme_ids=dict(themes.identity.ids),
     )
+
+
+def _lineage(identity: Identity, run: Run, level: catalog.Level) -> list[LineageEvent]:
+    return [LineageEvent(run.run_id, e.kind, e.before, e.after, run.started, level) for e in identity.events]
 
 
 class _Phases:
@@ -345,6 +370,50 @@ def _match(
     return match_topics(table, previous_ids, old_centroids, clustering.centroids, next_id, match, sizes)
 
 
+@dataclass(frozen=True)
+class _Themes:
+    """The fit's themes: public ids and lineage, and each raw theme's centroid and topics."""
+
+    identity: Identity
+    of_topic: np.ndarray  # (k,) raw theme of each raw topic label
+    centroids: np.ndarray  # (t, d) unit centroid of each raw theme in the clustered view
+
+
+def _match_themes(
+    sample: Sample,
+    clustering: Clustering,
+    topics_before: list[Topic],
+    themes_before: list[Theme],
+    view: str,
+    previous: Run | None,
+    match: MatchParams | None,
+) -> _Themes:
+    """Theme ids carried over by member overlap (an item's old theme is its old topic's), as topics are."""
+    n = clustering.n_themes
+    of_topic = np.asarray(clustering.themes, np.int64)
+    centroids = _theme_centroids(clustering, n)
+    old_theme = {t.topic_id: t.theme_id for t in topics_before if t.theme_id is not None}
+    was = np.array([old_theme.get(int(t), OUTLIER) if t >= 0 else t for t in sample.previous], np.int64)
+    common = was != NOT_PRESENT
+    live = [t for t in themes_before if t.status != "vanished"]
+    now = clustering.theme_of(clustering.labels)
+    table = contingency(was[common], now[common], [t.theme_id for t in live], n)
+    dim = clustering.centroids.shape[1]
+    old = np.stack([t.centroids.get(view, np.zeros(dim, np.float32)) for t in live]) if live else None
+    first = max([previous.next_theme_id, *(t.theme_id + 1 for t in themes_before)]) if previous else 0
+    sizes = np.bincount(now[now >= 0], minlength=n)
+    identity = match_topics(table, [t.theme_id for t in live], old, centroids, first, match, sizes)
+    return _Themes(identity, of_topic, centroids)
+
+
+def _theme_centroids(clustering: Clustering, n: int) -> np.ndarray:
+    """Each theme's centroid: its topics' centroids weighted by their sizes in the sample."""
+    sizes = np.bincount(clustering.labels[clustering.labels >= 0], minlength=clustering.n_topics)
+    sums = np.zeros((n, clustering.centroids.shape[1]), np.float64)
+    np.add.at(sums, clustering.themes, clustering.centroids * np.maximum(sizes, 1)[:, None])
+    return l2_normalise(sums).astype(np.float32) if n else sums.astype(np.float32)
+
+
 # ---- phase 5: items ----
 
 
@@ -453,6 +522,7 @@ def _topic_records(
     identity: Identity,
     before: list[Topic],
     run: Run,
+    theme_of_topic: Mapping[int, int],
 ) -> list[Topic]:
     """This run's topics, plus the previous topics that ended (or had ended) as `vanished`."""
     old = {t.topic_id: t for t in before}
@@ -466,44 +536,65 @@ def _topic_records(
         topics.append(
             Topic(
                 topic_id=topic_id,
-                size=size,
-                status="active" if was is not None else "emerging",
-                run_id=run.run_id,
-                first_seen=was.first_seen if was is not None else run.started,
-                last_seen=run.started,
-                change=size - (was.size if was is not None else 0),
-                label=was.label if was is not None else None,
                 centroids=centroids,
                 threshold=float(thresholds[raw]),
-                extra={"size_history": _history(was, run.run_id, size)},
+                theme_id=theme_of_topic[topic_id],
+                **_carried(was, size, run),
             )
         )
-    ended = [t for t in before if t.topic_id not in identity.continued]
-    for t in ended:
-        gone = t.status == "vanished"
-        topics.append(
-            Topic(
-                topic_id=t.topic_id,
-                size=0,
-                status="vanished",
-                run_id=run.run_id,
-                first_seen=t.first_seen,
-                last_seen=t.last_seen,
-                change=0 if gone else -t.size,
-                label=t.label,
-                centroids=t.centroids,
-                words=t.words,
-                exemplars=t.exemplars,
-                keywords=t.keywords,
-                tile=t.tile,
-                threshold=t.threshold,
-                extra=t.extra,
+    return topics + _ended(before, {t.topic_id for t in before} - set(identity.continued), run)
+
+
+def _theme_records(written: _Written, themes: _Themes, before: list[Theme], run: Run) -> list[Theme]:
+    """This run's themes (sizes and centroids summed over their topics), plus the ended ones."""
+    old = {t.theme_id: t for t in before}
+    out = []
+    for raw, theme_id in sorted(themes.identity.ids.items(), key=lambda kv: kv[1]):
+        members = themes.of_topic == raw
+        sums = {v: s[members].sum(axis=0) for v, s in written.sums.items()}
+        centroids = {v: l2_normalise(total[None])[0] for v, total in sums.items() if total.any()}
+        centroids[run.view] = themes.centroids[raw]
+        was = old.get(themes.identity.continued.get(theme_id, -1))
+        out.append(
+            Theme(
+                theme_id=theme_id,
+                centroids=centroids,
+                **_carried(was, int(written.sizes[members].sum()), run),
             )
         )
-    return topics
+    ended = {t.theme_id for t in before} - set(themes.identity.continued)
+    return out + _ended(before, ended, run)
 
 
-def _history(was: Topic | None, run_id: int, size: int) -> list[list[int]]:
+def _carried(was: Topic | Theme | None, size: int, run: Run) -> dict[str, Any]:
+    """A record's fields that follow from the one it continues (None: it is new in this run)."""
+    return {
+        "size": size,
+        "status": "active" if was is not None else "emerging",
+        "run_id": run.run_id,
+        "first_seen": was.first_seen if was is not None else run.started,
+        "last_seen": run.started,
+        "change": size - (was.size if was is not None else 0),
+        "label": was.label if was is not None else None,
+        "extra": {"size_history": _history(was, run.run_id, size)},
+    }
+
+
+def _ended(before: Sequence[_Record], ended: set[int], run: Run) -> list[_Record]:
+    """Records of the previous run whose ids do not continue, carried forward as `vanished`."""
+    out = []
+    for record in before:
+        if (record.topic_id if isinstance(record, Topic) else record.theme_id) in ended:
+            gone = record.status == "vanished"
+            out.append(
+                replace(
+                    record, size=0, status="vanished", run_id=run.run_id, change=0 if gone else -record.size
+                )
+            )
+    return out
+
+
+def _history(was: Topic | Theme | None, run_id: int, size: int) -> list[list[int]]:
     """(run, size) pairs, newest last, bounded so a long-lived topic's record stays small."""
     earlier = list(was.extra.get("size_history", [])) if was is not None else []
     return [*earlier, [run_id, size]][-100:]
@@ -529,16 +620,16 @@ def _thresholds(sample: Sample, clustering: Clustering) -> np.ndarray:
 def _write_records(
     topics: VectorStore,
     items: VectorStore,
-    new: list[Topic],
+    new: list[Topic | Theme],
     events: list[LineageEvent],
     run: Run,
     fallback_dims: dict[str, int],
 ) -> None:
     dims: dict[str, int] = {} if new else dict(fallback_dims)  # a run with no topics is still published
-    for topic in new:
-        dims.update({v: int(np.asarray(c).shape[0]) for v, c in topic.centroids.items()})
+    for record in new:
+        dims.update({v: int(np.asarray(c).shape[0]) for v, c in record.centroids.items()})
     topics.ensure(catalog.topics_schema(dims, items.identity()))
-    topics.upsert([catalog.topic_point(t) for t in new])
+    topics.upsert([catalog.topic_point(r) if isinstance(r, Topic) else catalog.theme_point(r) for r in new])
     topics.upsert([catalog.lineage_point(e, i) for i, e in enumerate(events)])
     topics.upsert([catalog.run_point(run)])
     items.flush()  # the new slot is durable before the pointer can name it
@@ -549,8 +640,8 @@ def _write_records(
 
 
 def _cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
-    """Drop older runs' topic records and settle `pending`; all idempotent, safe to repeat."""
-    topics.delete_where(Filter(must={"kind": "topic"}, must_not={"run_id": run.run_id}))
+    """Drop older runs' topic and theme records and settle `pending`; all idempotent, safe to repeat."""
+    topics.delete_where(Filter(must={"kind": ["topic", "theme"]}, must_not={"run_id": run.run_id}))
     names = catalog.slot_fields(run.slot)
     assigned = Filter(must={"pending": 1, names["run"]: run.run_id})
     for ids in _id_batches(items, assigned):

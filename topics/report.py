@@ -1,10 +1,15 @@
 """`topics report`: one self-contained HTML page of the current run that opens offline.
 
-The page holds a header (run, time, counts), a topic table (id, label, size and change since the
-last run, status, top words with scores, keywords, tile, representative captions), a 2-D map of the
-topic centroids and small multiples of the largest topics' items per week (`topics.trends`), both
-drawn server-side as inline SVG, the last run's lineage and recent runs. Topics are shown as curated
-(`topics.curation`): pinned labels, merges folded, hidden ones left out.
+The page leads with the themes (the coarse level: tile, label, size, words, their topics), then a 2-D
+map of the topic centroids drawn server-side as inline SVG and coloured by theme, small multiples of
+the largest topics' items per week (`topics.trends`, inline SVG too), the topic table grouped by theme
+(id, label, size and change since the last run, status, top words with scores, keywords, tile,
+representative captions), the last run's lineage of both levels and recent runs. Topics are shown as
+curated (`topics.curation`): pinned labels, merges folded, hidden ones left out.
+
+Map labels are placed greedily, themes first and then topics by size: each tries a few spots around
+its point and is hidden when every spot would overlap a label already placed or leave the drawing
+(its circle keeps a tooltip). Label boxes are estimated from the text's length (`label_box`).
 
 Safety: captions, labels and words come from whoever fed the index, so every piece of data is escaped
 with ``html.escape(quote=True)`` and nothing from the data reaches a URL or an attribute other than
@@ -35,7 +40,7 @@ from indexer.atomic import write_bytes_atomic
 from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog, curation
-from topics.catalog import LineageEvent, Run, Topic
+from topics.catalog import LineageEvent, Run, Theme, Topic
 from topics.represent import Representation
 from topics.trends import Trends, small_multiples_svg, trends
 
@@ -44,7 +49,9 @@ TILE_SIDE = 300  # pixels: the tile as shown; keeps a page of a thousand topics 
 MAX_TILE_BYTES = 20 * 1024 * 1024
 N_CAPTIONS = 3
 CAPTION_CHARS = 280
-N_MAP_LABELS = 30  # the largest topics get a label on the map; every one gets a tooltip
+N_MAP_LABELS = 30  # the largest topics may get a label on the map (space allowing); every one a tooltip
+TOPIC_FONT, THEME_FONT = 11, 13  # px
+CHAR_EM = 0.62  # a character's width in ems, generous for system-ui so estimated boxes cover the text
 N_RUNS = 10
 MAP_W, MAP_H, MAP_PAD = 760, 460, 50
 PLACEHOLDER_SVG = (
@@ -67,9 +74,16 @@ class ReportSummary:
     n_topics: int
     n_items: int
     bytes: int
+    n_themes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "topics": self.n_topics, "items": self.n_items, "bytes": self.bytes}
+        return {
+            "path": str(self.path),
+            "topics": self.n_topics,
+            "themes": self.n_themes,
+            "items": self.n_items,
+            "bytes": self.bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,7 @@ class ReportContent:
     items_now: int
     pending: int  # stored items without a topic under this run yet
     generated: datetime
+    themes: tuple[Theme, ...] = ()  # live ones, largest first
     trends: Trends | None = None  # items per week of the largest topics
 
 
@@ -100,15 +115,15 @@ def build_report(
     step("reading topics and counting items over time")
     content = read_content(index)
     step("embedding tiles")
-    tiles = tile_uris(content.topics, index.settings.data_dir)
+    tiles = tile_uris([*content.topics, *content.themes], index.settings.data_dir)
     step("writing the page")
-    page = render_page(content, title=title, tile_of=lambda t: tiles[t.topic_id])
+    page = render_page(content, title=title, tile_of=lambda t: tiles[_anchor(t)])
     data = page.encode("utf-8")
     try:
         write_bytes_atomic(out, data)
     except OSError as error:
         raise ReportError(f"cannot write the report to {out}: {error.strerror or error}") from error
-    return ReportSummary(out, len(content.topics), content.run.n_items, len(data))
+    return ReportSummary(out, len(content.topics), content.run.n_items, len(data), len(content.themes))
 
 
 def read_content(index: Index) -> ReportContent:
@@ -122,8 +137,9 @@ def read_content(index: Index) -> ReportContent:
     )
     live = tuple(t for t in every if t.status != "vanished" and curation.shown(t))
     ended = tuple(t for t in every if t.status == "vanished" and t.change < 0)
-    events = tuple(e for e in catalog.lineage(backend) if e.run_id == run.run_id)
+    events = tuple(e for e in catalog.lineage(backend, level=None) if e.run_id == run.run_id)
     items_now, pending = _item_counts(index, run)
+    themes = catalog.list_themes(backend, run=run)
     return ReportContent(
         run=run,
         topics=tuple(sorted(live, key=lambda t: (-t.size, t.topic_id))),
@@ -133,6 +149,7 @@ def read_content(index: Index) -> ReportContent:
         items_now=items_now,
         pending=pending,
         generated=datetime.now(UTC),
+        themes=tuple(sorted(themes, key=lambda t: (-t.size, t.theme_id))),
         trends=trends(index, every="week"),
     )
 
@@ -153,11 +170,12 @@ def _item_counts(index: Index, run: Run) -> tuple[int, int]:
 # ---- tiles ----
 
 
-def tile_uris(topics: Sequence[Topic], root: Path) -> dict[int, str]:
-    """Each topic's tile as a `data:` URI (a placeholder when it has none or it cannot be read)."""
+def tile_uris(records: Sequence[Topic | Theme], root: Path) -> dict[str, str]:
+    """Each topic's and theme's tile as a `data:` URI (a placeholder when it has none or it cannot be
+    read), by its anchor (`topic-12`, `theme-3`)."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        uris = pool.map(lambda t: tile_data_uri(t.tile, root), topics)
-        return {t.topic_id: uri for t, uri in zip(topics, uris, strict=True)}
+        uris = pool.map(lambda t: tile_data_uri(t.tile, root), records)
+        return {_anchor(t): uri for t, uri in zip(records, uris, strict=True)}
 
 
 def tile_data_uri(path: str | None, root: Path, side: int = TILE_SIDE) -> str:
@@ -223,36 +241,136 @@ def _fit_to_box(coords: np.ndarray) -> np.ndarray:
     return (coords - centre) * scale + np.array([MAP_W / 2, MAP_H / 2])
 
 
-def map_svg(topics: Sequence[Topic], view: str) -> str:
-    """The topics' centroids in the run's view, projected to 2-D, as inline SVG (one circle each)."""
+@dataclass(frozen=True)
+class MapLabel:
+    """A label wanted on the map: its text, the point it names, that point's radius, font size, class."""
+
+    text: str
+    x: float
+    y: float
+    r: float
+    size: int
+    cls: str
+
+
+def label_box(text: str, x: float, y: float, anchor: str, size: float) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of an SVG text at baseline (x, y), from its length and font size."""
+    width = len(text) * CHAR_EM * size
+    left = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+    return left, y - size, left + width, y + 0.3 * size
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(wanted: Sequence[MapLabel]) -> list[tuple[MapLabel, float, float, str]]:
+    """Greedy placement in the given order: above, below, right or left of the point; a label that
+    fits nowhere without overlapping a placed one or leaving the drawing is left out."""
+    placed: list[tuple[MapLabel, float, float, str]] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    for label in wanted:
+        gap, drop = label.r + 4, label.size * 0.35
+        spots = (
+            (label.x, label.y - gap, "middle"),
+            (label.x, label.y + gap + label.size, "middle"),
+            (label.x + gap, label.y + drop, "start"),
+            (label.x - gap, label.y + drop, "end"),
+        )
+        for x, y, anchor in spots:
+            box = label_box(label.text, x, y, anchor, label.size)
+            inside = box[0] >= 0 and box[1] >= 0 and box[2] <= MAP_W and box[3] <= MAP_H
+            if inside and not any(_overlap(box, other) for other in boxes):
+                placed.append((label, x, y, anchor))
+                boxes.append(box)
+                break
+    return placed
+
+
+def theme_colours(themes: Sequence[Theme]) -> dict[int, str]:
+    """A distinct hue per theme (golden-angle steps, largest theme first); grey marks no theme."""
+    return {t.theme_id: f"hsl({round(i * 137.508) % 360},62%,46%)" for i, t in enumerate(themes)}
+
+
+def map_svg(topics: Sequence[Topic], view: str, themes: Sequence[Theme] = ()) -> str:
+    """The topics' centroids in the run's view, projected to 2-D, as inline SVG: one circle each,
+    coloured by theme, theme names at their topics' weighted centre, labels that never overlap."""
     placed = [t for t in topics if view in t.centroids]
     if not placed:
         return f"<p class=note>No topic has a centroid in the {_e(view)} view to draw.</p>"
     points = _fit_to_box(project_2d(np.stack([np.asarray(t.centroids[view]) for t in placed])))
     largest = max(t.size for t in placed) or 1
-    labelled = {t.topic_id for t in sorted(placed, key=lambda t: -t.size)[:N_MAP_LABELS]}
-    marks = [
-        _map_mark(t, x, y, 5 + 28 * math.sqrt(t.size / largest), t.topic_id in labelled)
-        for t, (x, y) in sorted(zip(placed, points, strict=True), key=lambda p: -p[0].size)
+    radius = {t.topic_id: 5 + 28 * math.sqrt(t.size / largest) for t in placed}
+    where = {t.topic_id: (float(x), float(y)) for t, (x, y) in zip(placed, points, strict=True)}
+    colours = theme_colours(themes)
+    circles = [
+        _map_mark(t, *where[t.topic_id], radius[t.topic_id], colours.get(t.theme_id, "#999"))
+        for t in sorted(placed, key=lambda t: -t.size)
+    ]
+    wanted = [*_theme_labels(placed, themes, where), *_topic_labels(placed, where, radius)]
+    texts = [
+        f'<text class="{label.cls}" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" '
+        f'font-size="{label.size}">{_e(label.text)}</text>'
+        for label, x, y, anchor in place_labels(wanted)
     ]
     return (
         f'<svg class=map viewBox="0 0 {MAP_W} {MAP_H}" width="{MAP_W}" height="{MAP_H}" role="img" '
-        f'aria-label="map of topics">{"".join(marks)}</svg>'
+        f'aria-label="map of topics">{"".join(circles)}{"".join(texts)}</svg>{_legend(themes, colours)}'
     )
 
 
-def _map_mark(topic: Topic, x: float, y: float, r: float, labelled: bool) -> str:
+def _theme_labels(
+    topics: Sequence[Topic], themes: Sequence[Theme], where: dict[int, tuple[float, float]]
+) -> list[MapLabel]:
+    out = []
+    for theme in themes:
+        mine = [t for t in topics if t.theme_id == theme.theme_id]
+        weight = sum(max(t.size, 1) for t in mine)
+        if not mine:
+            continue
+        x = sum(where[t.topic_id][0] * max(t.size, 1) for t in mine) / weight
+        y = sum(where[t.topic_id][1] * max(t.size, 1) for t in mine) / weight
+        out.append(MapLabel(f"T{theme.theme_id} {_short(_label(theme), 24)}", x, y, 0.0, THEME_FONT, "theme"))
+    return out
+
+
+def _topic_labels(
+    topics: Sequence[Topic], where: dict[int, tuple[float, float]], radius: dict[int, float]
+) -> list[MapLabel]:
+    largest = sorted(topics, key=lambda t: -t.size)[:N_MAP_LABELS]
+    return [
+        MapLabel(
+            f"{t.topic_id} {_short(_label(t), 28)}",
+            *where[t.topic_id],
+            radius[t.topic_id],
+            TOPIC_FONT,
+            "topic",
+        )
+        for t in largest
+    ]
+
+
+def _map_mark(topic: Topic, x: float, y: float, r: float, colour: str) -> str:
     name = _label(topic)
-    tooltip = f"topic {topic.topic_id}: {name} ({topic.size} items, {_change(topic)})"
-    caption = f"{topic.topic_id} {_short(name, 28)}"
-    text = (
-        f'<text x="{x:.1f}" y="{y - r - 4:.1f}" text-anchor="middle">{_e(caption)}</text>' if labelled else ""
-    )
+    theme = "" if topic.theme_id is None else f", theme T{topic.theme_id}"
+    tooltip = f"topic {topic.topic_id}: {name} ({topic.size} items, {_change(topic)}{theme})"
     return (
         f'<a href="#topic-{topic.topic_id}"><g class="mark {topic.status}">'
         f"<title>{_e(tooltip)}</title>"
-        f'<circle data-topic="{topic.topic_id}" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}"/>{text}</g></a>'
+        f'<circle data-topic="{topic.topic_id}" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" '
+        f'style="fill:{colour};stroke:{colour}"/></g></a>'
     )
+
+
+def _legend(themes: Sequence[Theme], colours: dict[int, str]) -> str:
+    if not themes:
+        return ""
+    keys = "".join(
+        f'<a class=key href="#theme-{t.theme_id}"><span class=swatch '
+        f'style="background:{colours[t.theme_id]}"></span>T{t.theme_id} {_e(_short(_label(t), 40))}</a>'
+        for t in themes
+    )
+    return f"<p class=legend>{keys}</p>"
 
 
 # ---- page ----
@@ -264,13 +382,15 @@ def render_page(content: ReportContent, *, title: str, tile_of: Callable[[Topic]
     body = "".join(
         (
             _header(content, title),
+            "<h2>Themes</h2>",
+            _theme_table(content.themes, content.topics, tile_of),
             f"<h2>Map</h2><p class=note>Topic centroids ({_e(run.view)} view) projected to 2-D with PCA; "
-            "area follows size, orange marks topics new in this run. "
-            "Hover for details, click to jump to the row.</p>",
-            map_svg(content.topics, run.view),
+            "colour follows the theme, area the size, a dashed ring marks topics new in this run. "
+            "Labels that would overlap are left out: hover for details, click to jump to the row.</p>",
+            map_svg(content.topics, run.view, content.themes),
             _trends_section(content.trends),
             "<h2>Topics</h2>",
-            _topic_table(content.topics, tile_of),
+            _topic_table(_by_theme(content.topics, content.themes), tile_of),
             _lineage_section(content),
             _runs_section(content.runs),
         )
@@ -301,6 +421,7 @@ def _header(content: ReportContent, title: str) -> str:
         ("run", str(run.run_id)),
         ("finished", _format_time(run.finished)),
         ("view", run.view),
+        ("themes", str(len(content.themes))),
         ("topics", str(len(content.topics))),
         ("items in run", str(run.n_items)),
         ("items stored now", str(content.items_now)),
@@ -311,13 +432,46 @@ def _header(content: ReportContent, title: str) -> str:
     return f"<header><h1>{_e(title)}</h1><dl class=facts>{cells}</dl></header>"
 
 
-def _topic_table(topics: Sequence[Topic], tile_of: Callable[[Topic], str]) -> str:
+def _by_theme(topics: Sequence[Topic], themes: Sequence[Theme]) -> list[Topic]:
+    """Topics in the order of their themes (largest first), by size within one."""
+    rank = {t.theme_id: i for i, t in enumerate(themes)}
+    return sorted(topics, key=lambda t: (rank.get(t.theme_id, len(rank)), -t.size, t.topic_id))
+
+
+def _theme_table(themes: Sequence[Theme], topics: Sequence[Topic], tile_of: Callable[[Any], str]) -> str:
+    if not themes:
+        return "<p class=note>No themes in this run.</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("id", "tile", "label", "size", "change", "words", "topics"))
+    ordered = _by_theme(topics, themes)
+    rows = "".join(
+        _theme_row(th, [t for t in ordered if t.theme_id == th.theme_id], tile_of(th)) for th in themes
+    )
+    return f"<table class=themes><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _theme_row(theme: Theme, topics: Sequence[Topic], tile: str) -> str:
+    links = "".join(
+        f'<a class=term href="#topic-{t.topic_id}">{t.topic_id} {_e(_short(_label(t), 40))}</a>'
+        for t in topics
+    )
+    words = _representation(theme).words or tuple((w, math.nan) for w in theme.words)
+    alt = f"exemplars of theme T{theme.theme_id}"
+    return (
+        f'<tr id="theme-{theme.theme_id}" class="{theme.status}"><td class=num>T{theme.theme_id}</td>'
+        f'<td><img class=tile src="{_e(tile)}" alt="{_e(alt)}" width="{TILE_SIDE // 2}"></td>'
+        f"<td class=label>{_e(_label(theme))}</td>"
+        f"<td class=num>{theme.size}</td><td class=num>{_e(_change(theme))}</td>"
+        f"<td class=terms>{_scored(words)}</td><td class=terms>{links}</td></tr>"
+    )
+
+
+def _topic_table(topics: Sequence[Topic], tile_of: Callable[[Any], str]) -> str:
     if not topics:
         return "<p class=note>The current run has no topics: every item is an outlier.</p>"
     largest = max(t.size for t in topics) or 1
     head = "".join(
         f"<th>{h}</th>"
-        for h in ("id", "tile", "label", "size", "change", "status", "words", "keywords", "captions")
+        for h in ("id", "theme", "tile", "label", "size", "change", "status", "words", "keywords", "captions")
     )
     rows = "".join(_topic_row(t, tile_of(t), largest) for t in topics)
     return f"<table class=topics><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
@@ -335,6 +489,7 @@ def _topic_row(topic: Topic, tile: str, largest: int) -> str:
     return (
         f'<tr id="topic-{topic.topic_id}" class="{topic.status}">'
         f"<td class=num>{topic.topic_id}</td>"
+        f"<td class=num>{_theme_link(topic.theme_id)}</td>"
         f'<td><img class=tile src="{_e(tile)}" alt="{_e(f"exemplars of topic {topic.topic_id}")}" '
         f'width="{TILE_SIDE // 2}"></td>'
         f"<td class=label>{_e(name)}</td>"
@@ -344,6 +499,10 @@ def _topic_row(topic: Topic, tile: str, largest: int) -> str:
         f"<td class=terms>{_scored(words)}</td><td class=terms>{_scored(keywords)}</td>"
         f"<td>{_captions(captions)}</td></tr>"
     )
+
+
+def _theme_link(theme_id: int | None) -> str:
+    return "" if theme_id is None else f'<a href="#theme-{theme_id}">T{theme_id}</a>'
 
 
 def _scored(terms: Sequence[tuple[str, float]]) -> str:
@@ -365,8 +524,10 @@ def _captions(captions: Sequence[str]) -> str:
 
 
 def _lineage_section(content: ReportContent) -> str:
-    counts = Counter(e.kind for e in content.events)
-    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no events"
+    topics = Counter(e.kind for e in content.events if e.level == "topic")
+    themes = Counter(f"theme {e.kind}" for e in content.events if e.level == "theme")
+    summary = ", ".join(f"{n} {kind}" for kind, n in [*sorted(topics.items()), *sorted(themes.items())])
+    summary = summary or "no events"
     notable = [e for e in content.events if e.kind != "survived"]
     items = "".join(f"<li>{_e(_event_text(e))}</li>" for e in notable)
     gone = "".join(
@@ -378,14 +539,15 @@ def _lineage_section(content: ReportContent) -> str:
 
 
 def _event_text(event: LineageEvent) -> str:
-    before = ", ".join(str(t) for t in event.before) or "nothing"
-    after = ", ".join(str(t) for t in event.after) or "nothing"
+    mark, name = ("T", "theme") if event.level == "theme" else ("", "topic")
+    before = ", ".join(f"{mark}{t}" for t in event.before) or "nothing"
+    after = ", ".join(f"{mark}{t}" for t in event.after) or "nothing"
     return {
-        "split": f"topic {before} split into {after}",
-        "merged": f"topics {before} merged into {after}",
-        "emerged": f"topic {after} emerged",
-        "vanished": f"topic {before} vanished",
-    }.get(event.kind, f"{event.kind}: {before} to {after}")
+        "split": f"{name} {before} split into {after}",
+        "merged": f"{name}s {before} merged into {after}",
+        "emerged": f"{name} {after} emerged",
+        "vanished": f"{name} {before} vanished",
+    }.get(event.kind, f"{name} {event.kind}: {before} to {after}")
 
 
 def _runs_section(runs: Sequence[Run]) -> str:
@@ -407,21 +569,27 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _representation(topic: Topic) -> Representation:
+def _anchor(record: Topic | Theme) -> str:
+    """The page anchor of a topic's or theme's row, also its key among the tiles."""
+    return f"topic-{record.topic_id}" if isinstance(record, Topic) else f"theme-{record.theme_id}"
+
+
+def _representation(topic: Topic | Theme) -> Representation:
+    fallback = Representation(topic_id=-1, label=topic.label or "")
     payload = topic.extra.get("representation")
     if not isinstance(payload, dict):
-        return Representation(topic_id=topic.topic_id, label=topic.label or "")
+        return fallback
     try:
         return Representation.from_payload(payload)
     except (TypeError, ValueError):  # a malformed payload must not cost the whole report
-        return Representation(topic_id=topic.topic_id, label=topic.label or "")
+        return fallback
 
 
-def _label(topic: Topic) -> str:
-    return topic.label or ", ".join(topic.words[:3]) or f"topic {topic.topic_id}"
+def _label(topic: Topic | Theme) -> str:
+    return topic.label or ", ".join(topic.words[:3]) or _anchor(topic).replace("-", " ")
 
 
-def _change(topic: Topic) -> str:
+def _change(topic: Topic | Theme) -> str:
     if topic.status == "emerging" and topic.change == topic.size:
         return "new"
     return f"{topic.change:+d}" if topic.change else "±0"
@@ -452,6 +620,9 @@ th{background:#eee;text-align:left;white-space:nowrap}.num{text-align:right;whit
 .term small{color:#888}.none{color:#aaa}td ul{margin:0;padding-left:1.1em;max-width:28em}
 tr.emerging td:first-child{border-left:4px solid #e08a00}
 .map{background:#fff;border:1px solid #ddd;max-width:100%;height:auto}
-.mark circle{fill:#4a7bd0;fill-opacity:.55;stroke:#1d4e9e}.mark.emerging circle{fill:#e08a00;stroke:#9a5b00}
-.mark text{font-size:11px;fill:#222}
+.mark circle{fill-opacity:.5;stroke-width:1.5}
+.mark.emerging circle{stroke:#222 !important;stroke-dasharray:4 3}
+.map text{fill:#222;paint-order:stroke;stroke:#fff;stroke-width:3px}.map text.theme{font-weight:700}
+.legend{display:flex;flex-wrap:wrap;gap:.3em 1.2em}.key{color:#222;text-decoration:none}
+.swatch{display:inline-block;width:.9em;height:.9em;border-radius:50%;margin-right:.35em;vertical-align:-1px}
 """

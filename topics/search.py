@@ -1,4 +1,5 @@
-"""Concept search: a text (and/or image) query ▸ matching topics and matching items grouped by topic.
+"""Concept search: a text (and/or image) query ▸ matching topics and matching items grouped by topic,
+and the topics grouped by theme (`SearchResult.themes`, in the order of their best topic).
 
 The query is embedded once per space: CLIP (finds images and texts, since CLIP puts both in one space)
 and, when the store has a `caption` view, the sentence model. Each stored view is searched on its own
@@ -18,7 +19,7 @@ import numpy as np
 from indexer.embed.base import l2_normalise
 from indexer.images import decode_image
 from indexer.index import Index
-from indexer.store.base import Backend, Filter, ScoredPoint
+from indexer.store.base import Filter, ScoredPoint
 from topics import catalog, curation
 
 RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
@@ -45,6 +46,17 @@ class TopicHit:
     score: float  # fused reciprocal-rank score of the centroids
     similarity: float  # best centroid cosine
     items: list[ItemHit] = field(default_factory=list)
+    theme_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ThemeHit:
+    """A theme that some matching topics belong to; `topics` are their ids, best first."""
+
+    theme_id: int | None  # None: topics from before themes existed
+    label: str | None
+    size: int
+    topics: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class SearchResult:
     query: str | None
     topics: list[TopicHit]
     unassigned: list[ItemHit]  # matching items outside any topic (outliers, or not assigned yet)
+    themes: list[ThemeHit] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +73,7 @@ class SearchResult:
 @dataclass(frozen=True)
 class SearchFilters:
     topic: int | None = None
+    theme: int | None = None
     source: str | None = None
     since: str | None = None  # ISO date or datetime, on created_at
     until: str | None = None
@@ -80,9 +94,9 @@ def search(
     filters = filters or SearchFilters()
     run = catalog.current_run(index.backend)
     queries = _queries(index, text, image, negatives)
-    hits = _item_hits(index, queries, _item_filter(filters, run, index.backend), limit, run)
-    topics = _topic_hits(index, queries, run, limit) if filters.topic is None else []
-    return _curated(_grouped(text, topics, hits, index, run), index, run)
+    hits = _item_hits(index, queries, _item_filter(index, filters, run), limit, run)
+    topics = _topic_hits(index, queries, run, limit, filters.theme) if filters.topic is None else []
+    return _by_theme(_curated(_grouped(text, topics, hits, index, run), index, run), index, run)
 
 
 # -- query vectors -------------------------------------------------------------------------------
@@ -132,15 +146,19 @@ def _stored_views(index: Index) -> list[str]:
 # -- items ---------------------------------------------------------------------------------------
 
 
-def _item_filter(filters: SearchFilters, run: catalog.Run | None, index_backend: Backend) -> Filter:
+def _item_filter(index: Index, filters: SearchFilters, run: catalog.Run | None) -> Filter:
     must: dict[str, Any] = {}
     if filters.source:
         must["source"] = filters.source
+    if (filters.topic is not None or filters.theme is not None) and run is None:
+        raise ValueError("no topics yet: run `topics recluster` before filtering by topic or theme")
+    if filters.theme is not None:
+        if catalog.get_theme(index.backend, filters.theme, run=run) is None:
+            raise LookupError(f"no theme T{filters.theme} (see `topics list`)")
+        must.update(catalog.theme_filter(index.backend, run, filters.theme).must)
     if filters.topic is not None:
-        if run is None:
-            raise ValueError("no topics yet: run `topics recluster` before filtering by topic")
         must.update(catalog.topic_filter(run, filters.topic).must)
-        group = curation.load(index_backend, run).merges.get(filters.topic, ())
+        group = curation.load(index.backend, run).merges.get(filters.topic, ())
         if group:
             must[catalog.slot_fields(run.slot)["topic"]] = [filters.topic, *group]
     ranges = {}
@@ -191,11 +209,12 @@ def _fuse(per_view: dict[str, list[ScoredPoint]]) -> dict[str, tuple[float, dict
 
 
 def _topic_hits(
-    index: Index, queries: dict[str, np.ndarray], run: catalog.Run | None, limit: int
+    index: Index, queries: dict[str, np.ndarray], run: catalog.Run | None, limit: int, theme: int | None
 ) -> list[TopicHit]:
     if run is None or not index.topics.exists():
         return []
-    where = Filter(must={"kind": "topic", "run_id": run.run_id}, must_not={"status": "vanished"})
+    must = {"kind": "topic", "run_id": run.run_id} | ({} if theme is None else {"theme_id": theme})
+    where = Filter(must=must, must_not={"status": "vanished"})
     per_view = {view: index.topics.search(view, q, limit=limit, where=where) for view, q in queries.items()}
     fused = _fuse(per_view)
     payloads = {p.id: p.payload for hits in per_view.values() for p in hits}
@@ -207,6 +226,7 @@ def _topic_hits(
             size=int(payloads[pid].get("size", 0)),
             score=round(score, 6),
             similarity=round(max(views.values()), 4),
+            theme_id=payloads[pid].get("theme_id"),
         )
         for pid, (score, views) in ranked
     ]
@@ -228,7 +248,7 @@ def _grouped(
     for topic_id in by_topic.keys() - listed:
         topic = catalog.get_topic(index.backend, topic_id, run=run)
         if topic is not None:
-            extra.append(TopicHit(topic_id, topic.label, topic.size, 0.0, 0.0))
+            extra.append(TopicHit(topic_id, topic.label, topic.size, 0.0, 0.0, theme_id=topic.theme_id))
     extra.sort(key=lambda t: -max(h.score for h in by_topic[t.topic_id]))
     grouped = [TopicHit(**{**asdict(t), "items": by_topic.get(t.topic_id, [])}) for t in [*topics, *extra]]
     return SearchResult(query=text, topics=grouped, unassigned=unassigned)
@@ -250,11 +270,30 @@ def _curated(result: SearchResult, index: Index, run: catalog.Run | None) -> Sea
             merged[target] = replace(seen, items=[*seen.items, *items], score=max(seen.score, hit.score))
             continue
         topic = curation.curated_topic(index.backend, run, cur, target)
-        label, size = (topic.label, topic.size) if topic is not None else (hit.label, hit.size)
-        merged[target] = replace(hit, topic_id=target, label=label, size=size, items=items)
+        if topic is None:
+            merged[target] = replace(hit, topic_id=target, items=items)
+            continue
+        merged[target] = replace(
+            hit, topic_id=target, label=topic.label, size=topic.size, theme_id=topic.theme_id, items=items
+        )
     for hit in merged.values():
         hit.items.sort(key=lambda i: -i.score)
     return replace(result, topics=list(merged.values()))
+
+
+def _by_theme(result: SearchResult, index: Index, run: catalog.Run | None) -> SearchResult:
+    """The result with its topics' themes, in the order of each theme's best topic."""
+    order: dict[int | None, list[int]] = {}
+    for topic in result.topics:
+        order.setdefault(topic.theme_id, []).append(topic.topic_id)
+    themes = []
+    for theme_id, topic_ids in order.items():
+        found = (
+            None if theme_id is None or run is None else catalog.get_theme(index.backend, theme_id, run=run)
+        )
+        label, size = (found.label, found.size) if found is not None else (None, 0)
+        themes.append(ThemeHit(theme_id, label, size, topic_ids))
+    return replace(result, themes=themes)
 
 
 def search_anywhere(index: Index, text: str | None = None, **options: Any) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def status(index: Index) -> dict[str, Any]:
         "failures": index.ledger.failure_counts(),
         "model": items.identity() if exists else None,
         "topics": len(catalog.list_topics(index.backend, run=run)) if run else 0,
+        "themes": len(catalog.list_themes(index.backend, run=run)) if run else 0,
         "last_recluster": run.finished.isoformat() if run else None,
         "run_id": run.run_id if run else None,
         "next_recluster": (service or {}).get("next_recluster")

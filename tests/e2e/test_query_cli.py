@@ -54,12 +54,14 @@ def _json(args: list[str], env: dict[str, str]) -> object:
 
 @pytest.mark.slow
 def test_list_finds_the_three_stories(store: dict[str, str]) -> None:
-    topics = _json(["list"], store)
+    topics = _json(["list", "--flat"], store)
     assert len(topics) == 3
     assert sorted(t["size"] for t in topics) == [12, 12, 12]
     assert {tuple(sorted(t)) for t in topics} == {
-        ("change", "curation", "id", "label", "size", "status", "words")
+        ("change", "curation", "id", "label", "size", "status", "theme_id", "words")
     }
+    themes = _json(["list"], store)
+    assert sorted(t["id"] for th in themes for t in th["topics"]) == sorted(t["id"] for t in topics)
     labels = " ".join(t["label"] for t in topics)
     for word in ("tractors", "cat", "flooded"):
         assert word in labels
@@ -67,7 +69,7 @@ def test_list_finds_the_three_stories(store: dict[str, str]) -> None:
 
 @pytest.mark.slow
 def test_show_has_words_exemplars_and_lineage(store: dict[str, str]) -> None:
-    topics = _json(["list", "--sort", "id"], store)
+    topics = _json(["list", "--flat", "--sort", "id"], store)
     shown = _json(["show", str(topics[0]["id"])], store)
     assert shown["id"] == topics[0]["id"] and shown["size"] == 12
     assert all(isinstance(w, str) and isinstance(s, float) for w, s in shown["words"])
@@ -84,12 +86,14 @@ def test_search_groups_matching_items_under_their_topic(store: dict[str, str]) -
     assert len(best["items"]) == 4
     assert all("tractor" in hit["caption"] for hit in best["items"])
     assert all(hit["topic"] == best["topic_id"] for hit in best["items"])
+    assert found["themes"][0]["topics"][0] == best["topic_id"]
+    assert found["themes"][0]["theme_id"] == best["theme_id"] is not None
     assert found["unassigned"] == []
 
 
 @pytest.mark.slow
 def test_search_filters_by_topic_and_pushes_away(store: dict[str, str]) -> None:
-    topics = {t["label"]: t["id"] for t in _json(["list"], store)}
+    topics = {t["label"]: t["id"] for t in _json(["list", "--flat"], store)}
     cat_topic = next(i for label, i in topics.items() if "cat" in label)
     found = _json(["search", "animal sleeping", "--topic", str(cat_topic), "--limit", "3"], store)
     assert [t["topic_id"] for t in found["topics"]] == [cat_topic]
@@ -103,7 +107,7 @@ def test_status_and_history(store: dict[str, str]) -> None:
     assert status["service"] is None and status["failures"] == {}
     history = _json(["history"], store)
     assert [r["run_id"] for r in history["runs"]] == [1]
-    assert sorted(e["kind"] for e in history["events"]) == ["emerged"] * 3
+    assert sorted(e["kind"] for e in history["events"] if e["level"] == "topic") == ["emerged"] * 3
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
@@ -126,7 +130,8 @@ def test_with_serve_running_the_thin_client_prints_what_the_command_prints(
     it for the thin client (cli/client.py) or the command runs in its own process (TOPICS_CLIENT=off).
     """
     env = {**store, "COLUMNS": "120"}
-    topic_id = str(_json(["list", "--sort", "id"], env)[0]["id"])
+    topic_id = str(_json(["list", "--flat", "--sort", "id"], env)[0]["id"])
+    theme_id = "T" + str(_json(["list"], env)[0]["theme_id"])
     serve = start_serve(env)
     try:
         for key, value in env.items():
@@ -139,7 +144,10 @@ def test_with_serve_running_the_thin_client_prints_what_the_command_prints(
         for args in (
             ["list"],
             ["list", "--sort", "label", "--json"],
+            ["list", "--flat"],
             ["show", topic_id],
+            ["show", theme_id],
+            ["history", theme_id, "--json"],
             ["show", topic_id, "--json"],
             ["exemplars", topic_id, "--json"],
             ["history"],

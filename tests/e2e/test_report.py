@@ -24,13 +24,20 @@ from topics import catalog
 from topics.jobs import rebuild_topics
 from topics.report import (
     CSP,
+    MAP_H,
+    MAP_W,
     PLACEHOLDER,
+    MapLabel,
     ReportContent,
     ReportError,
     ReportSummary,
     build_report,
+    label_box,
+    map_svg,
+    place_labels,
     project_2d,
     render_page,
+    theme_colours,
     tile_data_uri,
 )
 
@@ -252,7 +259,7 @@ def test_markup_in_captions_labels_words_and_title_stays_text(report_store: Repo
     assert page.title != PWNED
     assert not page.tags("script") and not page.tags("iframe") and not page.tags("style")[1:]
     assert all(attrs["src"].startswith("data:image/") for attrs in page.tags("img"))
-    assert len(page.tags("img")) == len(report_store.hostile_topics)
+    assert len(page.tags("img")) == len(report_store.hostile_topics) + int(_facts(dom)["themes"])
     assert len(page.tags("svg")) == 2 and not page.tags("b")  # map, over-time chart
     assert not [name for _, attrs in page.elements for name in attrs if name.startswith("on")]
     for topic in report_store.hostile_topics:
@@ -368,3 +375,118 @@ def test_a_malformed_representation_falls_back_to_the_topic_fields() -> None:
     assert "<b>bold</b>, plain" in page.text and "-2" in page.text
     assert not page.tags("b") and "fused view to draw" in page.text
     assert [a["src"] for a in page.tags("img")] == [PLACEHOLDER]
+
+
+def _tree(n_themes: int, per_theme: int, spread: float, seed: int = 0):
+    """Topics around a few theme centres (close together when `spread` is small) and their themes."""
+    run, rng = _run(n_themes * per_theme), np.random.default_rng(seed)
+    centres = rng.normal(size=(n_themes, 32))
+    topics, themes = [], []
+    for th in range(n_themes):
+        themes.append(
+            catalog.Theme(th, per_theme * 10, "active", 1, run.started, run.started, label=f"theme{th}")
+        )
+        for k in range(per_theme):
+            topic_id = th * per_theme + k
+            vector = centres[th] + rng.normal(scale=spread, size=32)
+            topics.append(
+                catalog.Topic(
+                    topic_id,
+                    10 + k,
+                    "active",
+                    1,
+                    run.started,
+                    run.started,
+                    label=f"a rather long label of topic {topic_id}",
+                    centroids={"fused": vector},
+                    theme_id=th,
+                )
+            )
+    return run, topics, themes
+
+
+class Svg(HTMLParser):
+    """The map's texts (attributes and content) and circles."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: list[tuple[dict[str, str | None], str]] = []
+        self.circles: list[dict[str, str | None]] = []
+        self._open: dict[str, str | None] | None = None
+        self.feed(markup)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "text":
+            self._open = dict(attrs)
+        elif tag == "circle":
+            self.circles.append(dict(attrs))
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self.texts.append((self._open, data))
+            self._open = None
+
+
+@pytest.mark.parametrize("spread", [0.05, 0.6])
+def test_map_labels_never_overlap_and_crowded_ones_are_hidden(spread: float) -> None:
+    _, topics, themes = _tree(5, 12, spread)
+    svg = Svg(map_svg(topics, "fused", themes))
+    boxes = []
+    for attrs, text in svg.texts:
+        box = label_box(
+            text, float(attrs["x"]), float(attrs["y"]), attrs["text-anchor"], float(attrs["font-size"])
+        )
+        assert box[0] >= 0 and box[1] >= 0 and box[2] <= MAP_W and box[3] <= MAP_H, text
+        boxes.append((box, text))
+    for i, (a, text_a) in enumerate(boxes):
+        for b, text_b in boxes[i + 1 :]:
+            apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert apart, f"{text_a!r} overlaps {text_b!r}"
+    shown = [text for _, text in svg.texts]
+    assert len(shown) < 5 + 30  # 5 theme labels and the 30 largest topics' wanted: not all fit
+    assert any(attrs["class"] == "theme" for attrs, _ in svg.texts)  # themes are placed first
+    assert len(svg.circles) == 60  # every topic keeps its circle
+
+
+def test_map_circles_are_coloured_by_theme() -> None:
+    _, topics, themes = _tree(3, 4, 0.6)
+    colours = theme_colours(themes)
+    assert len(set(colours.values())) == 3
+    svg = Svg(map_svg(topics, "fused", themes))
+    theme_of = {t.topic_id: t.theme_id for t in topics}
+    for circle in svg.circles:
+        assert f"fill:{colours[theme_of[int(circle['data-topic'])]]}" in circle["style"]
+
+
+def test_place_labels_moves_a_colliding_label_and_hides_what_fits_nowhere() -> None:
+    same = [MapLabel(f"label {i}", 300.0, 200.0, 10.0, 11, "topic") for i in range(6)]
+    placed = place_labels(same)
+    assert [label.text for label, *_ in placed] == [f"label {i}" for i in range(4)]  # 4 spots around a point
+    assert len({(x, y) for _, x, y, _ in placed}) == 4
+    edge = place_labels([MapLabel("x" * 40, 2.0, 100.0, 1.0, 11, "topic")])
+    assert [anchor for *_, anchor in edge] == ["start"]  # the only spot inside the drawing
+
+
+def test_the_page_leads_with_themes_and_groups_topics_by_theme() -> None:
+    run, topics, themes = _tree(2, 3, 0.6)
+    content = ReportContent(
+        run,
+        tuple(topics),
+        (),
+        (),
+        (run,),
+        items_now=5,
+        pending=0,
+        generated=run.finished,
+        themes=tuple(themes),
+    )
+    markup = render_page(content, title="t", tile_of=lambda t: PLACEHOLDER)
+    headings = re.findall(r"<h2>([^<]*)</h2>", markup)
+    assert headings[:3] == ["Themes", "Map", "Topics"]
+    rows = re.findall(r'<tr id="(t\w+)-(\d+)"', markup)
+    assert rows[:2] == [("theme", "0"), ("theme", "1")]
+    topic_rows = [int(i) for kind, i in rows if kind == "topic"]
+    assert [t // 3 for t in topic_rows] == [0, 0, 0, 1, 1, 1]  # grouped under their themes
+    theme_row = re.search(r'<tr id="theme-1".*?</tr>', markup, re.S).group(0)
+    assert re.findall(r'href="#topic-(\d+)"', theme_row) == ["5", "4", "3"]  # its topics, largest first
+    assert "themes" in _facts(markup)

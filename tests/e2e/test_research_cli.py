@@ -50,11 +50,11 @@ def test_curate_export_and_trends_through_the_cli(tmp_path: Path) -> None:
     )
     _run(["ingest", str(tmp_path / "tiktok.csv"), "--caption", "Transcript", "--caption", "body"], env)
     _run(["recluster"], env)
-    first, second, third = (t["id"] for t in json.loads(_run(["list", "--json"], env)))
+    first, second, third = (t["id"] for t in json.loads(_run(["list", "--flat", "--json"], env)))
     assert _run(["label", str(first), "Farmers' protest"], env).strip() == f"topic {first}: label pinned"
     _run(["merge", str(second), str(third)], env)
     _run(["recluster"], env)  # the curation holds in the next run
-    listed = {t["id"]: t for t in json.loads(_run(["list", "--json"], env))}
+    listed = {t["id"]: t for t in json.loads(_run(["list", "--flat", "--json"], env))}
     assert set(listed) == {first, second} and listed[second]["curation"]["merged"] == [third]
     assert listed[first]["label"] == "Farmers' protest" and listed[first]["curation"]["label"] is True
     assert "curation: label pinned" in _run(["show", str(first)], env)
@@ -71,10 +71,10 @@ def test_curate_export_and_trends_through_the_cli(tmp_path: Path) -> None:
     assert found["periods"] == ["2026-11"]
     assert {t["id"]: t["total"] for t in found["topics"]} == {i: t["size"] for i, t in listed.items()}
     _run(["hide", str(first)], env)
-    assert [t["id"] for t in json.loads(_run(["list", "--json"], env))] == [second]
+    assert [t["id"] for t in json.loads(_run(["list", "--flat", "--json"], env))] == [second]
     _run(["unhide", str(first)], env)
     _run(["unmerge", str(second)], env)
     _run(["unlabel", str(first)], env)
-    assert len(json.loads(_run(["list", "--json"], env))) == 3
+    assert len(json.loads(_run(["list", "--flat", "--json"], env))) == 3
     mistake = run_cli(["label", "99", "x"], env)
     assert mistake.returncode == 1 and mistake.stderr.strip() == "error: no topic 99 (see `topics list`)"

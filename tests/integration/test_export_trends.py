@@ -79,9 +79,10 @@ def test_jsonl_and_parquet_rows_agree_with_csv_and_follow_curation(index: Index,
     table = pq.read_table(tmp_path / "items.parquet").to_pylist()
     assert lines == table and len(lines) == 240
     truth = _assignments(index)
+    theme_of = {t.topic_id: t.theme_id for t in catalog.list_topics(index.backend)}
     for row in lines:
         expected = topic_ids[0] if truth[row["source_id"]] == topic_ids[1] else truth[row["source_id"]]
-        assert row["topic"] == expected and row["theme"] is None
+        assert row["topic"] == expected and row["theme"] == theme_of.get(expected)
         assert (row["label"] == "joined") == (expected == topic_ids[0])
     assert pq.read_schema(tmp_path / "items.parquet").field("topic").type == "int64"
 

@@ -23,7 +23,7 @@ from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
 from topics import catalog
-from topics.catalog import Run, Topic
+from topics.catalog import Run, Theme, Topic
 from topics.ids import OUTLIER
 from topics.reclustering import ReclusterError, recluster
 
@@ -73,6 +73,7 @@ def test_identity_follows_each_drift_scenario(name: str) -> None:
     synthetic.store_corpus(items, first)
     recluster(settings, backend)
     before = _truth_to_topic(backend, first)
+    themes_before = catalog.topic_themes(backend)
     assert sorted(before.values()) == [0, 1, 2, 3]  # public ids start at 0
     synthetic.store_corpus(items, second, prune=True)
     report = recluster(settings, backend)
@@ -85,9 +86,13 @@ def test_identity_follows_each_drift_scenario(name: str) -> None:
         ids_after = tuple(sorted(after[k] for k in expected.after))
         assert (expected.kind, ids_before, ids_after) in events
     untouched = {k for k in range(4)} - {k for e in scenario.expected[0] for k in (*e.before, *e.after)}
+    themes_after = catalog.topic_themes(backend)
     for k in untouched | ({0} if name == "split" else set()):
         assert after[k] == before[k]
         assert ("survived", (before[k],), (before[k],)) in events
+        assert themes_after[after[k]] == themes_before[before[k]]  # its theme keeps its id too
+        theme = themes_before[before[k]]
+        assert ("survived", (theme,), (theme,)) in {(e.kind, e.before, e.after) for e in report.theme_events}
     born = {t for t in after.values()} - set(before.values())
     assert all(t >= 4 for t in born)  # fresh ids only, never a reused one
     if name in {"emerge", "split"}:
@@ -166,10 +171,12 @@ def test_represent_hook_sees_the_new_run_members() -> None:
     synthetic.store_corpus(backend.collection("items"), synthetic.drift_scenario("steady", **SMALL).runs[0])
     seen: dict[int, int] = {}
 
-    def represent(topics: list[Topic], items, run: Run) -> list[Topic]:
+    def represent(
+        topics: list[Topic], themes: list[Theme], items, run: Run
+    ) -> tuple[list[Topic], list[Theme]]:
         for t in topics:
             seen[t.topic_id] = items.count(catalog.topic_filter(run, t.topic_id))
-        return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics]
+        return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics], themes
 
     recluster(settings, backend, represent=represent)
     topics = catalog.list_topics(backend)
@@ -347,7 +354,7 @@ def test_kill_9_mid_run_leaves_a_consistent_store(phase: str, tmp_path: Path) ->
     report = recluster(settings, backend)
     assert report.run_id == view[0] + 1
     _assert_consistent(backend)
-    stale = Filter(must={"kind": "topic"}, must_not={"run_id": report.run_id})
+    stale = Filter(must={"kind": ["topic", "theme"]}, must_not={"run_id": report.run_id})
     assert backend.collection("topics").count(stale) == 0
     assert len(catalog.list_topics(backend)) == 5
     backend.close()

@@ -289,7 +289,7 @@ def _reader_view(data_dir: Path) -> ReaderView:
 
 def _cli_agrees(forkserver: ForkServer, env: dict[str, str], log: Path, view: ReaderView) -> None:
     """`topics list` and `topics show` answer, and say what the store says."""
-    code, out = forkserver.run(["list", "--json"], env, log)
+    code, out = forkserver.run(["list", "--flat", "--json"], env, log)
     assert code == 0, out
     listed = json.loads(out.strip().splitlines()[-1])
     assert {t["id"]: t["size"] for t in listed} == view.sizes

@@ -3,7 +3,8 @@
 :func:`assign_pending` takes items marked ``pending`` in batches, runs :meth:`OnlineState.process`,
 records each item's topic in the current run's slot (``assigned: online``, see `topics.catalog`) with
 the batch number ``online_batch``, writes a topic record (status ``emerging``, words, exemplars) for
-each topic born, and saves the state under ``<data_dir>/online/state.npz``.
+each topic born, and saves the state under ``<data_dir>/online/state.npz``. An item's theme is its
+topic's (see `topics.catalog`); a topic born online joins the theme whose centroid is nearest.
 
 Restarts: the saved state is used when it belongs to the current run and the store holds no online
 batch it has not seen. Otherwise (no file, a corrupt one, a crash between writing items and saving)
@@ -26,7 +27,7 @@ import numpy as np
 from indexer.config import Settings
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
-from topics.catalog import ItemAssignment, Run, Topic
+from topics.catalog import ItemAssignment, Run, Theme, Topic
 from topics.cluster import default_min_cluster_size
 from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
@@ -196,11 +197,23 @@ def write_emerging_topic(backend: Backend, run: Run, topic: EmergedTopic, descri
         tile=described.tile,
         threshold=topic.threshold,
         extra={"online": True, "born_batch": topic.batch, "representation": described.to_payload()},
+        theme_id=nearest_theme(catalog.list_themes(backend, run=run), run.view, topic.centroid),
     )
     store = backend.collection(catalog.TOPICS)
     store.upsert([catalog.topic_point(record)])
     store.flush()
     return record
+
+
+def nearest_theme(themes: Sequence[Theme], view: str, centroid: np.ndarray) -> int | None:
+    """The theme whose centroid in `view` is nearest (cosine) to `centroid`; None when there is none."""
+    placed = [t for t in themes if view in t.centroids]
+    if not placed:
+        return None
+    sims = np.stack([np.asarray(t.centroids[view], np.float32) for t in placed]) @ np.asarray(
+        centroid, np.float32
+    )
+    return placed[int(sims.argmax())].theme_id
 
 
 def _member_centroids(members: Sequence[Point]) -> dict[str, np.ndarray]:

@@ -105,6 +105,7 @@ class RepresentOptions:
     vocabulary_budget: int = 1_000  # new terms embedded per run: topics' own words first, then frequent
     captioner_model: str | None = None  # hub id or local path; None: no generated captions
     tiles_dir: Path | None = None  # None: no tiles
+    tile_prefix: str = "topic"  # tiles are <tiles_dir>/<prefix>-<id>.jpg ("theme" for themes)
     tile_cell: int = 256
     cache_dir: Path | None = None  # vocabulary vectors per model
     device: str = "auto"
@@ -319,7 +320,7 @@ class Representer:
         paths = [e.shown for e in images]
         cell = self.options.tile_cell
         fingerprint = tile_fingerprint([e.item_id for e in images], paths, cell=cell, grid=3)
-        out_path = Path(self.options.tiles_dir) / f"topic-{topic}.jpg"
+        out_path = Path(self.options.tiles_dir) / f"{self.options.tile_prefix}-{topic}.jpg"
         if not tile_is_current(out_path, fingerprint):
             build_tile(paths, out_path, cell=cell, grid=3, fingerprint=fingerprint)
         return str(out_path), fingerprint
