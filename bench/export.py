@@ -132,6 +132,7 @@ def report(data_dir: Path, out: Path, n: int) -> None:
     scroll = measure(data_dir, "scroll", out)
     scroll_rate = scroll["rows"] / scroll["seconds"]
     print(f"scroll_rate_{n}: {scroll_rate:,.0f} items/s (the store's payload scroll; ceiling)")
+    print(f"scroll_peak_rss_{n}: {scroll['peak_mb']:.0f} MB (the store and imports alone)")
     for fmt in FORMATS:
         got = measure(data_dir, fmt, out)
         assert got["rows"] == n, got
