@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -195,11 +196,12 @@ def _write_to(batches, fields, fmt, handle, progress) -> int:
 
 
 def _csv(batches, fields, handle, progress) -> int:
-    writer = csv.DictWriter(handle, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(fields)
+    in_order = itemgetter(*fields)
     rows = 0
     for batch in batches:
-        writer.writerows(batch)
+        writer.writerows(map(in_order, batch))
         rows += len(batch)
         progress(len(batch))
     return rows
@@ -222,7 +224,7 @@ def _parquet(batches, fields, handle, progress) -> int:
     rows = 0
     with pq.ParquetWriter(handle, schema) as writer:
         for batch in batches:
-            columns = {f: [r.get(f) for r in batch] for f in fields}
+            columns = {f: list(map(itemgetter(f), batch)) for f in fields}
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
             rows += len(batch)
             progress(len(batch))
