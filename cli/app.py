@@ -104,7 +104,8 @@ def serve(
         service = build_service(load_settings(), list(watch or []), feeds)
     service.offer("cli", served.runner(service.served_index))  # read-only commands of cli/client.py
     render.err.print(f"topics serve: pid {__import__('os').getpid()}, data dir {service.settings.data_dir}")
-    service.run()
+    with user_errors():  # a store built with another model is refused once it answers
+        service.run()
 
 
 @app.command("list")

@@ -105,7 +105,10 @@ def status(info: dict) -> None:
     store = info["store"]
     via = " (through topics serve)" if store["via_service"] else ""
     table.add_row("store", f"{store['kind']} at {store['location']}{via}")
-    table.add_row("items", f"{info['items']} ({info['pending']} pending topic assignment)")
+    if store.get("error"):
+        table.add_row("store error", store["error"])
+    if info["items"] is not None:
+        table.add_row("items", f"{info['items']} ({info['pending']} pending topic assignment)")
     failures = ", ".join(f"{reason}: {n}" for reason, n in sorted(info["failures"].items())) or "none"
     table.add_row("failures", failures)
     model = info["model"] or {}
@@ -122,6 +125,8 @@ def status(info: dict) -> None:
             f"pid {service['pid']}, up {service['uptime_s']:.0f}s, queue {service['queue_depth']}, "
             f"{service['items_per_s']} items/s, last error: {service['last_error'] or 'none'}",
         )
+        if service.get("store_state", "connected") != "connected":
+            table.add_row("service store", service["store_state"])
     else:
         table.add_row("service", "not running")
     out.print(table, markup=False, highlight=False)

@@ -61,9 +61,27 @@ class FeedSpec:
 class _Unit:
     """One batch handed to the pipeline thread; `done` is set once it is stored (or given up)."""
 
-    run: Callable[[Pipeline], IngestSummary]
+    run: Callable[[Pipeline, IngestSummary], IngestSummary]  # counts into the summary as it goes
     commit: Callable[[], None] = lambda: None
     done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Backoff:
+    """Waits between retries of something that failed: `first_s`, doubling up to `max_s`."""
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    attempts: int = 0  # failed attempts so far
+
+    @property
+    def next_s(self) -> float:
+        return min(self.first_s * 2 ** max(self.attempts - 1, 0), self.max_s)
+
+    def failed(self) -> float:
+        """Count a failed attempt; the seconds to wait before the next one."""
+        self.attempts += 1
+        return self.next_s
 
 
 @dataclass
@@ -76,10 +94,12 @@ class DaemonStats:
     rate: float = 0.0  # items/s, smoothed over about a minute
     _last: float = field(default_factory=time.monotonic)
 
-    def add(self, summary: IngestSummary) -> None:
+    def add(self, summary: IngestSummary, *, failures: bool = True) -> None:
+        """Count a unit's summary; `failures=False` for an attempt that will be retried (its bad inputs
+        fail again then, while what it stored is found stored and skipped)."""
         done = summary.ingested + summary.updated
         self.stored += done
-        self.failed += summary.failed
+        self.failed += summary.failed if failures else 0
         now = time.monotonic()
         elapsed, self._last = max(now - self._last, 1e-3), now
         weight = min(1.0, elapsed / 60.0)
@@ -143,17 +163,19 @@ class IngestDaemon:
 
     def _store(self, unit: _Unit, stop: threading.Event) -> None:
         """Run one unit; on a store failure wait and retry the same unit, until it goes in or we stop."""
-        delay = 0.5
+        backoff = Backoff()
         while not stop.is_set():
+            summary = IngestSummary()
             try:
-                summary = unit.run(self.pipeline)
+                unit.run(self.pipeline, summary)
                 unit.commit()  # a cursor that cannot be written is retried with its batch (a no-op)
             except (StoreError, sqlite3.OperationalError) as error:  # store down; ledger locked or full
+                self.stats.add(summary, failures=False)  # the retry finds these stored and skips them
                 what = "store" if isinstance(error, StoreError) else "ledger"
                 self.stats.error(f"{what} refused writes: {error}")
+                delay = backoff.failed()
                 log.warning("%s refused writes (%s); retrying in %.1fs", what, error, delay)
                 stop.wait(delay)
-                delay = min(delay * 2, 30.0)
                 continue
             self.stats.add(summary)
             if summary.failures:
@@ -191,17 +213,17 @@ class IngestDaemon:
         self._closers.append(watcher.stop)
         for batch in watcher.batches(stop):
             if batch.rescan:
-                unit = _Unit(lambda p, root=root: p.ingest_folder(root))
+                unit = _Unit(lambda p, s, root=root: p.ingest_folder(root, s))
             else:
                 unit = _Unit(
-                    lambda p, b=batch, root=root: p.ingest_folder_changes(root, b.changed, b.deleted)
+                    lambda p, s, b=batch, root=root: p.ingest_folder_changes(root, b.changed, b.deleted, s)
                 )
             if not self._hand_over(unit, stop):
                 return
 
     def _follow_feed(self, spec: FeedSpec, stop: threading.Event) -> None:
         for batch, commit in self._feed_batches(spec, stop):
-            unit = _Unit(lambda p, b=batch: p.ingest_items(b), commit=commit)
+            unit = _Unit(lambda p, s, b=batch: p.ingest_items(b, s), commit=commit)
             if not self._hand_over(unit, stop):
                 return
 

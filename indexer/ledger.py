@@ -8,6 +8,7 @@ describes, so after a kill -9 it can lag behind the store but never run ahead of
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from indexer.sources.folder import SidecarStamp, sidecar_signature
+
+SCHEMA_VERSION = 2  # 2: `caption_sig` holds JSON sidecar stamps (1: "name:size:mtime_ns;…")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -47,6 +50,7 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 _FILE_COLUMNS = "path, root, size, mtime_ns, caption_sig, sha256, item_id, scan_id, updated_at"
 _MAX_DETAIL = 2000  # a failure detail is a message for people, not a dump
+_V1_STAMP = re.compile(r"(.+):(\d+):(\d+)", re.DOTALL)
 
 
 class LedgerError(RuntimeError):
@@ -55,7 +59,10 @@ class LedgerError(RuntimeError):
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One stored file: what it looked like when stored (size, mtime, sidecar signature) and its item."""
+    """One stored file: what it looked like when stored (size, mtime, sidecar signature) and its item.
+
+    `caption_sig` is `indexer.sources.folder.sidecar_signature` of the file's sidecars.
+    """
 
     path: str
     root: str
@@ -78,6 +85,18 @@ class Failure:
     attempts: int
     first_at: str
     last_at: str
+
+
+def _v1_stamps(signature: str) -> tuple[SidecarStamp, ...]:
+    """Stamps of a schema-1 signature; a name that held ';' is joined up again. () when unreadable."""
+    stamps: list[SidecarStamp] = []
+    pending: str | None = None
+    for part in signature.split(";"):
+        pending = part if pending is None else f"{pending};{part}"
+        if match := _V1_STAMP.fullmatch(pending):
+            stamps.append(SidecarStamp(match[1], int(match[2]), int(match[3])))
+            pending = None
+    return tuple(stamps) if pending is None else ()
 
 
 def _now() -> str:
@@ -112,13 +131,22 @@ class Ledger:
             raise LedgerError(
                 f"{self.path}: schema {version} is newer than this program's ({SCHEMA_VERSION})"
             )
-        self._create_schema()
+        self._create_schema(version)
 
-    def _create_schema(self) -> None:
+    def _create_schema(self, version: int) -> None:
         with self._transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._db.execute(statement)
+            if version == 1:
+                self._migrate_sidecar_signatures()
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate_sidecar_signatures(self) -> None:
+        """Schema 1 -> 2: rewrite "name:size:mtime_ns;…" signatures as JSON, so unchanged files stay
+        unchanged. One that cannot be read is left as is: its file is checked again once."""
+        rows = self._db.execute("SELECT path, caption_sig FROM files WHERE caption_sig != ''").fetchall()
+        updates = [(sidecar_signature(stamps), path) for path, old in rows if (stamps := _v1_stamps(old))]
+        self._db.executemany("UPDATE files SET caption_sig = ? WHERE path = ?", updates)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

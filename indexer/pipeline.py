@@ -1,8 +1,9 @@
 """Ingest: dedupe ▸ decode (thread pool) ▸ embed (batched) ▸ upsert, exactly once per input.
 
-Cheap checks come before expensive ones: the ledger's (path, size, mtime, sidecar) first, then an id
-lookup in the store, then decoding and embedding. Decoding runs in a thread pool ahead of the model, so
-the model never waits for JPEGs (Pillow and torch both release the GIL).
+Cheap checks come before expensive ones: for folder files the ledger's (path, size, mtime, sidecars)
+(`indexer.folder_sync`), then an id lookup in the store, then decoding and embedding. Decoding runs in
+a thread pool ahead of the model, so the model never waits for JPEGs (Pillow and torch both release
+the GIL). Two versions of one id in a run (a feed edit, a row sent twice): the last one wins.
 
 Crash safety rests on two rules: point ids are deterministic (re-upserting is a no-op), and the ledger
 records a file only after the store has flushed its point. A kill -9 anywhere therefore leaves either
@@ -29,12 +30,13 @@ import numpy as np
 from indexer.config import Settings
 from indexer.embed.base import Embedder, ImageEmbedder
 from indexer.fetch import FetchError, ImageFetcher
+from indexer.folder_sync import FolderFile, FolderSync
 from indexer.images import BadImage, decode_image
 from indexer.items import ITEM_INDEXES, Item, ItemId, sha256_bytes, sha256_text
-from indexer.ledger import FileRecord, Ledger
+from indexer.ledger import Ledger
 from indexer.sources import SourceError
-from indexer.sources.folder import FolderEntry, scan_directory, scan_folder
-from indexer.store.base import CollectionSchema, Point, VectorStore
+from indexer.sources.folder import FolderEntry
+from indexer.store.base import CollectionSchema, IdentityMismatch, Point, StoreError, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +75,16 @@ class IngestSummary:
 
 
 @dataclass
-class _Work:
-    """One item on its way through the pipeline."""
+class InFlight:
+    """One item in flight through the pipeline: from its source to a stored point."""
 
     item: Item
-    entry: FolderEntry | None = None
+    file: FolderFile | None = None  # the folder file it comes from
     item_id: ItemId | None = None
     pixels: np.ndarray | None = None
     payload: dict[str, Any] = field(default_factory=dict)
-    previous_id: ItemId | None = None
-    root: str = ""
-    scan_id: str | None = None
     checked: bool = False  # the store was already asked about this id
-    copies: list[_Work] = field(default_factory=list)  # folder files with the same content
+    copies: list[InFlight] = field(default_factory=list)  # folder files with the same content
 
 
 def item_schema(clip: Embedder | None, caption: Embedder | None, views: Sequence[str]) -> CollectionSchema:
@@ -134,10 +133,25 @@ class Pipeline:
         workers = settings.ingest.decode_workers or min(8, os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self._window = max(2 * settings.ingest.batch_size, 4 * workers)
-        self._unflushed: list[FileRecord] = []
+        self.folders = FolderSync(store, ledger, max_caption_bytes=settings.ingest.max_caption_bytes)
+        self._in_flight: dict[ItemId, str] = {}  # id -> signature of its latest version not yet stored
         self._last_flush = time.monotonic()
         self._fetcher = ImageFetcher.from_settings(settings.fetch)
-        store.ensure(item_schema(clip, caption, self.views))
+        self._schema: CollectionSchema | None = item_schema(clip, caption, self.views)
+        try:
+            self.ensure_schema()
+        except IdentityMismatch:
+            raise
+        except StoreError as error:  # a server not up yet: each entry point (and serve) tries again
+            log.debug("the store does not answer yet: %s", error)
+
+    def ensure_schema(self) -> None:
+        """Create the `items` collection, or check that its model is ours (once; every entry point calls
+        it first, so a store that did not answer when the pipeline was made fails the run that needs it).
+        """
+        if self._schema is not None:
+            self.store.ensure(self._schema)
+            self._schema = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -145,113 +159,119 @@ class Pipeline:
 
     # -- entry points -------------------------------------------------------------------------
 
-    def ingest_folder(self, root: Path) -> IngestSummary:
-        """Scan a folder recursively; new and changed files are stored, deleted ones removed."""
+    def ingest_folder(self, root: Path, summary: IngestSummary | None = None) -> IngestSummary:
+        """Scan a folder recursively; new and changed files are stored, deleted ones removed.
+
+        Counts go into `summary` as they happen (each entry point takes one), so a caller that retries
+        after a store error knows what the failed attempt stored.
+        """
         started = time.perf_counter()
-        summary = IngestSummary()
+        summary = self._begin(summary)
         scan_id = f"{time.time_ns()}"
         root = root.resolve()
         seen: list[str] = []
-        self._run(self._folder_work(root, summary, seen, scan_id), summary)
+        self._run(self._file_work(self.folders.scan(root), root, summary, seen, scan_id), summary)
         self.flush()  # this scan's records must be in the ledger before the sweep reads it
-        self.ledger.mark_seen(seen, scan_id)
-        summary.deleted += self._sweep(root, scan_id)
+        summary.deleted += self.folders.finish_scan(root, seen, scan_id)
         summary.seconds = time.perf_counter() - started
         return summary
 
     def ingest_folder_changes(
-        self, root: Path, changed: Sequence[Path], deleted: Sequence[Path]
+        self,
+        root: Path,
+        changed: Sequence[Path],
+        deleted: Sequence[Path],
+        summary: IngestSummary | None = None,
     ) -> IngestSummary:
         """What a watcher saw: rescan the folders it named (cheap checks skip what did not change) and
         remove the items of files that are gone. A full `ingest_folder` catches anything missed."""
         started = time.perf_counter()
-        summary = IngestSummary()
+        summary = self._begin(summary)
         root = Path(os.path.abspath(root))
-        folders = sorted(
-            {Path(os.path.abspath(p)).parent for p in (*changed, *deleted)}
-            | {Path(os.path.abspath(p)) for p in changed if Path(p).is_dir()}
-        )
         scan_id = f"{time.time_ns()}"
-        max_bytes = self.settings.ingest.max_caption_bytes
-        entries = (e for folder in folders for e in scan_directory(root, folder, max_caption_bytes=max_bytes))
-        self._run(self._entry_work(entries, root, summary, [], scan_id), summary)
+        entries = self.folders.rescan(root, changed, deleted)
+        self._run(self._file_work(entries, root, summary, [], scan_id), summary)
         self.flush()
-        gone = [r for p in deleted for r in self.ledger.records_under(str(Path(os.path.abspath(p))))]
-        summary.deleted += self._remove_records([r for r in gone if not Path(r.path).exists()])
+        summary.deleted += self.folders.remove_deleted(deleted)
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def ingest_items(self, items: Iterable[Item | SourceError]) -> IngestSummary:
+    def ingest_items(
+        self, items: Iterable[Item | SourceError], summary: IngestSummary | None = None
+    ) -> IngestSummary:
         """Store items from a manifest or feed; rows already stored unchanged are skipped."""
         started = time.perf_counter()
-        summary = IngestSummary()
+        summary = self._begin(summary)
+        self._in_flight = {}  # what an earlier run left here was stored, or failed with it
         self._run(self._item_work(items, summary), summary)
         self.flush()
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def _begin(self, summary: IngestSummary | None) -> IngestSummary:
+        """Where every entry point starts: the collection exists, and counts go into `summary`."""
+        self.ensure_schema()
+        return IngestSummary() if summary is None else summary
+
     # -- cheap checks -------------------------------------------------------------------------
 
-    def _folder_work(
-        self, root: Path, summary: IngestSummary, seen: list[str], scan_id: str
-    ) -> Iterator[_Work]:
-        entries = scan_folder(root, max_caption_bytes=self.settings.ingest.max_caption_bytes)
-        return self._entry_work(entries, root, summary, seen, scan_id)
-
-    def _entry_work(
+    def _file_work(
         self,
         entries: Iterable[FolderEntry | SourceError],
         root: Path,
         summary: IngestSummary,
         seen: list[str],
         scan_id: str,
-    ) -> Iterator[_Work]:
-        for entry in entries:
-            if isinstance(entry, SourceError):
-                self._fail(summary, entry.origin, entry.reason, entry.detail)
-                continue
-            record = self.ledger.lookup(str(entry.path))
-            if record is not None and _unchanged(record, entry):
-                seen.append(str(entry.path))
-                if len(seen) >= 4096:
-                    self.ledger.mark_seen(seen, scan_id)
-                    seen.clear()
-                summary.skipped += 1
-                self._progress(1)
-                continue
-            previous = record.item_id if record else None
-            yield _Work(entry.item, entry=entry, previous_id=previous, root=str(root), scan_id=scan_id)
+    ) -> Iterator[InFlight]:
+        for found in self.folders.changed(entries, root, scan_id, seen, lambda: self._skip(summary, 1)):
+            if isinstance(found, SourceError):
+                self._fail(summary, found.origin, found.reason, found.detail)
+            else:
+                yield InFlight(found.entry.item, file=found)
 
-    def _item_work(self, items: Iterable[Item | SourceError], summary: IngestSummary) -> Iterator[_Work]:
+    def _item_work(self, items: Iterable[Item | SourceError], summary: IngestSummary) -> Iterator[InFlight]:
         for chunk in _chunks(items, 256):
             works = []
             for item in chunk:
                 if isinstance(item, SourceError):
                     self._fail(summary, item.origin, item.reason, item.detail)
                 else:
-                    works.append(_Work(item, item_id=item.known_id, checked=item.known_id is not None))
+                    works.append(InFlight(item, item_id=item.known_id, checked=item.known_id is not None))
             yield from self._drop_stored(works, summary)
 
-    def _drop_stored(self, works: list[_Work], summary: IngestSummary) -> Iterator[_Work]:
-        """Skip rows whose id is stored with the same content signature (a re-sent row)."""
-        known = [w.item_id for w in works if w.item_id]
-        stored = {p.id: p.payload.get("sig") for p in self.store.retrieve(known)} if known else {}
+    def _drop_stored(self, works: list[InFlight], summary: IngestSummary) -> Iterator[InFlight]:
+        """Skip rows whose id is stored with the same content signature (a re-sent row).
+
+        Only the last version of an id counts; one sent on but not stored yet stands for the store.
+        """
+        works = _last_of_each_id(works, summary)
+        ask = [w.item_id for w in works if w.item_id and w.item_id not in self._in_flight]
+        stored = {p.id: p.payload.get("sig") for p in self.store.retrieve(ask)} if ask else {}
         for work in works:
-            if work.item_id in stored and stored[work.item_id] == content_signature(work.item):
-                summary.skipped += 1
-                self._progress(1)
-                continue
+            signature = content_signature(work.item)
+            if work.item_id is not None:
+                if self._in_flight.get(work.item_id, stored.get(work.item_id)) == signature:
+                    self._skip(summary, 1)
+                    continue
+                self._in_flight[work.item_id] = signature
             yield work
+
+    def _landed(self, works: Iterable[InFlight]) -> None:
+        """These versions are stored (or failed): the store speaks for their ids again."""
+        for work in works:
+            if work.item_id is not None and self._in_flight.get(work.item_id) == content_signature(work.item):
+                del self._in_flight[work.item_id]
 
     # -- decode, embed, upsert ----------------------------------------------------------------
 
-    def _run(self, works: Iterator[_Work], summary: IngestSummary) -> None:
-        pending: list[_Work] = []
+    def _run(self, works: Iterator[InFlight], summary: IngestSummary) -> None:
+        pending: list[InFlight] = []
         for work, error in self._decoded(works):
             if error is not None:
                 self._fail(summary, work.item.origin, error.reason, error.detail)
-                if work.entry is not None:  # still there: its previous version is kept, not swept
-                    self.ledger.mark_seen([str(work.entry.path)], work.scan_id)
+                self._landed([work])
+                if work.file is not None:
+                    self.folders.failed(work.file)
                 continue
             pending.append(work)
             if len(pending) >= self.settings.ingest.batch_size:
@@ -260,9 +280,9 @@ class Pipeline:
         if pending:
             self._store_batch(pending, summary)
 
-    def _decoded(self, works: Iterator[_Work]) -> Iterator[tuple[_Work, BadImage | None]]:
+    def _decoded(self, works: Iterator[InFlight]) -> Iterator[tuple[InFlight, BadImage | None]]:
         """Decode in the pool, at most `_window` ahead of the consumer, in input order."""
-        window: list[tuple[_Work, Future]] = []
+        window: list[tuple[InFlight, Future]] = []
         for work in works:
             window.append((work, self._pool.submit(self._decode, work)))
             if len(window) >= self._window:
@@ -270,7 +290,7 @@ class Pipeline:
         while window:
             yield _result(*window.pop(0))
 
-    def _decode(self, work: _Work) -> None:
+    def _decode(self, work: InFlight) -> None:
         item = work.item
         payload = work.payload
         image_sha = None
@@ -299,8 +319,8 @@ class Pipeline:
         except FetchError as error:
             raise BadImage(error.reason, error.detail) from None
 
-    def _store_batch(self, works: list[_Work], summary: IngestSummary) -> None:
-        works = self._skip_known_content(_first_of_each_id(works, summary), summary)
+    def _store_batch(self, works: list[InFlight], summary: IngestSummary) -> None:
+        works = self._skip_known_content(_last_of_each_id(works, summary), summary)
         if works:
             vectors = self._embed(works)
             points = [
@@ -308,7 +328,7 @@ class Pipeline:
                 for i, w in enumerate(works)
             ]
             self.store.upsert(points)
-        self._settle(works, summary)
+        self._count_stored(works, summary)
         if time.monotonic() - self._last_flush >= self.settings.ingest.flush_interval_s:
             self.flush()
 
@@ -316,12 +336,11 @@ class Pipeline:
         """Make stored points durable, then record their files in the ledger."""
         self.store.flush()
         self._last_flush = time.monotonic()
-        self.ledger.record_files(self._unflushed)  # on failure the records stay for the next flush
-        self._unflushed = []
+        self.folders.flushed()
 
-    def _skip_known_content(self, works: list[_Work], summary: IngestSummary) -> list[_Work]:
+    def _skip_known_content(self, works: list[InFlight], summary: IngestSummary) -> list[InFlight]:
         """Items identified by content that is already stored (a rename, a copy, a re-run after a
-        crash) need no embedding; a folder file is only recorded in the ledger."""
+        crash) need no embedding; a folder file only gets its ledger record (and its old item goes)."""
         ids = [w.item_id for w in works if not w.checked]
         stored = {p.id: p.payload.get("sig") for p in self.store.retrieve(ids)} if ids else {}
         keep, known = [], []
@@ -331,14 +350,11 @@ class Pipeline:
             else:
                 keep.append(work)
         if known:
-            self.ledger.record_files(
-                [_file_record(c) for w in known for c in (w, *w.copies) if c.entry is not None]
-            )
-            summary.skipped += len(known)
-            self._progress(len(known))
+            self.folders.known(known)
+            self._skip(summary, len(known))
         return keep
 
-    def _embed(self, works: list[_Work]) -> dict[str, list[np.ndarray | None]]:
+    def _embed(self, works: list[InFlight]) -> dict[str, list[np.ndarray | None]]:
         n = len(works)
         out: dict[str, list[np.ndarray | None]] = {v: [None] * n for v in ("image", "text", "caption")}
         for view in out:
@@ -355,7 +371,7 @@ class Pipeline:
         return out
 
     def _embed_texts(
-        self, works: list[_Work], out: dict[str, list], view: str, embedder: Embedder | None
+        self, works: list[InFlight], out: dict[str, list], view: str, embedder: Embedder | None
     ) -> None:
         if embedder is None or view not in self.views:
             return
@@ -365,7 +381,7 @@ class Pipeline:
             for row, i in enumerate(todo):
                 out[view][i] = emb[row]
 
-    def _point(self, work: _Work, vectors: dict[str, np.ndarray]) -> Point:
+    def _point(self, work: InFlight, vectors: dict[str, np.ndarray]) -> Point:
         item = work.item
         payload: dict[str, Any] = {
             "source": item.source,
@@ -387,69 +403,21 @@ class Pipeline:
             payload["meta"] = dict(item.metadata)
         return Point(id=work.item_id, vectors=vectors, payload=payload)
 
-    def _settle(self, works: list[_Work], summary: IngestSummary) -> None:
-        """Drop orphaned old versions now; the files' ledger records wait for the next flush."""
-        orphans = [w.previous_id for w in works if w.previous_id and w.previous_id != w.item_id]
-        records = [_file_record(c) for w in works for c in (w, *w.copies) if c.entry is not None]
-        self._unflushed.extend(records)
-        self._delete_orphans(orphans)
-        self._absorb_sidecars([w.entry for w in works if w.entry is not None and w.entry.caption_sig])
+    def _count_stored(self, works: list[InFlight], summary: IngestSummary) -> None:
+        """Count what was stored; the folder files' bookkeeping follows it."""
+        self._landed(works)
+        self.folders.stored(works)
         for work in works:
-            if work.previous_id is not None:
+            if work.file is not None and work.file.previous_id is not None:
                 summary.updated += 1
             else:
                 summary.ingested += 1
             self.ledger.clear_failure(work.item.origin)
         self._progress(len(works))
 
-    def _absorb_sidecars(self, entries: list[FolderEntry]) -> None:
-        """A caption stored alone (its image came later) is now the image's sidecar: its own item goes."""
-        alone = []
-        for entry in entries:
-            for part in entry.caption_sig.split(";"):
-                record = self.ledger.lookup(str(entry.path.parent / part.rsplit(":", 2)[0]))
-                if record is not None and record.path != str(entry.path):
-                    alone.append(record)
-        if alone:
-            self._remove_records(alone)
-
-    def _delete_orphans(self, item_ids: list[ItemId]) -> int:
-        """Old versions no file holds any more (neither in the ledger nor waiting for the next flush)."""
-        if not item_ids:
-            return 0
-        moving = {r.path for r in self._unflushed}
-        held = {r.item_id for r in self._unflushed}
-        gone = [i for i in set(item_ids) if i not in held and not set(self.ledger.paths_for_item(i)) - moving]
-        if gone:
-            self.store.delete(gone)
-        return len(gone)
-
-    def _sweep(self, root: Path, scan_id: str) -> int:
-        """Files gone since the last scan: their items go too, unless another path still has them.
-
-        The store changes first and the ledger after, so a crash in between only repeats the sweep.
-        """
-        return self._remove_records(self.ledger.unseen(str(root), scan_id))
-
-    def _remove_records(self, gone: list[FileRecord]) -> int:
-        """Forget files that are gone; their items go too unless another path still holds them."""
-        if not gone:
-            return 0
-        gone_paths = {r.path for r in gone}
-        deleted: set[str] = set()
-        for record in gone:
-            if record.item_id is None or record.item_id in deleted:
-                continue
-            remaining = [p for p in self.ledger.paths_for_item(record.item_id) if p not in gone_paths]
-            if remaining:
-                self.store.set_payload([record.item_id], {"path": remaining[0], "origin": remaining[0]})
-            else:
-                deleted.add(record.item_id)
-        if deleted:
-            self.store.delete(sorted(deleted))
-        self.flush()
-        self.ledger.forget(gone_paths)
-        return len(deleted)
+    def _skip(self, summary: IngestSummary, n: int) -> None:
+        summary.skipped += n
+        self._progress(n)
 
     def _fail(self, summary: IngestSummary, origin: str, reason: str, detail: str) -> None:
         log.warning("%s: %s (%s)", origin, reason, detail)
@@ -459,43 +427,22 @@ class Pipeline:
         self._progress(1)
 
 
-def _first_of_each_id(works: list[_Work], summary: IngestSummary) -> list[_Work]:
-    """Two inputs with one id in a batch (identical files, a row sent twice) are one item: the first is
-    stored; a later folder copy is only recorded in the ledger, so deleting one copy keeps the item."""
-    firsts: dict[str, _Work] = {}
-    for work in works:
-        if work.item_id in firsts:
+def _last_of_each_id(works: list[InFlight], summary: IngestSummary) -> list[InFlight]:
+    """Two inputs with one id (identical files, a row sent twice, a feed edit) are one item: the last
+    version is stored, in the first one's place; an earlier folder copy is only recorded in the ledger,
+    so deleting one copy keeps the item. Works whose id needs decoding pass as they are."""
+    lasts: dict[ItemId | int, InFlight] = {}
+    for position, work in enumerate(works):
+        key = work.item_id if work.item_id is not None else position
+        earlier = lasts.get(key)
+        if earlier is not None:
             summary.skipped += 1
-            if work.entry is not None:
-                firsts[work.item_id].copies.append(work)
-        else:
-            firsts[work.item_id] = work
-    return list(firsts.values())
+            work.copies += [earlier, *earlier.copies] if earlier.file is not None else earlier.copies
+        lasts[key] = work
+    return list(lasts.values())
 
 
-def _unchanged(record: FileRecord, entry: FolderEntry) -> bool:
-    return (record.size, record.mtime_ns, record.caption_sig) == (
-        entry.size,
-        entry.mtime_ns,
-        entry.caption_sig,
-    )
-
-
-def _file_record(work: _Work) -> FileRecord:
-    entry = work.entry
-    return FileRecord(
-        path=str(entry.path),
-        root=work.root,
-        size=entry.size,
-        mtime_ns=entry.mtime_ns,
-        caption_sig=entry.caption_sig,
-        sha256=work.payload.get("sha256"),
-        item_id=work.item_id,
-        scan_id=work.scan_id,
-    )
-
-
-def _result(work: _Work, future: Future) -> tuple[_Work, BadImage | None]:
+def _result(work: InFlight, future: Future) -> tuple[InFlight, BadImage | None]:
     try:
         future.result()
     except BadImage as error:

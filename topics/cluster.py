@@ -321,6 +321,7 @@ def _refine(sample: np.ndarray, labels: np.ndarray, rounds: int) -> np.ndarray:
     Also spreads topics found on the graph subsample to the rest of the sample.
     """
     for _ in range(rounds):
+        labels = _relabel_by_size(labels)  # no gaps: an empty label's zero centroid could win the argmax
         centroids = _centroids(sample, labels)
         if centroids.shape[0] == 0:
             return labels

@@ -97,9 +97,10 @@ def contingency(
         raise ValueError(f"previous {previous.shape} and current {current.shape} differ in length")
     row_of = {int(t): r for r, t in enumerate(previous_ids)}
     rows = np.array([row_of.get(int(t), len(previous_ids)) for t in previous], dtype=np.int64)
+    if (current >= n_clusters).any():  # n_clusters is the outlier column's index, never a label
+        bad = int(current.max())
+        raise ValueError(f"current label {bad} is not a cluster (labels run 0..{n_clusters - 1}, -1 outlier)")
     cols = np.where(current < 0, n_clusters, current).astype(np.int64)
-    if (cols > n_clusters).any():
-        raise ValueError(f"a current label exceeds the number of clusters ({n_clusters})")
     table = np.zeros((len(previous_ids) + 1, n_clusters + 1), dtype=np.int64)
     np.add.at(table, (rows, cols), 1)
     return table

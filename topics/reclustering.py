@@ -418,7 +418,7 @@ def _theme_centroids(clustering: Clustering, n: int) -> np.ndarray:
 
 
 @dataclass
-class _Written:
+class _WriteTotals:
     """Accumulated while writing items: sizes and centroid sums per raw label."""
 
     n_items: int = 0
@@ -451,9 +451,9 @@ def _write_items(
     run_id: int,
     slot: int,
     clock: _Phases,
-) -> _Written:
+) -> _WriteTotals:
     k = clustering.centroids.shape[0]
-    written = _Written(sizes=np.zeros(k, np.int64))
+    written = _WriteTotals(sizes=np.zeros(k, np.int64))
     in_sample = {item_id: i for i, item_id in enumerate(sample.ids)}
     sample_scores = _sample_scores(sample, clustering)
     public = np.array([identity.ids[b] for b in range(k)], np.int64)
@@ -497,7 +497,7 @@ def _label_batch(
     return labels, scores
 
 
-def _accumulate(written: _Written, points: Sequence[Point], labels: np.ndarray, k: int) -> None:
+def _accumulate(written: _WriteTotals, points: Sequence[Point], labels: np.ndarray, k: int) -> None:
     written.n_items += len(points)
     written.n_skipped += int((labels == NO_VECTOR).sum())
     written.n_outliers += int((labels < 0).sum())
@@ -516,7 +516,7 @@ def _accumulate(written: _Written, points: Sequence[Point], labels: np.ndarray, 
 
 
 def _topic_records(
-    written: _Written,
+    written: _WriteTotals,
     sample: Sample,
     clustering: Clustering,
     identity: Identity,
@@ -545,7 +545,7 @@ def _topic_records(
     return topics + _ended(before, {t.topic_id for t in before} - set(identity.continued), run)
 
 
-def _theme_records(written: _Written, themes: _Themes, before: list[Theme], run: Run) -> list[Theme]:
+def _theme_records(written: _WriteTotals, themes: _Themes, before: list[Theme], run: Run) -> list[Theme]:
     """This run's themes (sizes and centroids summed over their topics), plus the ended ones."""
     old = {t.theme_id: t for t in before}
     out = []

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from indexer.embed.base import l2_normalise
-from indexer.images import decode_image
+from indexer.images import BadImage, decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
 from topics import catalog, curation
@@ -83,12 +84,15 @@ def search(
     index: Index,
     text: str | None = None,
     *,
-    image: Path | None = None,
+    image: Path | bytes | None = None,
     negatives: Sequence[str] = (),
     filters: SearchFilters | None = None,
     limit: int = 10,
 ) -> SearchResult:
-    """Topics and items matching the query; items are grouped under the topics they belong to."""
+    """Topics and items matching the query; items are grouped under the topics they belong to.
+
+    `image` is a file or its bytes.
+    """
     if not text and image is None:
         raise ValueError("search needs a text query or --image")
     filters = filters or SearchFilters()
@@ -103,7 +107,7 @@ def search(
 
 
 def _queries(
-    index: Index, text: str | None, image: Path | None, negatives: Sequence[str]
+    index: Index, text: str | None, image: Path | bytes | None, negatives: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """One query vector per stored view: CLIP's for `image` and `text`, the sentence model's for `caption`."""
     layout = set(_stored_views(index))
@@ -114,8 +118,7 @@ def _queries(
         if text:
             parts.append(clip.embed_texts([text])[0])
         if image is not None:
-            decoded = decode_image(image, max_pixels=index.settings.ingest.max_image_pixels)
-            parts.append(clip.embed_images([decoded.image])[0])
+            parts.append(clip.embed_images([_query_image(index, image)])[0])
         vector = l2_normalise(np.sum(parts, axis=0))
         if negatives:
             vector = l2_normalise(vector - NOT_WEIGHT * clip.embed_texts(list(negatives)).mean(axis=0))
@@ -297,7 +300,27 @@ def _by_theme(result: SearchResult, index: Index, run: catalog.Run | None) -> Se
 
 
 def search_anywhere(index: Index, text: str | None = None, **options: Any) -> dict[str, Any]:
-    """Search here, or in `topics serve` when it owns the store (its model is already loaded)."""
+    """Search here, or in `topics serve` when it owns the store (its model is already loaded).
+
+    An `image` path names a file of this process (relative to its working directory), so the service
+    is sent the file's bytes, never the path.
+    """
     if index.remote:
+        if isinstance(options.get("image"), Path):
+            options["image"] = _read_query_image(options["image"])
         return index.backend.call_owner("search", text, **options)
     return search(index, text, **options).as_dict()
+
+
+def _query_image(index: Index, image: Path | bytes) -> Image.Image:
+    try:
+        return decode_image(image, max_pixels=index.settings.ingest.max_image_pixels).image
+    except BadImage as error:
+        raise ValueError(f"--image: {error.reason} ({error.detail})") from None
+
+
+def _read_query_image(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"--image {path}: {error.strerror or error}") from None

@@ -5,6 +5,8 @@
 - apscheduler runs the recluster on a cron (nightly by default) and online assignment on an interval.
   Both take one job lock, so neither ever runs twice at once nor alongside the other; a recluster
   missed while the service was down runs once at start.
+- A store that does not answer at start (a Qdrant server not up yet, or down) is retried with backoff
+  while the control socket already answers: `status` says the service is waiting for the store.
 - SIGTERM/SIGINT stop the sources, let the batch in flight finish, stop the jobs, close the store.
 """
 
@@ -25,12 +27,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from indexer.config import Settings
-from indexer.daemon import FeedSpec, IngestDaemon
+from indexer.daemon import Backoff, FeedSpec, IngestDaemon
 from indexer.index import Index
 from indexer.ingest import open_pipeline
 from indexer.pidlock import PidLock
 from indexer.store import open_backend
-from indexer.store.base import COLLECTIONS
+from indexer.store.base import COLLECTIONS, IdentityMismatch, StoreError
 from indexer.store.shared import OwnerBackend, StoreServer
 from topics import catalog
 
@@ -88,6 +90,7 @@ class Service:
         self._recluster = recluster
         self._assign_online = assign_online
         self._last_job_error: str | None = None
+        self.store_state = "connecting"  # then "connected", or why the store does not answer yet
         self.pipeline = open_pipeline(self.index)
         self.daemon = IngestDaemon(settings, self.pipeline, watch, feeds)
         self.scheduler = BackgroundScheduler(timezone=UTC)
@@ -173,6 +176,7 @@ class Service:
             "stored": stats.stored,
             "failed": stats.failed,
             "last_error": stats.last_error or self._last_job_error,
+            "store_state": self.store_state,
             "next_recluster": next_run,
             "watching": [str(p) for p in self.daemon.watch],
             "feeds": [f.name for f in self.daemon.feeds],
@@ -186,11 +190,34 @@ class Service:
                 signal.signal(sig, lambda *_: self.stop_event.set())
         self.server = StoreServer(self.index.backend, self.settings.data_dir, extra=self.extra)
         try:
-            self._schedule()
-            log.info("serving %s", self.settings.data_dir)
-            self.daemon.run(self.stop_event)
+            if self._connect():
+                self._schedule()
+                log.info("serving %s", self.settings.data_dir)
+                self.daemon.run(self.stop_event)
         finally:
             self.close()
+
+    def _connect(self) -> bool:
+        """Wait until the store answers, retrying with backoff; False when stopped first.
+
+        A store built with another model is refused at once: waiting would not change it.
+        """
+        backoff = Backoff()
+        while not self.stop_event.is_set():
+            try:
+                self.pipeline.ensure_schema()
+            except IdentityMismatch:
+                raise
+            except StoreError as error:
+                delay = backoff.failed()
+                tries = backoff.attempts
+                self.store_state = f"unreachable (attempt {tries} failed), retrying in {delay:g}s: {error}"
+                log.warning("the store does not answer (%s); retrying in %gs", error, delay)
+                self.stop_event.wait(delay)
+                continue
+            self.store_state = "connected"
+            return True
+        return False
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -8,7 +8,7 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 
 from indexer.index import Index
-from indexer.store.base import Filter
+from indexer.store.base import Filter, StoreError
 from topics import catalog
 
 
@@ -18,29 +18,51 @@ def next_fire(cron: str, now: datetime | None = None) -> str | None:
     return fire.isoformat() if fire else None
 
 
+STORE_FIELDS = ("items", "pending", "model", "topics", "themes", "last_recluster", "run_id")
+
+
 def status(index: Index) -> dict[str, Any]:
-    """One dict with a stable shape (see README, `topics status --json`)."""
+    """One dict with a stable shape (see README, `topics status --json`).
+
+    When the store does not answer but `topics serve` does, what only the store knows is None and the
+    service's `store_state` says why (it keeps retrying).
+    """
     settings = index.settings
-    items = index.items
-    exists = items.exists()
-    run = catalog.current_run(index.backend)
     service = index.backend.call_owner("status") if index.remote else None
+    try:
+        contents = _contents(index)
+    except StoreError as error:
+        if service is None:
+            raise
+        contents = dict.fromkeys(STORE_FIELDS)
+        contents["store_error"] = str(error)
     return {
         "data_dir": str(settings.data_dir),
         "store": {
             "kind": settings.store.kind,
             "location": settings.store.url or str(settings.data_dir / "store"),
             "via_service": index.remote,
+            "error": contents.pop("store_error", None),
         },
+        **contents,
+        "failures": index.ledger.failure_counts(),
+        "next_recluster": (service or {}).get("next_recluster")
+        or (next_fire(settings.cluster.cron) if settings.cluster.scheduled else None),
+        "service": service,
+    }
+
+
+def _contents(index: Index) -> dict[str, Any]:
+    """What the store holds: items, pending ones, the model, the current run."""
+    items = index.items
+    exists = items.exists()
+    run = catalog.current_run(index.backend)
+    return {
         "items": items.count() if exists else 0,
         "pending": items.count(Filter(must={"pending": 1})) if exists else 0,
-        "failures": index.ledger.failure_counts(),
         "model": items.identity() if exists else None,
         "topics": len(catalog.list_topics(index.backend, run=run)) if run else 0,
         "themes": len(catalog.list_themes(index.backend, run=run)) if run else 0,
         "last_recluster": run.finished.isoformat() if run else None,
         "run_id": run.run_id if run else None,
-        "next_recluster": (service or {}).get("next_recluster")
-        or (next_fire(settings.cluster.cron) if settings.cluster.scheduled else None),
-        "service": service,
     }

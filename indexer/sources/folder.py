@@ -9,7 +9,7 @@ Layout rules:
   JSON; the JSON's other scalar fields become metadata.
 - A broken sidecar never costs the image: the scan yields a `SourceError` for the sidecar (reason
   ``bad-sidecar``) and then the image without what the sidecar would have added. The sidecar's size and
-  mtime still enter `caption_sig`, so fixing it re-ingests the image.
+  mtime still enter the entry's `sidecars`, so fixing it re-ingests the image.
 - A ``.txt`` or ``.json`` that belongs to no image is a caption-only item (a ``notes.txt`` with a
   ``notes.json`` beside it is one item: text from the first, metadata from the second).
 - Hidden files and folders (``.name``) and partial downloads (``*.part``, ``*.crdownload``, ``*.tmp``)
@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from indexer.items import Item
 from indexer.sources import (
@@ -42,19 +42,34 @@ PARTIAL_SUFFIXES = frozenset({".part", ".crdownload", ".tmp"})
 CAPTION_KEYS = ("caption", "text", "title", "description")
 
 
+class SidecarStamp(NamedTuple):
+    """One caption file of an item as it was when read: a change in any field means an edit."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
 @dataclass(frozen=True)
 class FolderEntry:
     """One item found in a folder, with what the ledger needs to tell later whether it changed.
 
     `path`, `size` and `mtime_ns` describe the item's main file (the image, or the caption file of a
-    caption-only item); `caption_sig` the sidecars (``""`` when there are none).
+    caption-only item); `sidecars` its other caption files (none: ``()``).
     """
 
     item: Item
     path: Path
     size: int
     mtime_ns: int
-    caption_sig: str
+    sidecars: tuple[SidecarStamp, ...] = ()
+
+
+def sidecar_signature(stamps: Sequence[SidecarStamp]) -> str:
+    """Sidecar stamps as the ledger stores them: JSON (``""`` for none), so any file name survives."""
+    if not stamps:
+        return ""
+    return json.dumps([list(s) for s in stamps], ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ class _Sidecars:
 
     caption: Caption | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    signature: dict[str, str] = field(default_factory=dict)  # file name -> "name:size:mtime_ns"
+    stamps: dict[str, SidecarStamp] = field(default_factory=dict)  # by file name
     errors: list[SourceError] = field(default_factory=list)
 
 
@@ -179,7 +194,7 @@ def _caption_entry(
         yield from [primary] if primary else []
         return
     sidecars = _read_sidecars(directory, text, meta, max_bytes)
-    sidecars.signature.pop(primary_name, None)  # the main file's own size and mtime are in the entry
+    sidecars.stamps.pop(primary_name, None)  # the main file's own size and mtime are in the entry
     origin = str(primary.path)
     yield from (e if e.origin == origin else _as_sidecar_error(e) for e in sidecars.errors)
     if any(e.origin == origin for e in sidecars.errors):
@@ -208,7 +223,7 @@ def _entry(root: Path, main: _FileInfo, sidecars: _Sidecars, *, image: str | Non
         metadata=metadata,
         with_caption_in_id=False,
     )
-    return FolderEntry(item, main.path, main.size, main.mtime_ns, ";".join(sidecars.signature.values()))
+    return FolderEntry(item, main.path, main.size, main.mtime_ns, tuple(sidecars.stamps.values()))
 
 
 def _file_info(path: Path) -> _FileInfo | SourceError | None:
@@ -237,7 +252,7 @@ def _read_sidecars(directory: Path, text: str | None, meta: str | None, max_byte
         except OSError as error:
             sidecars.errors.append(SourceError(str(path), "unreadable", error.strerror or str(error)))
             continue
-        sidecars.signature[name] = f"{name}:{info.st_size}:{info.st_mtime_ns}"
+        sidecars.stamps[name] = SidecarStamp(name, info.st_size, info.st_mtime_ns)
         if name == text:
             sidecars.caption = caption_from_bytes(data, max_bytes=max_bytes, complete=complete)
         else:

@@ -153,12 +153,15 @@ class EdgeStore:
         self._engine_call(lambda s: s.optimize(), "optimize")
 
     def close(self) -> None:
-        if self._shard is not None:
-            shard, self._shard = self._shard, None
-            _engine(shard.close, "close the shard")
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        """Close the shard, then release the directory lock even when closing the shard failed."""
+        try:
+            if self._shard is not None:
+                shard, self._shard = self._shard, None
+                _engine(shard.close, "close the shard")
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def _check_open(self) -> None:
         if self._lock is None:

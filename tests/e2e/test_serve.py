@@ -69,6 +69,21 @@ def test_dropped_files_become_searchable_and_queries_go_through_serve(tmp_path: 
     assert info["service"]["pid"] == proc.pid
     assert info["service"]["watching"] == [str(inbox.resolve())]
 
+    # --image names a file relative to *this* process's folder, not the service's (it runs in ROOT)
+    query = subprocess.run(
+        [sys.executable, "-m", "cli", "search", "--image", "new1.jpg", "--limit", "6", "--json"],
+        env=tiny_env(data),
+        cwd=inbox,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert query.returncode == 0, query.stderr
+    found = json.loads(query.stdout)
+    items = [*(i for t in found["topics"] for i in t["items"]), *found["unassigned"]]
+    by_path = {i["path"]: i for i in items}
+    assert by_path[str((inbox / "new1.jpg").resolve())]["views"]["image"] > 0.99  # the query was new1.jpg
+
     (inbox / "new0.jpg").unlink()
     (inbox / "new0.txt").unlink()  # alone, the sidecar would stay on as a caption-only item
     wait_for(lambda: len(_stored_ids(data)) == 5, 60, "the deleted file to leave the store")

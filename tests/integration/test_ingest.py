@@ -162,6 +162,36 @@ def test_4cat_manifest_rows_keep_their_ids(index: Index, tmp_path: Path) -> None
     assert index.items.count() == 3
 
 
+def _rows(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows))
+    return path
+
+
+def _captions(index: Index) -> dict[str, str]:
+    return {p["source_id"]: p["caption"] for p in _payloads(index).values()}
+
+
+def test_the_last_version_of_a_row_wins_in_one_batch(index: Index, tmp_path: Path) -> None:
+    """A feed edit (or a row sent twice with new text) in one batch: the first version was kept."""
+    summary = ingest_paths(index, [_rows(tmp_path / "feed.jsonl", [("r1", "first"), ("r1", "edited")])])
+    assert _captions(index) == {"r1": "edited"}
+    assert (summary.ingested, summary.skipped) == (1, 1)
+
+
+def test_an_edit_reverted_within_one_run_keeps_the_last_version(index: Index, tmp_path: Path) -> None:
+    ingest_paths(index, [_rows(tmp_path / "a.jsonl", [("r1", "original")])])
+    ingest_paths(index, [_rows(tmp_path / "b.jsonl", [("r1", "edited"), ("r1", "original")])])
+    assert _captions(index) == {"r1": "original"}
+
+
+def test_an_edit_reverted_in_the_next_chunk_keeps_the_last_version(index: Index, tmp_path: Path) -> None:
+    """The revert is read (and checked against the store) while the edit is still being embedded."""
+    ingest_paths(index, [_rows(tmp_path / "a.jsonl", [("r1", "original")])])
+    fillers = [(f"f{i}", f"filler row {i}") for i in range(255)]
+    ingest_paths(index, [_rows(tmp_path / "b.jsonl", [*fillers, ("r1", "edited"), ("r1", "original")])])
+    assert _captions(index)["r1"] == "original"
+
+
 def test_precomputed_vectors_are_stored_as_given(index: Index, tmp_path: Path) -> None:
     vec = np.zeros(64, dtype=np.float32)
     vec[3] = 1.0

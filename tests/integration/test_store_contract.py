@@ -411,6 +411,26 @@ def test_edge_layout_file_is_written_atomically(tmp_path: Path) -> None:
         store.close()
 
 
+class _FailingShard:
+    """Stands for an engine shard whose close raises (a full disk, a vanished directory)."""
+
+    def close(self) -> None:
+        raise OSError("injected: the shard could not close")
+
+
+def test_edge_close_releases_the_lock_when_the_shard_fails_to_close(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path / "items", "items")
+    store.ensure(SCHEMA)
+    real = store._shard
+    store._shard = _FailingShard()  # type: ignore[assignment]
+    try:
+        with pytest.raises(StoreError, match="close the shard"):
+            store.close()
+    finally:
+        real.close()
+    EdgeStore(tmp_path / "items", "items").close()  # the next open is not refused
+
+
 def _child(script: str, tmp_path: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     code = textwrap.dedent(script)

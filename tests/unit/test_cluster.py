@@ -7,7 +7,7 @@ import pytest
 
 from evaluation.quality import adjusted_rand
 from indexer.config import ClusterSettings
-from topics.cluster import Clustering, ClusterParams, default_min_cluster_size, fit_clusters
+from topics.cluster import Clustering, ClusterParams, _refine, default_min_cluster_size, fit_clusters
 
 DIM = 128
 Mixture = tuple[np.ndarray, np.ndarray]
@@ -129,6 +129,18 @@ def test_tiny_or_uniform_sample_gives_no_topics_rather_than_an_error() -> None:
     labels, _ = result.assign(x)
     assert labels.shape == (30,)
     assert result.centroids.shape[1] == DIM
+
+
+def test_refine_gives_no_vector_to_the_empty_label_of_a_gap() -> None:
+    """Labels 0 and 2 (1 was dropped): label 1's centroid would be zero and beat two negative cosines."""
+    near_x = _unit(np.array([[1.0, 0.1], [1.0, -0.1], [1.0, 0.0]]))
+    near_y = _unit(np.array([[0.1, 1.0], [-0.1, 1.0], [0.0, 1.0]]))
+    opposite = _unit(np.array([[-1.0, -1.0]]))
+    sample = np.vstack([near_x, near_y, opposite])
+    labels = np.array([0, 0, 0, 2, 2, 2, -1])
+    refined = _refine(sample, labels, rounds=1)
+    assert refined[0] != refined[3]
+    assert set(refined.tolist()) == {refined[0], refined[3]}  # the last vector joins one of the two
 
 
 def test_hdbscan_method_also_separates_siblings(mixture: Mixture) -> None:

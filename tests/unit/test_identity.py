@@ -37,6 +37,14 @@ def test_contingency_counts_common_items_with_outlier_row_and_column() -> None:
         contingency(previous, current[:3], [10, 11], 2)
 
 
+@pytest.mark.parametrize("label", [2, 3])
+def test_contingency_refuses_a_label_at_or_past_n_clusters(label: int) -> None:
+    """Labels run 0..n_clusters-1; label n_clusters is the outlier column's index, not an outlier."""
+    previous = np.array([10, 11, 11])
+    with pytest.raises(ValueError, match=f"current label {label} is not a cluster"):
+        contingency(previous, np.array([0, 1, label]), [10, 11], n_clusters=2)
+
+
 def test_jaccard_uses_sizes_including_outliers() -> None:
     table = np.array([[6, 2, 2], [0, 4, 0], [0, 0, 0]])
     sims = jaccard(table)

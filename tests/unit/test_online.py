@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from evaluation import synthetic as syn
+from tests.helpers import ROOT
 from topics.online import (
     OUTLIER,
     EmergingDetector,
@@ -281,3 +286,51 @@ def test_detector_round_trips_river_state(world: World) -> None:
     assert copy.n_micro_clusters == detector.n_micro_clusters > 0
     assert copy.n_tracked == detector.n_tracked
     assert copy.to_state()[0] == meta
+
+
+# ---- river's private DBSTREAM state, saved by topics/online/emerging.py ----
+
+# What DBSTREAM keeps in the river version pinned in pyproject.toml: the learned state dbstream_state
+# saves, the settings the detector passes, and what `_recluster` derives from the rest.
+DBSTREAM_LEARNED = {"_micro_clusters", "_time_stamp", "s", "s_t"}
+DBSTREAM_SETTINGS = {
+    "clustering_threshold",
+    "fading_factor",
+    "cleanup_interval",
+    "intersection_factor",
+    "minimum_weight",
+}
+DBSTREAM_DERIVED = {"_centers", "_clusters", "_n_clusters", "clustering_is_up_to_date"}
+
+
+def test_river_is_installed_at_the_version_pyproject_pins() -> None:
+    """The saved state reaches into DBSTREAM's private attributes: only the pinned version is known."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = [m[1] for d in deps if (m := re.fullmatch(r"river==([\w.]+)", d.strip()))]
+    assert pins == [importlib.metadata.version("river")]
+
+
+def _learned(detector: EmergingDetector) -> dict[str, Any]:
+    stream = detector._stream
+    assert set(vars(stream)) - {"last_home"} == DBSTREAM_LEARNED | DBSTREAM_SETTINGS | DBSTREAM_DERIVED, (
+        "river's DBSTREAM keeps other state now: review dbstream_state/load_dbstream_state"
+    )
+    mcs = {k: (mc.center, mc.last_update, mc.weight) for k, mc in stream._micro_clusters.items()}
+    return {"mcs": mcs, "time": stream._time_stamp, "s": stream.s, "s_t": stream.s_t}
+
+
+def test_a_restored_dbstream_goes_on_exactly_as_the_original(world: World) -> None:
+    params = EmergingParams(min_size=MIN_SIZE, coherence=0.85, cleanup_every=150)
+    original = EmergingDetector(512, params)
+    first, then = world.stream(1_000, background=0.5, seed=5), world.stream(1_000, background=0.5, seed=6)
+    for item, vector, feature in zip(first.ids, first.vectors, original.reduce(first.vectors), strict=True):
+        original.feed(item, vector, feature)
+    restored = EmergingDetector.from_state(*original.to_state())
+    assert _learned(restored) == _learned(original)
+    features = original.reduce(then.vectors)
+    for item, vector, feature in zip(then.ids, then.vectors, features, strict=True):
+        found = original.feed(item, vector, feature), restored.feed(item, vector, feature)
+        assert [c.members if c else None for c in found] == [found[0].members if found[0] else None] * 2
+    assert _learned(restored) == _learned(original)
+    predicted = [[d._stream.predict_one(x) for x in features[:50]] for d in (original, restored)]
+    assert predicted[0] == predicted[1]

@@ -100,6 +100,17 @@ def test_small_topics_get_what_they_have() -> None:
     assert sorted(e.item_id for e in picker.pick()[0]) == ["a", "b"]
 
 
+def test_pooled_gives_what_is_shown_for_each_topics_most_typical_members() -> None:
+    rng = np.random.default_rng(5)
+    vectors = unit(rng, 6)
+    scores = np.array([0.9, 0.8, 0.7, 0.1, 0.6, np.nan])
+    shown = ["tractor farm", "tractor", None, "least typical", "boat", "no score"]
+    picker = ExemplarPicker(k=2, pool_size=2)
+    picker.add(np.array([0, 0, 0, 0, 1, 1]), [str(i) for i in range(6)], scores, vectors, shown)
+    pooled = picker.pooled()
+    assert sorted(pooled[0]) == ["tractor", "tractor farm"] and pooled[1] == ["boat"]
+
+
 @pytest.mark.parametrize(
     ("options", "message"), [({"diversity": 1.5}, "diversity"), ({"pool_size": 3}, "pool")]
 )

@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluation.words import topic_diversity
+from topics.represent import Representer, RepresentOptions
+from topics.represent.word_choice import shares_word
 from topics.represent.words import WordCounter, clean_caption, label_from_words, load_word_list
 
 FARM = [
@@ -23,6 +26,15 @@ SEA = [
     "fishing boat at sea https://example.com/boat.jpg",
     "harbour boats and the blue sea",
 ]
+CONGO = [
+    "the flag of congo",
+    "flag of congo at the parade",
+    "congo flag on a pole",
+    "a flag of congo in kinshasa",
+    "kinshasa by the river",
+    "river boats at kinshasa",
+]
+CITY = ["new york skyline", "new york at night", "taxi in new york", "new york subway", "snow in new york"]
 NOISE = ["photo of the day", "nice photo", "my photo", "the best photo ever", "photo dump"]
 
 
@@ -48,11 +60,85 @@ def test_each_topic_gets_its_own_words_ranked_with_scores() -> None:
     assert len(words[0]) <= 10
 
 
-def test_hashtags_bigrams_and_stop_words() -> None:
+def test_hashtags_and_stop_words() -> None:
     words = terms(counter_for(FARM, SEA).top_words(n=30)[0])
     assert "#tractorprotest" in words
-    assert "tractor protest" in words  # a bigram
     assert not {"the", "on", "a", "at", "to"} & set(words)
+
+
+def test_no_word_is_shown_twice_in_a_topic() -> None:
+    # Before: "tractor, farm, ..., tractor protest, ..., protest": the bigram repeated shown words.
+    for words in counter_for(FARM, SEA, CONGO, min_df=1).top_words(n=30).values():
+        parts = [part for term in terms(words) for part in term.split()]
+        assert len(parts) == len(set(parts)), terms(words)
+    congo = terms(counter_for(FARM, SEA, CONGO).top_words(n=10)[2])
+    assert set(congo[:2]) == {"flag", "congo"} and "flag congo" not in congo
+
+
+def test_a_phrase_replaces_its_word_where_it_is_the_words_main_use() -> None:
+    words = terms(counter_for(CITY, SEA).top_words(n=10)[0])
+    assert words[0] == "new york"  # "york" occurs only inside it
+    assert not {"new", "york"} & set(words)
+    farm = terms(counter_for(FARM, SEA).top_words(n=30)[0])
+    assert "tractor" in farm and "tractor protest" not in farm  # 2 of tractor's 5 uses: the word stays
+
+
+def test_a_word_topping_many_topics_stays_where_it_scores_highest_or_defines_the_topic() -> None:
+    counter = WordCounter(min_df=1)
+    for topic in range(10):  # a defining word k<topic> in every caption, then one-off words
+        captions = [f"k{topic} s{topic}x{2 * i} s{topic}x{2 * i + 1}" for i in range(12)]
+        share = 8 if topic == 0 else 6 if topic < 6 else 0  # "photo" in half the captions of six topics
+        counter.add([topic] * 12, [c + " photo" * (i < share) for i, c in enumerate(captions)])
+    words = {topic: terms(w) for topic, w in counter.top_words(n=10).items()}
+    assert all(words[t][0] == f"k{t}" for t in range(10))
+    assert "photo" in words[0]  # where it is most frequent (and its defining word k0 stays first)
+    assert not any("photo" in words[t] for t in range(1, 6))  # before: second in all six
+    assert topic_diversity(words.values()) == 1.0
+
+
+TRACTOR = ["tractor farm", "red tractor farm", "old tractor farm", "tractor", "blue tractor", "new tractor"]
+MIXED = [*TRACTOR, "garage", "garage door", "garage sale", "old garage", "big garage"]
+
+
+def test_words_that_occur_together_in_typical_captions_are_preferred() -> None:
+    counter = counter_for(MIXED, SEA, min_df=1)
+    assert terms(counter.top_words(n=2)[0]) == ["tractor", "garage"]  # by score alone
+    # "garage" never shares a caption with "tractor"; "farm" does, in half of tractor's captions
+    assert terms(counter.top_words(n=2, typical={0: MIXED})[0]) == ["tractor", "farm"]
+    assert terms(counter.top_words(n=2, typical={0: MIXED[:1]})[0]) == ["tractor", "garage"]  # too few
+    reposted = ["garage sale tractor"] * 20  # one caption posted many times is one piece of evidence
+    assert terms(counter.top_words(n=2, typical={0: MIXED + reposted})[0]) == ["tractor", "farm"]
+
+
+def test_the_representer_chooses_words_over_its_typical_captions() -> None:
+    rng = np.random.default_rng(0)
+    centroids = {0: np.eye(4)[0], 1: np.eye(4)[1]}
+    vectors = np.repeat(np.eye(4)[:2], [len(MIXED), len(SEA)], axis=0) + rng.normal(0, 0.01, (16, 4))
+    topics = [0] * len(MIXED) + [1] * len(SEA)
+    representer = Representer(centroids, RepresentOptions(n_words=2, min_df=1))
+    representer.add_batch(topics, [f"i{i}" for i in range(16)], vectors, captions=MIXED + SEA)
+    assert terms(representer.finish()[0].words) == ["tractor", "farm"]
+
+
+def test_forms_of_one_word_are_shown_once() -> None:
+    law = ["law and rules", "laws of the land", "the rule of law", "rules of law", "a law", "music laws"]
+    words = terms(counter_for(law, SEA, min_df=1).top_words(n=10)[0])
+    assert words[0] == "law" and "laws" not in words
+    assert len([w for w in words if w in {"rule", "rules"}]) == 1
+    assert shares_word("principle", "principles") and shares_word("music", "musical")
+    assert not shares_word("art", "arm") and not shares_word("biology", "biological")
+
+
+def test_label_names_what_typical_captions_share_not_the_first_words() -> None:
+    words = [("flag", 0.9), ("congo", 0.8), ("kinshasa", 0.7), ("river", 0.6)]
+    captions = [{"flag", "congo"}, {"flag", "congo"}, {"kinshasa", "river"}, {"river"}]
+    assert label_from_words(words, captions=captions) == "flag, river, congo"
+    counter = counter_for(FARM, SEA, CONGO)
+    congo = counter.top_words(n=10)[2]
+    typical = [counter.caption_terms(c) for c in CONGO]
+    label = label_from_words(congo, captions=typical)
+    assert label != ", ".join(terms(congo)[:3])
+    assert set(label.split(", ")) <= set(terms(congo)) and "kinshasa" in label
 
 
 def test_configured_stop_words_are_dropped(tmp_path: Path) -> None:
@@ -127,7 +213,7 @@ def test_frequent_terms_for_the_keyword_vocabulary() -> None:
 def test_label_prefers_distinct_terms() -> None:
     assert label_from_words([]) == ""
     scored = [("tractor", 1.0), ("tractor protest", 0.9), ("farm", 0.8), ("protest", 0.7), ("road", 0.6)]
-    assert label_from_words(scored) == "tractor protest, farm, road"
+    assert label_from_words(scored) == "tractor, farm, protest"  # the better-ranked form of a word wins
     assert label_from_words(counter_for(FARM, SEA).top_words()[1]).startswith("boat")
 
 

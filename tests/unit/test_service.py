@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,48 +39,59 @@ def test_a_second_serve_lock_is_refused_naming_the_pid(tmp_path: Path) -> None:
     serve_lock(tmp_path).release()  # free again once released
 
 
-@pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    use_tiny_clip(monkeypatch)
-    active, peak, calls = [0], [0], []
+class Jobs:
+    """Jobs that record how many run at once and hold until `release` is set."""
 
-    def job(name: str):
+    def __init__(self) -> None:
+        self.active, self.peak, self.calls = 0, 0, []
+        self.running = threading.Event()  # a job has started
+        self.release = threading.Event()  # running jobs may finish
+
+    def job(self, name: str):
         def run(index):
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-            calls.append(name)
-            time.sleep(0.2)
-            active[0] -= 1
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.calls.append(name)
+            self.running.set()
+            assert self.release.wait(30), "the test never released the job"
+            self.active -= 1
             return {"job": name}
 
         return run
 
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    use_tiny_clip(monkeypatch)
+    jobs = Jobs()
     svc = Service(
         load_settings(store={"backend": "memory"}),
         [],
         [],
-        recluster=job("recluster"),
-        assign_online=job("online"),
+        recluster=jobs.job("recluster"),
+        assign_online=jobs.job("online"),
     )
-    yield svc, peak, calls
+    yield svc, jobs
+    jobs.release.set()
     svc.close()
 
 
 def test_jobs_never_run_at_the_same_time(service) -> None:
-    svc, peak, calls = service
+    svc, jobs = service
     threads = [threading.Thread(target=svc.run_recluster) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.05)
+    assert jobs.running.wait(30), "no recluster started"
     assert svc.run_online() is None  # skipped while a recluster runs
+    jobs.release.set()
     for t in threads:
         t.join()
-    assert peak[0] == 1 and calls == ["recluster"] * 3
+    assert jobs.peak == 1 and jobs.calls == ["recluster"] * 3
     assert svc.run_online() == {"job": "online"}
 
 
 def test_status_reports_the_service(service) -> None:
-    svc, _, _ = service
+    svc, _ = service
     info = svc.status()
     assert info["pid"] > 0 and info["queue_depth"] == 0 and info["last_error"] is None
     assert set(info) >= {"uptime_s", "items_per_s", "next_recluster", "watching", "feeds"}
@@ -105,7 +115,7 @@ def test_cron_off_schedules_no_recluster_but_keeps_online_assignment(
 
 
 def test_the_default_cron_schedules_the_nightly_recluster(service) -> None:
-    svc, _, _ = service
+    svc, _ = service
     assert svc.settings.cluster.scheduled
     svc._schedule()
     assert {job.id for job in svc.scheduler.get_jobs()} == {"recluster", "online"}

@@ -54,7 +54,7 @@ def test_entry_describes_the_image_for_the_ledger(tmp_path: Path) -> None:
     entry = _entries(tmp_path)["sub/cat.jpg"]
     info = path.stat()
     assert entry.path == path and entry.size == info.st_size and entry.mtime_ns == info.st_mtime_ns
-    assert entry.caption_sig == ""
+    assert entry.sidecars == ()
     item = entry.item
     assert (item.source, item.origin, item.image, item.caption) == ("folder", str(path), str(path), None)
     assert item.with_caption_in_id is False
@@ -67,11 +67,11 @@ def test_text_sidecar_gives_the_caption_and_changes_the_signature(tmp_path: Path
     sidecar.write_bytes(b"\xef\xbb\xbfa cat\r\non a mat\r\n")
     entry = _entries(tmp_path)["cat.jpg"]
     assert entry.item.caption == "a cat\non a mat"
-    first_sig = entry.caption_sig
-    assert first_sig.startswith("cat.txt:")
+    first = entry.sidecars
+    assert [stamp.name for stamp in first] == ["cat.txt"]
     sidecar.write_text("a different caption")
     os.utime(sidecar, ns=(1, 1))
-    assert _entries(tmp_path)["cat.jpg"].caption_sig != first_sig
+    assert _entries(tmp_path)["cat.jpg"].sidecars != first
 
 
 def test_full_name_sidecars_win_and_json_adds_metadata(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_full_name_sidecars_win_and_json_adds_metadata(tmp_path: Path) -> None:
         "likes": 3,
         "relative_path": "cat.jpg",
     }
-    assert cat.caption_sig.count(";") == 1  # both sidecars count
+    assert [stamp.name for stamp in cat.sidecars] == ["cat.jpg.txt", "cat.jpg.json"]  # both count
     assert entries["cat.txt"].item.caption == "from cat.txt"  # the unused one is its own item
 
 
@@ -111,7 +111,7 @@ def test_invalid_json_sidecar_is_reported_and_the_image_still_comes(tmp_path: Pa
     assert [(e.origin, e.reason) for e in errors] == [(str(tmp_path / "cat.json"), "bad-sidecar")]
     entry = found[-1]
     assert isinstance(entry, FolderEntry) and entry.item.caption == "still captioned"
-    assert "cat.json:" in entry.caption_sig  # fixing the JSON will re-ingest the image
+    assert "cat.json" in [s.name for s in entry.sidecars]  # fixing the JSON will re-ingest the image
 
 
 def test_json_sidecar_that_is_not_an_object(tmp_path: Path) -> None:
@@ -133,9 +133,9 @@ def test_caption_only_items(tmp_path: Path) -> None:
     errors = {Path(e.origin).name: e.reason for e in found if isinstance(e, SourceError)}
     note = entries["note.txt"]
     assert (note.item.image, note.item.caption, note.item.metadata["author"]) == (None, "just words", "bo")
-    assert note.caption_sig.startswith("note.json:")
+    assert [stamp.name for stamp in note.sidecars] == ["note.json"]
     post = entries["post.json"]
-    assert (post.item.caption, post.item.metadata["lang"], post.caption_sig) == ("json words", "en", "")
+    assert (post.item.caption, post.item.metadata["lang"], post.sidecars) == ("json words", "en", ())
     assert errors == {"blank.txt": "no-caption", "broken.json": "bad-json"}
 
 

@@ -263,7 +263,8 @@ def random_projection(dim: int, dims: int, seed: int) -> np.ndarray:
 
 
 def dbstream_state(stream: DBSTREAM) -> dict[str, Any]:
-    """DBSTREAM's learned state as plain JSON values (river keeps it in private attributes)."""
+    """DBSTREAM's learned state as plain JSON values (river keeps it in private attributes, so
+    pyproject.toml pins the river version and tests/unit/test_online.py checks the round trip)."""
     mcs = [
         [k, list(mc.center.values()), mc.last_update, mc.weight] for k, mc in stream.micro_clusters.items()
     ]

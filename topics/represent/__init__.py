@@ -230,7 +230,7 @@ class Representer:
         images = self._images.pick()
         texts = self._texts.pick()
         generated = self._generate_captions(images)
-        words = self._words.top_words(self.options.n_words)
+        words = self._words.top_words(self.options.n_words, typical=self._texts.pooled())
         keywords = self._keywords(words)
         self._on_step("tiles")
         tiles = self._tiles(images)
@@ -296,7 +296,7 @@ class Representer:
     ) -> Representation:
         return Representation(
             topic_id=topic,
-            label=label_from_words(words) or label_from_words(keywords) or f"topic {topic}",
+            label=self._label(topic, words, keywords, texts),
             words=tuple(words),
             keywords=tuple(keywords),
             exemplars=tuple(e.item_id for e in images),
@@ -306,6 +306,11 @@ class Representer:
             tile=tile[0],
             tile_fingerprint=tile[1],
         )
+
+    def _label(self, topic: int, words: list[Scored], keywords: list[Scored], texts: list[Exemplar]) -> str:
+        """Words that name the topic's typical captions; keywords for a topic without captions."""
+        captions = [self._words.caption_terms(e.shown) for e in texts]
+        return label_from_words(words, captions=captions) or label_from_words(keywords) or f"topic {topic}"
 
     def _tiles(self, images: Mapping[int, list[Exemplar]]) -> dict[int, tuple[str | None, str | None]]:
         if self.options.tiles_dir is None:

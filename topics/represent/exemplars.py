@@ -174,6 +174,10 @@ class ExemplarPicker:
     def topics(self) -> list[int]:
         return list(self._pools)
 
+    def pooled(self) -> dict[int, list[str]]:
+        """Every topic's pool: what is shown for its up to `pool_size` most typical members."""
+        return {topic: [s for s in pool.compact().shown if s] for topic, pool in self._pools.items()}
+
     def pick(self) -> dict[int, list[Exemplar]]:
         """For every topic seen, up to `k` exemplars, the most typical first."""
         picked = {}

@@ -1,10 +1,11 @@
 """Topic words: class-based TF-IDF over each topic's captions, accumulated batch by batch.
 
-Each topic is one "class document": the concatenation of its members' captions. A term scores high
-for a topic when it is frequent there (L1-normalised term frequency) and rare across topics
-(``log(1 + A / f_t)``, A the average number of tokens per class, f_t the term's count over all
-classes). Outliers (topic -1) take part in the idf, so words common among outliers are damped, but
-they get no words of their own.
+Each topic is one "class document": the concatenation of its members' captions, each caption
+counting a term once. A term scores high for a topic when it is frequent there (L1-normalised term
+frequency) and rare across topics (``log(1 + A / f_t)``, A the average number of terms per class,
+f_t the term's count over all classes). Outliers (topic -1) take part in the idf, so words common
+among outliers are damped, but they get no words of their own. Which of the best-scored terms are
+shown, and the label, is `topics.represent.word_choice`'s business.
 
 Captions are untrusted: markup and URLs are stripped and each caption is capped in length before
 tokenising, so a megabyte caption costs no more than a short one.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,12 @@ from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 from topics.ids import OUTLIER
+from topics.represent.word_choice import Candidate, Scored, choose_words, distinct_terms, label_from_words
+
+__all__ = ["WordCounter", "clean_caption", "distinct_terms", "label_from_words", "load_word_list"]
 
 _MERGE_EVERY = 16  # batches of counts kept apart before summing them into one matrix
-Scored = tuple[str, float]
+_CANDIDATES = 10  # terms ranked per shown term: room for the repeats dropped
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]{0,200}>")
@@ -114,7 +118,8 @@ class WordCounter:
         by_caption = sparse.csr_matrix(
             (np.ones(len(cols), dtype=np.int64), cols, indptr), shape=(len(topic_rows), n_terms)
         )
-        by_caption.sum_duplicates()  # one entry per (caption, term): the document frequency's unit
+        by_caption.sum_duplicates()
+        by_caption.data[:] = 1  # a caption counts a term once: repeating a word buys it nothing
         self._doc_freq = np.pad(self._doc_freq, (0, n_terms - len(self._doc_freq)))
         self._doc_freq += np.bincount(by_caption.indices, minlength=n_terms)
         to_topic = sparse.csr_matrix(
@@ -148,17 +153,33 @@ class WordCounter:
         terms = list(self._term_index)
         return [terms[i] for i in order]
 
-    def top_words(self, n: int = 10) -> dict[int, list[Scored]]:
-        """The `n` best terms of every topic but the outliers, with c-TF-IDF scores, best first."""
+    def top_words(
+        self, n: int = 10, typical: Mapping[int, Sequence[str | None]] | None = None
+    ) -> dict[int, list[Scored]]:
+        """The `n` best terms of every topic but the outliers, with c-TF-IDF scores, best first.
+
+        `typical`: some of each topic's most typical captions; with them, terms that occur together
+        there are preferred (see `topics.represent.word_choice`, which also keeps words distinct
+        within a topic and across topics).
+        """
         counts, terms = self._pruned_counts()
         if counts.shape[1] == 0:
             return {}
         scores = _ctfidf(counts)
-        words = {}
-        for topic, row in self._topic_row.items():
-            if topic != OUTLIER:
-                words[topic] = _best_of_row(scores.getrow(row), terms, n)
-        return words
+        ranked = {
+            topic: _ranked(scores.getrow(row), counts.getrow(row), terms, n * _CANDIDATES)
+            for topic, row in self._topic_row.items()
+            if topic != OUTLIER
+        }
+        term_sets = {  # a caption posted twice is no more evidence than once
+            topic: [self.caption_terms(c) for c in dict.fromkeys(captions)]
+            for topic, captions in (typical or {}).items()
+        }
+        return choose_words(ranked, term_sets, n)
+
+    def caption_terms(self, caption: str | None) -> set[str]:
+        """The terms one caption contributes, as counted (for matching words against captions)."""
+        return set(self._analyse(clean_caption(caption, self.max_caption_chars))) if caption else set()
 
     def _merge(self) -> sparse.csr_matrix:
         shape = (len(self._topic_row), len(self._term_index))
@@ -186,29 +207,13 @@ def _ctfidf(counts: sparse.csr_matrix) -> sparse.csr_matrix:
     return (tf @ sparse.diags(idf)).tocsr()
 
 
-def _best_of_row(row: sparse.csr_matrix, terms: np.ndarray, n: int) -> list[Scored]:
-    if row.nnz == 0:
+def _ranked(
+    scores: sparse.csr_matrix, counts: sparse.csr_matrix, terms: np.ndarray, limit: int
+) -> list[Candidate]:
+    """(term, score, count) of one topic's best `limit` terms, best first; ties by term."""
+    if scores.nnz == 0:
         return []
-    names = terms[row.indices]
-    order = np.lexsort((names, -np.round(row.data, 12)))[:n]  # ties by term: same whatever the batch order
-    return [(str(names[i]), float(row.data[i])) for i in order]
-
-
-def label_from_words(words: Sequence[Scored], max_terms: int = 3) -> str:
-    """A short label from ranked terms, skipping terms whose words the label already has.
-
-    >>> label_from_words([("tractor", 0.9), ("protest", 0.8), ("tractor protest", 0.7), ("farm", 0.5)])
-    'tractor, protest, farm'
-    """
-    chosen: list[str] = []
-    covered: set[str] = set()
-    for term, _ in words:
-        parts = set(term.split())
-        if parts <= covered:
-            continue
-        chosen = [c for c in chosen if not set(c.split()) <= parts]  # a bigram absorbs its unigrams
-        chosen.append(term)
-        covered |= parts
-        if len(chosen) == max_terms:
-            break
-    return ", ".join(chosen)
+    names = terms[scores.indices]
+    order = np.lexsort((names, -np.round(scores.data, 12)))[:limit]  # same whatever the batch order
+    count_of = dict(zip(counts.indices.tolist(), counts.data.tolist(), strict=True))
+    return [(str(names[i]), float(scores.data[i]), count_of[scores.indices[i]]) for i in order]
