@@ -79,6 +79,7 @@ class IngestSettings(BaseModel):
     max_caption_bytes: int = Field(1_000_000, ge=1)
     views: tuple[View, ...] = ("image", "text")
     allowed_roots: tuple[Path, ...] = ()  # manifest paths must resolve inside these (and the manifest's dir)
+    caption_columns: tuple[str, ...] = ()  # manifest columns joined, in order, into the caption
 
 
 class FetchSettings(BaseModel):
@@ -135,6 +136,7 @@ class RepresentSettings(BaseModel):
     stop_word_files: tuple[Path, ...] = ()
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = Field(20_000, ge=0)
+    vocabulary_budget: int = Field(1_000, ge=0)  # new keyword terms embedded per run (the rest: later runs)
     captioner_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
     tile_cell: int = Field(256, ge=16)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import Level, LineageEvent, Theme, Topic
 
 SortKey = Literal["id", "size", "change", "label"]
@@ -66,6 +66,7 @@ def topic_summary(topic: Topic) -> dict[str, Any]:
         "status": topic.status,
         "words": [w for w, _ in _scored(topic, "words")[:5]],
         "theme_id": topic.theme_id,
+        "curation": curation.curation_of(topic),
     }
 
 
@@ -100,13 +101,25 @@ def list_topics(
     status: str | None = None,
     min_size: int = 0,
     include_vanished: bool = False,
+    include_hidden: bool = False,
 ) -> list[dict[str, Any]]:
-    """The current run's topics, filtered and sorted (largest first by default)."""
+    """The current run's topics as curated, filtered and sorted (largest first by default).
+
+    Hidden topics and topics merged into another are left out unless `include_hidden`."""
     run = _need_run(index)
-    found = catalog.list_topics(
-        index.backend, include_vanished=include_vanished or status == "vanished", run=run
+    found = curation.curate(
+        catalog.list_topics(
+            index.backend, include_vanished=include_vanished or status == "vanished", run=run
+        ),
+        curation.load(index.backend, run),
     )
-    chosen = [t for t in found if t.size >= min_size and (status is None or t.status == status)]
+    chosen = [
+        t
+        for t in found
+        if t.size >= min_size
+        and (status is None or t.status == status)
+        and (include_hidden or curation.shown(t))
+    ]
     return [topic_summary(t) for t in sorted(chosen, key=_sort_key(sort, "topic_id"))]
 
 
@@ -120,11 +133,16 @@ def _sort_key(sort: SortKey, id_field: str) -> Any:
 
 
 def list_tree(
-    index: Index, *, sort: SortKey = "size", status: str | None = None, min_size: int = 0
+    index: Index,
+    *,
+    sort: SortKey = "size",
+    status: str | None = None,
+    min_size: int = 0,
+    include_hidden: bool = False,
 ) -> list[dict[str, Any]]:
     """Themes, each with its topics nested (`topics`); filters apply to topics, and a theme none of
     whose topics pass is left out. Themes and topics within them follow the same sort."""
-    topics = list_topics(index, sort=sort, status=status, min_size=min_size)
+    topics = list_topics(index, sort=sort, status=status, min_size=min_size, include_hidden=include_hidden)
     run = _need_run(index)
     themes = catalog.list_themes(index.backend, include_vanished=True, run=run)
     known = {t.theme_id for t in themes}
@@ -148,6 +166,9 @@ def _get(index: Index, ref: Ref | int) -> tuple[catalog.Run, Topic | Theme]:
         found = catalog.get_topic(index.backend, ref.id, run=run)
     if found is None:
         raise TopicNotFound(f"no {ref.level} {ref} (see `topics list`)")
+    cur = curation.load(index.backend, run)
+    if isinstance(found, Topic) and not cur.is_empty():
+        found = curation.curated_topic(index.backend, run, cur, found.topic_id) or found
     return run, found
 
 
@@ -251,4 +272,5 @@ def history(index: Index, ref: Ref | int | None = None) -> dict[str, Any]:
             for r in catalog.runs(index.backend)
         ],
         "events": [event_dict(e) for e in events],
+        "curation": curation.notes(index.backend, ref.id if ref and ref.level == "topic" else None),
     }

@@ -18,8 +18,8 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    sums are accumulated on the way.
 6. ``topics_written``: the live topic and theme records (after the optional `represent` hook), a
    lasting ``vanished`` record for each topic or theme that ended in this run (written once, kept for
-   ever, no vectors), lineage events of both levels and the run record, under the new run id; both
-   collections flushed.
+   ever, no vectors), lineage events of both levels, the run record and the curation followed through
+   this run's lineage (`topics.curation`), under the new run id; both collections flushed.
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
 8. ``cleaned``: old runs' topic and theme records deleted, `pending` cleared on items this run
    assigned and set on items it missed (ingested after the second scroll passed them).
@@ -48,7 +48,7 @@ from indexer.config import Settings
 from indexer.diskspace import ensure_free, store_commitment
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import ItemAssignment, LineageEvent, Run, Theme, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
 from topics.geometry import leave_one_out_cosines
@@ -193,14 +193,17 @@ def _recluster(
     new_themes = _theme_records(written, themes, themes_before, run)
     if represent is not None:
         new_topics, new_themes = represent(new_topics, new_themes, items, run)
+        clock.mark("represented")
     events, theme_events = _lineage(identity, run, "topic"), _lineage(themes.identity, run, "theme")
     records = [*new_topics, *new_themes]
     _write_records(
         topics, items, records, [*events, *theme_events], run, {view: int(sample.vectors.shape[1])}
     )
+    carried = curation.carry(topics, backend, previous, run, events, new_topics)
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
     topics.flush()
+    curation.carry(topics, backend, previous, run, events, new_topics, unless=carried)
     clock.mark("switched")
     _cleanup(items, topics, run)
     clock.mark("cleaned")

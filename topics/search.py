@@ -21,7 +21,7 @@ from indexer.embed.base import l2_normalise
 from indexer.images import BadImage, decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
-from topics import catalog
+from topics import catalog, curation
 
 RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
 NOT_WEIGHT = 0.5
@@ -100,7 +100,7 @@ def search(
     queries = _queries(index, text, image, negatives)
     hits = _item_hits(index, queries, _item_filter(index, filters, run), limit, run)
     topics = _topic_hits(index, queries, run, limit, filters.theme) if filters.topic is None else []
-    return _by_theme(_grouped(text, topics, hits, index, run), index, run)
+    return _by_theme(_curated(_grouped(text, topics, hits, index, run), index, run), index, run)
 
 
 # -- query vectors -------------------------------------------------------------------------------
@@ -161,6 +161,9 @@ def _item_filter(index: Index, filters: SearchFilters, run: catalog.Run | None) 
         must.update(catalog.theme_filter(index.backend, run, filters.theme).must)
     if filters.topic is not None:
         must.update(catalog.topic_filter(run, filters.topic).must)
+        group = curation.load(index.backend, run).merges.get(filters.topic, ())
+        if group:
+            must[catalog.slot_fields(run.slot)["topic"]] = [filters.topic, *group]
     ranges = {}
     if filters.since or filters.until:
         ranges["created_at"] = (filters.since, filters.until)
@@ -252,6 +255,33 @@ def _grouped(
     extra.sort(key=lambda t: -max(h.score for h in by_topic[t.topic_id]))
     grouped = [TopicHit(**{**asdict(t), "items": by_topic.get(t.topic_id, [])}) for t in [*topics, *extra]]
     return SearchResult(query=text, topics=grouped, unassigned=unassigned)
+
+
+def _curated(result: SearchResult, index: Index, run: catalog.Run | None) -> SearchResult:
+    """Hits as curated: merge members under their target, pinned labels, hidden topics left out."""
+    cur = curation.load(index.backend, run) if run is not None else curation.Curation()
+    if cur.is_empty() or run is None:
+        return result
+    merged: dict[int, TopicHit] = {}
+    for hit in result.topics:
+        target = cur.target(hit.topic_id)
+        if hit.topic_id in cur.hidden or target in cur.hidden:
+            continue
+        items = [replace(i, topic=target) for i in hit.items]
+        if target in merged:
+            seen = merged[target]
+            merged[target] = replace(seen, items=[*seen.items, *items], score=max(seen.score, hit.score))
+            continue
+        topic = curation.curated_topic(index.backend, run, cur, target)
+        if topic is None:
+            merged[target] = replace(hit, topic_id=target, items=items)
+            continue
+        merged[target] = replace(
+            hit, topic_id=target, label=topic.label, size=topic.size, theme_id=topic.theme_id, items=items
+        )
+    for hit in merged.values():
+        hit.items.sort(key=lambda i: -i.score)
+    return replace(result, topics=list(merged.values()))
 
 
 def _by_theme(result: SearchResult, index: Index, run: catalog.Run | None) -> SearchResult:

@@ -220,7 +220,7 @@ def test_list_nests_topics_under_their_themes(tree) -> None:
         assert sizes == sorted(sizes, reverse=True)
     flat = _json(settings, "list", "--flat")
     assert sorted(t["id"] for t in flat) == sorted(t["id"] for th in themes for t in th["topics"])
-    assert set(flat[0]) == {"id", "label", "size", "change", "status", "words", "theme_id"}
+    assert set(flat[0]) == {"id", "label", "size", "change", "status", "words", "theme_id", "curation"}
     new = _json(settings, "list", "--status", "emerging")
     assert [t["theme_id"] for t in new] == [groups[0]] and len(new[0]["topics"]) == 1
     text = _cli(settings, "list")["stdout"].splitlines()

@@ -2,14 +2,16 @@
 
 This names topics whose members have no captions. The vocabulary is the corpus's own caption terms
 plus an optional user file (one term a line). Term vectors are cached on disk per model, term by
-term, so a growing corpus embeds only its new terms on the next run.
+term, so a growing corpus embeds only its new terms on the next run. Embedding is what costs (the
+CLIP text tower, on the CPU often): a run embeds at most `budget` new terms, in the caller's priority
+order, and uses the cached rest, so a first run stays bounded and the vocabulary completes over runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -51,18 +53,27 @@ class Vocabulary:
         cache_dir: Path | None = None,
         template: str = DEFAULT_TEMPLATE,
         batch_size: int = 256,
+        budget: int | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> Vocabulary:
-        """Embed `terms` (deduplicated, order kept), reusing and extending the per-model disk cache."""
+        """Embed `terms` (deduplicated, order kept), reusing and extending the per-model disk cache.
+
+        At most `budget` terms missing from the cache are embedded (the first ones: put the most
+        wanted first); the others are left out of this vocabulary. `on_batch(done, todo)` reports.
+        """
         unique = list(dict.fromkeys(t.strip() for t in terms if t and t.strip()))
         cache = _VectorCache(cache_dir, embedder.model_id, template) if cache_dir else None
         known = cache.load() if cache else {}
-        missing = [t for t in unique if t not in known]
+        missing = [t for t in unique if t not in known][:budget]
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
             vectors = np.asarray(embedder.embed_texts([template.format(t) for t in chunk]), np.float32)
             known.update(zip(chunk, vectors, strict=True))
+            if on_batch is not None:
+                on_batch(start + len(chunk), len(missing))
         if cache and missing:
             cache.save(known)
+        unique = [t for t in unique if t in known]
         vectors = np.stack([known[t] for t in unique]) if unique else np.zeros((0, 0), np.float32)
         return cls(unique, vectors)
 
