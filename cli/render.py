@@ -212,7 +212,7 @@ def _record(name: str, t: dict) -> None:
     scored = ", ".join(f"{w} ({s:.3f})" if s is not None else w for w, s in t["words"])
     out.print(f"  words: {scored or '-'}", markup=False, highlight=False)
     out.print(f"  keywords: {_words(t['keywords']) or '-'}", markup=False, highlight=False)
-    curated = _curation(t.get("curation") or {})
+    curated = _curation(t.get("curation") or {}, "T" if name.startswith("theme") else "")
     if curated:
         out.print(f"  curation: {curated}", markup=False, highlight=False)
     if t["tile"]:
@@ -236,14 +236,14 @@ def _event(e: dict) -> str:
     return f"run {e['run_id']}: {e['kind']} {e['before']} -> {e['after']}"
 
 
-def _curation(c: dict) -> str:
-    """What a person pinned on a topic, in words ('' when nothing)."""
+def _curation(c: dict, mark: str = "") -> str:
+    """What a person pinned on a topic (a theme: `mark` "T"), in words ('' when nothing)."""
     parts = ["label pinned"] if c.get("label") else []
     parts += ["hidden"] if c.get("hidden") else []
     if c.get("merged"):
-        parts.append("merged with " + ", ".join(map(str, c["merged"])))
+        parts.append("merged with " + ", ".join(f"{mark}{m}" for m in c["merged"]))
     if "merged_into" in c:
-        parts.append(f"merged into {c['merged_into']}")
+        parts.append(f"merged into {mark}{c['merged_into']}")
     return ", ".join(parts)
 
 
@@ -263,10 +263,14 @@ def history(found: dict) -> None:
             out.print(f"  {_event(e)}", highlight=False)
     for note in found.get("curation", []):
         out.print(
-            f"  run {note['run_id']}: curated topic {note['topic_id']} {note['event']}: {note['text']}",
+            f"  run {note['run_id']}: curated {_note_ref(note)} {note['event']}: {note['text']}",
             markup=False,
             highlight=False,
         )
+
+
+def _note_ref(note: dict) -> str:
+    return f"theme T{note['topic_id']}" if note.get("level") == "theme" else f"topic {note['topic_id']}"
 
 
 def search(found: dict) -> None:

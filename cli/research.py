@@ -1,4 +1,4 @@
-"""The researcher's commands: curate topics (label, merge, hide and their undo), export, trends.
+"""The researcher's commands: curate topics and themes (label, merge, hide and their undo), export, trends.
 
 They live here so cli/app.py only registers them (`register(app)`).
 """
@@ -16,67 +16,93 @@ from cli import render
 from cli.context import open_context, user_errors
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (stable schema).")]
-TopicArg = Annotated[int, typer.Argument(help="A topic id from `topics list`.")]
+RefArg = Annotated[str, typer.Argument(help="A topic id (12) or a theme id (T3) from `topics list`.")]
 
 
-def _curate(verb: Callable, *args: object, done: str, as_json: bool) -> None:
+def _refs(texts: list[str]) -> tuple[str, list[int]]:
+    """The level and ids of topic (12) or theme (T3) ids given on the command line; one level only."""
+    from topics.browse import parse_ref
+
+    try:
+        refs = [parse_ref(t) for t in texts]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="ID") from None
+    if len({r.level for r in refs}) > 1:
+        raise typer.BadParameter("give topic ids (12) or theme ids (T3), not both", param_hint="ID")
+    return refs[0].level, [r.id for r in refs]
+
+
+def _name(level: str, record_id: int) -> str:
+    return f"theme T{record_id}" if level == "theme" else f"topic {record_id}"
+
+
+def _curate(verb: Callable, ref: str, *args: object, done: str, as_json: bool) -> None:
+    """Run a curation verb on topic or theme `ref`; `done` says what happened to it ({ref} filled in)."""
+    level, (record_id,) = _refs([ref])
     with user_errors(), open_context() as index:
-        found = verb(index.backend, *args)
+        found = verb(index.backend, record_id, *args, level=level)
     if as_json:
         render.echo(json.dumps(found.as_dict(), sort_keys=True))
     else:
-        render.echo(done)
+        render.echo(f"{_name(level, record_id)}: {done}")
 
 
-def label(
-    topic_id: TopicArg, text: Annotated[str, typer.Argument(help="The label.")], as_json: JsonOpt = False
-):
-    """Pin a label on a topic; it follows the topic through reclusters (undo: `topics unlabel ID`)."""
+def label(ref: RefArg, text: Annotated[str, typer.Argument(help="The label.")], as_json: JsonOpt = False):
+    """Pin a label on a topic or theme; it follows it through reclusters (undo: `topics unlabel ID`)."""
     from topics.curation import set_label
 
-    _curate(set_label, topic_id, text, done=f"topic {topic_id}: label pinned", as_json=as_json)
+    _curate(set_label, ref, text, done="label pinned", as_json=as_json)
 
 
-def unlabel(topic_id: TopicArg, as_json: JsonOpt = False) -> None:
-    """Drop a pinned label: the topic shows its computed label again."""
+def unlabel(ref: RefArg, as_json: JsonOpt = False) -> None:
+    """Drop a pinned label: the topic (theme) shows its computed label again."""
     from topics.curation import unset_label
 
-    _curate(unset_label, topic_id, done=f"topic {topic_id}: label unpinned", as_json=as_json)
+    _curate(unset_label, ref, done="label unpinned", as_json=as_json)
 
 
-def hide(topic_id: TopicArg, as_json: JsonOpt = False) -> None:
-    """Keep a topic out of `list`, `search` and the report (undo: `topics unhide ID`)."""
+def hide(ref: RefArg, as_json: JsonOpt = False) -> None:
+    """Keep a topic or theme out of `list`, `search` and the report (undo: `topics unhide ID`)."""
     from topics.curation import hide as hide_topic
 
-    _curate(hide_topic, topic_id, done=f"topic {topic_id}: hidden", as_json=as_json)
+    _curate(hide_topic, ref, done="hidden", as_json=as_json)
 
 
-def unhide(topic_id: TopicArg, as_json: JsonOpt = False) -> None:
-    """Show a hidden topic again."""
+def unhide(ref: RefArg, as_json: JsonOpt = False) -> None:
+    """Show a hidden topic or theme again."""
     from topics.curation import unhide as unhide_topic
 
-    _curate(unhide_topic, topic_id, done=f"topic {topic_id}: shown again", as_json=as_json)
+    _curate(unhide_topic, ref, done="shown again", as_json=as_json)
 
 
 def merge(
-    topic_ids: Annotated[list[int], typer.Argument(help="Two or more topic ids; the first one stays.")],
+    refs: Annotated[
+        list[str], typer.Argument(help="Two or more topic ids (or theme ids T3); the first stays.")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Show topics as one (the first id's); the merge holds in later runs (undo: `topics unmerge ID`)."""
+    """Show topics (or themes) as one, the first id's; the merge holds in later runs (undo: `topics
+    unmerge ID`)."""
     from topics.curation import merge as merge_topics
 
-    rest = ", ".join(map(str, topic_ids[1:]))
-    _curate(merge_topics, topic_ids, done=f"topic {topic_ids[0]}: merged with {rest}", as_json=as_json)
+    level, ids = _refs(refs)
+    rest = ", ".join(_name(level, i).split()[1] for i in ids[1:])
+    with user_errors(), open_context() as index:
+        found = merge_topics(index.backend, ids, level=level)
+    if as_json:
+        render.echo(json.dumps(found.as_dict(), sort_keys=True))
+    else:
+        render.echo(f"{_name(level, ids[0])}: merged with {rest}")
 
 
 def unmerge(
-    topic_id: Annotated[int, typer.Argument(help="A merge's first id (undoes it all) or one member.")],
+    ref: Annotated[str, typer.Argument(help="A merge's first id (undoes it all) or one member (12 or T3).")],
     as_json: JsonOpt = False,
 ) -> None:
     """Undo a merge: a merge's first id splits the whole group, a member id leaves it."""
     from topics.curation import unmerge as unmerge_topics
 
-    _curate(unmerge_topics, topic_id, done=f"topic {topic_id}: unmerged", as_json=as_json)
+    _curate(unmerge_topics, ref, done="unmerged", as_json=as_json)
 
 
 def export(

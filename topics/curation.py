@@ -19,21 +19,26 @@ curated id goes to its successor in the lineage:
 - vanished: the label stays on the vanished record (so `show ID` still says what it was).
 
 Each such event on a curated topic leaves a note in the new run's record; `topics history` lists them.
+
+Themes are curated the same way (``level="theme"``: ids `T3` on the command line), in their own record
+per run (kind ``curation_theme``), followed along the themes' lineage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog
-from topics.catalog import Run, Topic
+from topics.catalog import Level, Run, Theme, Topic
 
 KIND = "curation"
+KINDS: Mapping[Level, str] = {"topic": KIND, "theme": "curation_theme"}
 MAX_LABEL = 200
 _RETRIES = 5
+R = TypeVar("R", Topic, Theme)
 
 
 @dataclass(frozen=True)
@@ -66,13 +71,28 @@ class Curation:
 # ---- storage ----
 
 
-def _point_id(run_id: int) -> str:
-    return catalog.record_id(KIND, run_id)
+def _point_id(run_id: int, level: Level = "topic") -> str:
+    return catalog.record_id(KINDS[level], run_id)
 
 
-def _payload(curation: Curation, run_id: int) -> dict[str, Any]:
+def _key(record: Topic | Theme) -> int:
+    return record.topic_id if isinstance(record, Topic) else record.theme_id
+
+
+def _name(level: Level, record_id: int) -> str:
+    """How a message names a topic (`topic 12`) or a theme (`theme T3`)."""
+    return f"theme T{record_id}" if level == "theme" else f"topic {record_id}"
+
+
+def _records(backend: Backend, run: Run, level: Level) -> list[Topic] | list[Theme]:
+    if level == "theme":
+        return catalog.list_themes(backend, include_vanished=True, run=run)
+    return catalog.list_topics(backend, include_vanished=True, run=run)
+
+
+def _payload(curation: Curation, run_id: int, level: Level = "topic") -> dict[str, Any]:
     return {
-        "kind": KIND,
+        "kind": KINDS[level],
         "run_id": run_id,
         "labels": [[t, text] for t, text in sorted(curation.labels.items())],
         "hidden": sorted(curation.hidden),
@@ -90,47 +110,55 @@ def _of(payload: Mapping[str, Any]) -> Curation:
     )
 
 
-def load(backend: Backend, run: Run | None = None) -> Curation:
-    """The curation of `run` (default: the current run); empty before any was pinned."""
+def load(backend: Backend, run: Run | None = None, level: Level = "topic") -> Curation:
+    """The curation of `run`'s topics or themes (default: the current run); empty before any was pinned."""
     run = run or catalog.current_run(backend)
     store = backend.collection(catalog.TOPICS)
     if run is None or not store.exists():
         return Curation()
-    found = store.retrieve([_point_id(run.run_id)])
+    found = store.retrieve([_point_id(run.run_id, level)])
     return _of(found[0].payload) if found else Curation()
 
 
-def save(store: VectorStore, curation: Curation, run_id: int) -> None:
-    """Write `curation` as run `run_id`'s record (one point: atomic)."""
-    store.upsert([Point(id=_point_id(run_id), payload=_payload(curation, run_id))])
+def save(store: VectorStore, curation: Curation, run_id: int, level: Level = "topic") -> None:
+    """Write `curation` as run `run_id`'s record of that level (one point: atomic)."""
+    store.upsert([Point(id=_point_id(run_id, level), payload=_payload(curation, run_id, level))])
     store.flush()
 
 
-def notes(backend: Backend, topic_id: int | None = None) -> list[dict[str, Any]]:
-    """Every run's notes on curated topics, oldest first (only those naming `topic_id` when given)."""
+def notes(backend: Backend, topic_id: int | None = None, level: Level | None = None) -> list[dict[str, Any]]:
+    """Every run's notes on curated topics and themes (`level` says which), oldest first; only those of
+    `level` naming `topic_id` when given."""
     store = backend.collection(catalog.TOPICS)
     if not store.exists():
         return []
     found: list[dict[str, Any]] = []
-    for batch in store.scroll(Filter(must={"kind": KIND})):
-        for point in batch:
-            found.extend(dict(n) for n in point.payload.get("notes") or [])
-    found.sort(key=lambda n: (n["run_id"], n["topic_id"]))
+    for name, kind in KINDS.items():
+        if level not in (None, name):
+            continue
+        for batch in store.scroll(Filter(must={"kind": kind})):
+            for point in batch:
+                found.extend({**n, "level": name} for n in point.payload.get("notes") or [])
+    found.sort(key=lambda n: (n["run_id"], n["level"] == "theme", n["topic_id"]))
     if topic_id is None:
         return found
     return [n for n in found if topic_id == n["topic_id"] or topic_id in n.get("after", [])]
 
 
-def update(backend: Backend, change: Callable[[Curation, Mapping[int, Topic]], Curation]) -> Curation:
-    """Apply `change` to the current run's curation; again on the new run if a recluster switched."""
+Change = Callable[[Curation, Mapping[int, Topic | Theme]], Curation]
+
+
+def update(backend: Backend, change: Change, level: Level = "topic") -> Curation:
+    """Apply `change` to the current run's curation of `level`; again on the new run if a recluster
+    switched."""
     store = backend.collection(catalog.TOPICS)
     for _ in range(_RETRIES):
         run = catalog.current_run(backend)
         if run is None:
             raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
-        topics = {t.topic_id: t for t in catalog.list_topics(backend, include_vanished=True, run=run)}
-        changed = change(load(backend, run), topics)
-        save(store, changed, run.run_id)
+        records = {_key(r): r for r in _records(backend, run, level)}
+        changed = change(load(backend, run, level), records)
+        save(store, changed, run.run_id, level)
         if catalog.current_run(backend) == run:
             return changed
     raise RuntimeError("the topics changed under this command several times; try again")
@@ -139,13 +167,13 @@ def update(backend: Backend, change: Callable[[Curation, Mapping[int, Topic]], C
 # ---- the verbs ----
 
 
-def _live(topics: Mapping[int, Topic], topic_id: int) -> Topic:
-    topic = topics.get(topic_id)
-    if topic is None:
-        raise LookupError(f"no topic {topic_id} (see `topics list`)")
-    if topic.status == "vanished":
-        raise ValueError(f"topic {topic_id} has vanished: curate a live topic (see `topics history`)")
-    return topic
+def _live(records: Mapping[int, Topic | Theme], record_id: int, level: Level) -> None:
+    record = records.get(record_id)
+    if record is None:
+        raise LookupError(f"no {_name(level, record_id)} (see `topics list`)")
+    if record.status == "vanished":
+        name = _name(level, record_id)
+        raise ValueError(f"{name} has vanished: curate a live {level} (see `topics history`)")
 
 
 def _clean_label(text: str) -> str:
@@ -157,106 +185,107 @@ def _clean_label(text: str) -> str:
     return label
 
 
-def set_label(backend: Backend, topic_id: int, text: str) -> Curation:
-    """Pin `text` as topic `topic_id`'s label (it survives reclusters)."""
+def set_label(backend: Backend, topic_id: int, text: str, level: Level = "topic") -> Curation:
+    """Pin `text` as topic (theme) `topic_id`'s label (it survives reclusters)."""
     label = _clean_label(text)
 
-    def change(cur: Curation, topics: Mapping[int, Topic]) -> Curation:
-        _live(topics, topic_id)
+    def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
+        _live(records, topic_id, level)
         return replace(cur, labels={**cur.labels, topic_id: label})
 
-    return update(backend, change)
+    return update(backend, change, level)
 
 
-def unset_label(backend: Backend, topic_id: int) -> Curation:
-    """Drop the pinned label: the topic shows its computed label again."""
+def unset_label(backend: Backend, topic_id: int, level: Level = "topic") -> Curation:
+    """Drop the pinned label: the topic (theme) shows its computed label again."""
 
-    def change(cur: Curation, topics: Mapping[int, Topic]) -> Curation:
+    def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
         if topic_id not in cur.labels:
-            raise LookupError(f"topic {topic_id} has no pinned label")
+            raise LookupError(f"{_name(level, topic_id)} has no pinned label")
         return replace(cur, labels={t: v for t, v in cur.labels.items() if t != topic_id})
 
-    return update(backend, change)
+    return update(backend, change, level)
 
 
-def hide(backend: Backend, topic_id: int) -> Curation:
-    """Keep topic `topic_id` out of lists, search and the report."""
+def hide(backend: Backend, topic_id: int, level: Level = "topic") -> Curation:
+    """Keep topic (theme) `topic_id` out of lists, search and the report."""
 
-    def change(cur: Curation, topics: Mapping[int, Topic]) -> Curation:
-        _live(topics, topic_id)
+    def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
+        _live(records, topic_id, level)
         return replace(cur, hidden=cur.hidden | {topic_id})
 
-    return update(backend, change)
+    return update(backend, change, level)
 
 
-def unhide(backend: Backend, topic_id: int) -> Curation:
-    def change(cur: Curation, topics: Mapping[int, Topic]) -> Curation:
+def unhide(backend: Backend, topic_id: int, level: Level = "topic") -> Curation:
+    def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
         if topic_id not in cur.hidden:
-            raise LookupError(f"topic {topic_id} is not hidden")
+            raise LookupError(f"{_name(level, topic_id)} is not hidden")
         return replace(cur, hidden=cur.hidden - {topic_id})
 
-    return update(backend, change)
+    return update(backend, change, level)
 
 
-def merge(backend: Backend, topic_ids: Sequence[int]) -> Curation:
-    """Show `topic_ids` as one topic, the first one's (groups they already belong to join too)."""
+def merge(backend: Backend, topic_ids: Sequence[int], level: Level = "topic") -> Curation:
+    """Show `topic_ids` as one topic (theme), the first one's (groups they already belong to join too)."""
     if len(set(topic_ids)) < 2:
-        raise ValueError("merge needs at least two different topic ids")
+        raise ValueError(f"merge needs at least two different {level} ids")
 
-    def change(cur: Curation, topics: Mapping[int, Topic]) -> Curation:
+    def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
         for topic_id in topic_ids:
-            _live(topics, topic_id)
+            _live(records, topic_id, level)
         target = cur.target(topic_ids[0])
         joined = {cur.target(t) for t in topic_ids}
         members = {m for t in joined for m in (t, *cur.merges.get(t, ()))} - {target}
         merges = {t: m for t, m in cur.merges.items() if t not in joined}
         return replace(cur, merges={**merges, target: tuple(sorted(members))})
 
-    return update(backend, change)
+    return update(backend, change, level)
 
 
-def unmerge(backend: Backend, topic_id: int) -> Curation:
+def unmerge(backend: Backend, topic_id: int, level: Level = "topic") -> Curation:
     """Undo a merge: a target's whole group comes apart; a member leaves its group."""
 
-    def change(cur: Curation, topics: Mapping[int, Topic]) -> Curation:
+    def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
         merges = dict(cur.merges)
         if topic_id in merges:
             del merges[topic_id]
         else:
             target = cur.target(topic_id)
             if target == topic_id:
-                raise LookupError(f"topic {topic_id} is not part of a merge")
+                raise LookupError(f"{_name(level, topic_id)} is not part of a merge")
             rest = tuple(m for m in merges[target] if m != topic_id)
             merges = {t: m for t, m in merges.items() if t != target} | ({target: rest} if rest else {})
         return replace(cur, merges=merges)
 
-    return update(backend, change)
+    return update(backend, change, level)
 
 
 # ---- reading: the layer over the topics ----
 
 
-def curate(topics: Iterable[Topic], cur: Curation) -> list[Topic]:
-    """`topics` as a person sees them: pinned labels, merge members folded into their target (sizes
-    summed; the members themselves marked ``merged_into``), and a ``curation`` entry in `extra`."""
+def curate(topics: Iterable[R], cur: Curation) -> list[R]:
+    """`topics` (or themes) as a person sees them: pinned labels, merge members folded into their target
+    (sizes summed; the members themselves marked ``merged_into``), and a ``curation`` entry in `extra`."""
     topics = list(topics)
     if cur.is_empty():
         return topics
-    by_id = {t.topic_id: t for t in topics}
+    by_id = {_key(t): t for t in topics}
     out = []
     for topic in topics:
-        members = [by_id[m] for m in cur.merges.get(topic.topic_id, ()) if m in by_id]
+        key = _key(topic)
+        members = [by_id[m] for m in cur.merges.get(key, ()) if m in by_id]
         live = [m for m in members if m.status != "vanished"]
-        info: dict[str, Any] = {"label": topic.topic_id in cur.labels, "hidden": topic.topic_id in cur.hidden}
+        info: dict[str, Any] = {"label": key in cur.labels, "hidden": key in cur.hidden}
         if members:
-            info["merged"] = [m.topic_id for m in members]
-        target = cur.target(topic.topic_id)
-        if target != topic.topic_id:
+            info["merged"] = [_key(m) for m in members]
+        target = cur.target(key)
+        if target != key:
             info["merged_into"] = target
         out.append(
             replace(
                 topic,
-                label=cur.labels.get(topic.topic_id, topic.label),
+                label=cur.labels.get(key, topic.label),
                 size=topic.size + sum(m.size for m in live),
                 change=topic.change + sum(m.change for m in live),
                 extra={**topic.extra, "curation": info},
@@ -265,22 +294,25 @@ def curate(topics: Iterable[Topic], cur: Curation) -> list[Topic]:
     return out
 
 
-def curated_topic(backend: Backend, run: Run, cur: Curation, topic_id: int) -> Topic | None:
-    """One topic of `run` as curated (a merge target with its members' sizes), or None."""
+def curated_topic(
+    backend: Backend, run: Run, cur: Curation, topic_id: int, level: Level = "topic"
+) -> Topic | Theme | None:
+    """One topic (theme) of `run` as curated (a merge target with its members' sizes), or None."""
+    get = catalog.get_theme if level == "theme" else catalog.get_topic
     group = [topic_id, *cur.merges.get(topic_id, ())]
-    found = [t for t in (catalog.get_topic(backend, m, run=run) for m in group) if t is not None]
-    if not found or found[0].topic_id != topic_id:
+    found = [t for t in (get(backend, m, run=run) for m in group) if t is not None]
+    if not found or _key(found[0]) != topic_id:
         return None
     return curate(found, cur)[0]
 
 
-def shown(topic: Topic) -> bool:
+def shown(topic: Topic | Theme) -> bool:
     """Whether a curated topic appears in lists, search and the report (not hidden, not merged away)."""
     info = topic.extra.get("curation") or {}
     return not info.get("hidden") and "merged_into" not in info
 
 
-def curation_of(topic: Topic) -> dict[str, Any]:
+def curation_of(topic: Topic | Theme) -> dict[str, Any]:
     """The JSON `curation` field of a curated topic: label pinned, hidden, merged ids, merged into."""
     info = topic.extra.get("curation") or {}
     return {"label": bool(info.get("label")), "hidden": bool(info.get("hidden")), **_merge_info(info)}
@@ -320,8 +352,8 @@ class _Lineage:
         return max(pieces, key=lambda p: (self.live.get(p, 0), -p)) if pieces else None
 
 
-def _lineage(events: Sequence[Any], topics: Sequence[Topic]) -> _Lineage:
-    live = {t.topic_id: t.size for t in topics if t.status != "vanished"}
+def _lineage(events: Sequence[Any], topics: Sequence[Topic | Theme]) -> _Lineage:
+    live = {_key(t): t.size for t in topics if t.status != "vanished"}
     merged_into: dict[int, int] = {}
     parents: dict[int, tuple[int, ...]] = {}
     split: dict[int, tuple[int, ...]] = {}
@@ -334,7 +366,9 @@ def _lineage(events: Sequence[Any], topics: Sequence[Topic]) -> _Lineage:
     return _Lineage(live, merged_into, parents, split)
 
 
-def follow(previous: Curation, events: Sequence[Any], topics: Sequence[Topic], run_id: int) -> Curation:
+def follow(
+    previous: Curation, events: Sequence[Any], topics: Sequence[Topic | Theme], run_id: int
+) -> Curation:
     """The curation of a new run: each curated id moved to its successor (see the module docstring)."""
     lineage = _lineage(events, topics)
     notes: list[dict[str, Any]] = []
@@ -424,19 +458,21 @@ def carry(
     previous: Run | None,
     run: Run,
     events: Sequence[Any],
-    topics: Sequence[Topic],
+    topics: Sequence[Topic | Theme],
     *,
     unless: Curation | None = None,
+    level: Level = "topic",
 ) -> Curation | None:
-    """The recluster's step: write run `run`'s curation, followed from the previous run's one.
+    """The recluster's step: write run `run`'s curation of `level` (with that level's `events` and
+    records), followed from the previous run's one.
 
     Called before the switch, then after it with `unless` = what the first call returned: a verb that
     wrote the previous run's record in between is followed too (a later verb retries on the new run).
     """
     if previous is None:
         return None
-    before = load(backend, previous)
+    before = load(backend, previous, level)
     if before == unless or (unless is None and before.is_empty()):
         return before
-    save(store, follow(before, events, topics, run.run_id), run.run_id)
+    save(store, follow(before, events, topics, run.run_id), run.run_id, level)
     return before

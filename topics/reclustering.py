@@ -200,10 +200,14 @@ def _recluster(
         topics, items, records, [*events, *theme_events], run, {view: int(sample.vectors.shape[1])}
     )
     carried = curation.carry(topics, backend, previous, run, events, new_topics)
+    carried_themes = curation.carry(topics, backend, previous, run, theme_events, new_themes, level="theme")
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
     topics.flush()
     curation.carry(topics, backend, previous, run, events, new_topics, unless=carried)
+    curation.carry(
+        topics, backend, previous, run, theme_events, new_themes, unless=carried_themes, level="theme"
+    )
     clock.mark("switched")
     _cleanup(items, topics, run)
     clock.mark("cleaned")

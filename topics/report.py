@@ -26,9 +26,9 @@ import io
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -135,11 +135,16 @@ def read_content(index: Index) -> ReportContent:
     every = curation.curate(
         catalog.list_topics(backend, include_vanished=True, run=run), curation.load(backend, run)
     )
-    live = tuple(t for t in every if t.status != "vanished" and curation.shown(t))
+    theme_cur = curation.load(backend, run, level="theme")
+    themes = [
+        t for t in curation.curate(catalog.list_themes(backend, run=run), theme_cur) if curation.shown(t)
+    ]
+    live = _under_curated_themes(
+        (t for t in every if t.status != "vanished" and curation.shown(t)), theme_cur
+    )
     ended = tuple(t for t in every if t.status == "vanished" and t.run_id == run.run_id and t.change < 0)
     events = tuple(e for e in catalog.lineage(backend, level=None) if e.run_id == run.run_id)
     items_now, pending = _item_counts(index, run)
-    themes = catalog.list_themes(backend, run=run)
     return ReportContent(
         run=run,
         topics=tuple(sorted(live, key=lambda t: (-t.size, t.topic_id))),
@@ -152,6 +157,16 @@ def read_content(index: Index) -> ReportContent:
         themes=tuple(sorted(themes, key=lambda t: (-t.size, t.theme_id))),
         trends=trends(index, every="week"),
     )
+
+
+def _under_curated_themes(topics: Iterable[Topic], cur: curation.Curation) -> tuple[Topic, ...]:
+    """Topics under their themes as curated: a merged theme's under its target, a hidden theme's left out."""
+    out = []
+    for topic in topics:
+        theme_id = None if topic.theme_id is None else cur.target(topic.theme_id)
+        if theme_id not in cur.hidden and topic.theme_id not in cur.hidden:
+            out.append(replace(topic, theme_id=theme_id))
+    return tuple(out)
 
 
 def _item_counts(index: Index, run: Run) -> tuple[int, int]:

@@ -285,18 +285,27 @@ def _curated(result: SearchResult, index: Index, run: catalog.Run | None) -> Sea
 
 
 def _by_theme(result: SearchResult, index: Index, run: catalog.Run | None) -> SearchResult:
-    """The result with its topics' themes, in the order of each theme's best topic."""
+    """The result with its topics' curated themes (a merged theme's topics under its target, those of
+    hidden themes left out), in the order of each theme's best topic."""
+    cur = curation.load(index.backend, run, level="theme") if run is not None else curation.Curation()
     order: dict[int | None, list[int]] = {}
+    kept = []
     for topic in result.topics:
-        order.setdefault(topic.theme_id, []).append(topic.topic_id)
+        theme_id = None if topic.theme_id is None else cur.target(topic.theme_id)
+        if theme_id in cur.hidden or topic.theme_id in cur.hidden:
+            continue
+        kept.append(topic)
+        order.setdefault(theme_id, []).append(topic.topic_id)
     themes = []
     for theme_id, topic_ids in order.items():
         found = (
-            None if theme_id is None or run is None else catalog.get_theme(index.backend, theme_id, run=run)
+            None
+            if theme_id is None or run is None
+            else curation.curated_topic(index.backend, run, cur, theme_id, level="theme")
         )
         label, size = (found.label, found.size) if found is not None else (None, 0)
         themes.append(ThemeHit(theme_id, label, size, topic_ids))
-    return replace(result, themes=themes)
+    return replace(result, topics=kept, themes=themes)
 
 
 def search_anywhere(index: Index, text: str | None = None, **options: Any) -> dict[str, Any]:
