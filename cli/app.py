@@ -114,7 +114,7 @@ def list_(
     status: Annotated[str | None, typer.Option(help="active, emerging or vanished.")] = None,
     min_size: Annotated[int, typer.Option(help="Only topics at least this large.")] = 0,
     flat: Annotated[bool, typer.Option("--flat", help="Topics only, without their themes.")] = False,
-    hidden: Annotated[bool, typer.Option("--hidden", help="Also hidden and merged-away topics and themes.")] = False,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Also hidden and merged-away ones.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The current themes with their topics nested: id, label, size, change since the last run, status."""
