@@ -432,9 +432,9 @@ def topic_filter(run: Run, topic_id: TopicId | Sequence[TopicId]) -> Filter:
     return Filter(must={names["topic"]: wanted, names["run"]: run.run_id})
 
 
-def theme_filter(backend: Backend, run: Run, theme_id: ThemeId) -> Filter:
-    """Items of a theme under `run`: those of its topics (born online ones included)."""
-    members = [t for t, th in topic_themes(backend, run).items() if th == theme_id]
+def theme_filter(backend: Backend, run: Run, *theme_ids: ThemeId) -> Filter:
+    """Items of these themes under `run`: those of their topics (born online ones included)."""
+    members = [t for t, th in topic_themes(backend, run).items() if th in theme_ids]
     return topic_filter(run, members or [OUTLIER - 1])  # no topic: a filter that matches nothing
 
 

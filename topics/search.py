@@ -99,7 +99,8 @@ def search(
     run = catalog.current_run(index.backend)
     queries = _queries(index, text, image, negatives)
     hits = _item_hits(index, queries, _item_filter(index, filters, run), limit, run)
-    topics = _topic_hits(index, queries, run, limit, filters.theme) if filters.topic is None else []
+    themes = None if filters.theme is None or run is None else _theme_group(index, run, filters.theme)
+    topics = _topic_hits(index, queries, run, limit, themes) if filters.topic is None else []
     return _by_theme(_curated(_grouped(text, topics, hits, index, run), index, run), index, run)
 
 
@@ -158,7 +159,7 @@ def _item_filter(index: Index, filters: SearchFilters, run: catalog.Run | None) 
     if filters.theme is not None:
         if catalog.get_theme(index.backend, filters.theme, run=run) is None:
             raise LookupError(f"no theme T{filters.theme} (see `topics list`)")
-        must.update(catalog.theme_filter(index.backend, run, filters.theme).must)
+        must.update(catalog.theme_filter(index.backend, run, *_theme_group(index, run, filters.theme)).must)
     if filters.topic is not None:
         must.update(catalog.topic_filter(run, filters.topic).must)
         group = curation.load(index.backend, run).merges.get(filters.topic, ())
@@ -211,12 +212,21 @@ def _fuse(per_view: dict[str, list[ScoredPoint]]) -> dict[str, tuple[float, dict
 # -- topics --------------------------------------------------------------------------------------
 
 
+def _theme_group(index: Index, run: catalog.Run, theme_id: int) -> list[int]:
+    """A theme and the themes a person merged into it."""
+    return [theme_id, *curation.load(index.backend, run, level="theme").merges.get(theme_id, ())]
+
+
 def _topic_hits(
-    index: Index, queries: dict[str, np.ndarray], run: catalog.Run | None, limit: int, theme: int | None
+    index: Index,
+    queries: dict[str, np.ndarray],
+    run: catalog.Run | None,
+    limit: int,
+    themes: list[int] | None,
 ) -> list[TopicHit]:
     if run is None or not index.topics.exists():
         return []
-    must = {"kind": "topic", "run_id": run.run_id} | ({} if theme is None else {"theme_id": theme})
+    must = {"kind": "topic", "run_id": run.run_id} | ({} if themes is None else {"theme_id": themes})
     where = Filter(must=must, must_not={"status": "vanished"})
     per_view = {view: index.topics.search(view, q, limit=limit, where=where) for view, q in queries.items()}
     fused = _fuse(per_view)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import topics.search as search_module
 from cli import render, served
 from evaluation import synthetic as syn
 from indexer.config import Settings, load_settings
@@ -18,7 +19,7 @@ from indexer.store import open_backend
 from tests.integration.test_themes import BASE, World, _group_to_theme, _settings
 from topics import browse, catalog, curation, report
 from topics.reclustering import recluster
-from topics.search import SearchResult, TopicHit, _by_theme
+from topics.search import SearchFilters, SearchResult, TopicHit, _by_theme, search
 
 
 def _start(settings: Settings):
@@ -75,6 +76,27 @@ def test_theme_label_hide_merge_show_in_every_reader_and_each_undo_restores(tmp_
     after = browse.list_tree(index, sort="id")
     assert [{**t, "curation": None} for t in after] == [{**t, "curation": None} for t in before]
     assert all(t["curation"] == {"label": False, "hidden": False} for t in after)
+    backend.close()
+
+
+def test_search_within_a_theme_takes_the_themes_merged_into_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(tmp_path)
+    world, backend, g = _start(settings)
+    index = Index(settings, backend=backend)
+    query = syn.normalise(world.centres[2][0] + world.centres[2][1])  # group 2's topics
+    monkeypatch.setattr(search_module, "_queries", lambda *a: {"image": query, "text": query})
+    within = SearchFilters(theme=g[0])
+    assert not set(_topics_of(backend, g[2])) & {
+        t.topic_id for t in search(index, "q", filters=within).topics
+    }
+    curation.merge(backend, [g[0], g[2]], level="theme")
+    found = search(index, "q", filters=within)
+    assert [th.theme_id for th in found.themes] == [g[0]]
+    hit_topics = {t.topic_id for t in found.topics} | {i.topic for t in found.topics for i in t.items}
+    assert set(_topics_of(backend, g[2])) & hit_topics  # topic and item hits of the merged theme
+    assert hit_topics <= set(_topics_of(backend, g[0], g[2]))
     backend.close()
 
 
