@@ -367,15 +367,25 @@ def _lineage(events: Sequence[Any], topics: Sequence[Topic | Theme]) -> _Lineage
 
 
 def follow(
-    previous: Curation, events: Sequence[Any], topics: Sequence[Topic | Theme], run_id: int
+    previous: Curation,
+    events: Sequence[Any],
+    topics: Sequence[Topic | Theme],
+    run_id: int,
+    level: Level = "topic",
 ) -> Curation:
-    """The curation of a new run: each curated id moved to its successor (see the module docstring)."""
+    """The curation of a new run: each curated id moved to its successor (see the module docstring).
+    Notes name theme ids as `T3`."""
     lineage = _lineage(events, topics)
     notes: list[dict[str, Any]] = []
-    labels = _follow_labels(previous.labels, lineage, run_id, notes)
-    hidden = _follow_hidden(previous.hidden, lineage, run_id, notes)
-    merges = _follow_merges(previous.merges, lineage, run_id, notes)
+    ref = _theme_ref if level == "theme" else str
+    labels = _follow_labels(previous.labels, lineage, run_id, notes, ref)
+    hidden = _follow_hidden(previous.hidden, lineage, run_id, notes, ref)
+    merges = _follow_merges(previous.merges, lineage, run_id, notes, ref)
     return Curation(labels=labels, hidden=frozenset(hidden), merges=merges, notes=tuple(notes))
+
+
+def _theme_ref(theme_id: int) -> str:
+    return f"T{theme_id}"
 
 
 def _note(run_id: int, topic_id: int, event: str, after: Sequence[int], text: str) -> dict[str, Any]:
@@ -391,19 +401,23 @@ def _event_of(lineage: _Lineage, old: int) -> str | None:
 
 
 def _follow_labels(
-    labels: Mapping[int, str], lineage: _Lineage, run_id: int, notes: list[dict[str, Any]]
+    labels: Mapping[int, str],
+    lineage: _Lineage,
+    run_id: int,
+    notes: list[dict[str, Any]],
+    ref: Callable[[int], str] = str,
 ) -> dict[int, str]:
     out = {old: text for old, text in labels.items() if lineage.main_successor(old) in (None, old)}
     for old, text in sorted(labels.items()):
         to = lineage.main_successor(old)
         if to in (None, old):
-            where = f"stays on {old}"
+            where = f"stays on {ref(old)}"
         elif to in out or to in labels:
             out[old] = text  # the successor has its own pinned label: this one stays on the ended id
-            where = f"stays on {old} ({to} keeps its own label)"
+            where = f"stays on {ref(old)} ({ref(to)} keeps its own label)"
         else:
             out[to] = text
-            where = f"moved to {to}"
+            where = f"moved to {ref(to)}"
         event = _event_of(lineage, old)
         if event is not None:
             notes.append(_note(run_id, old, event, lineage.successors(old), f"label {text!r} {where}"))
@@ -411,7 +425,11 @@ def _follow_labels(
 
 
 def _follow_hidden(
-    hidden: frozenset[int], lineage: _Lineage, run_id: int, notes: list[dict[str, Any]]
+    hidden: frozenset[int],
+    lineage: _Lineage,
+    run_id: int,
+    notes: list[dict[str, Any]],
+    ref: Callable[[int], str] = str,
 ) -> set[int]:
     out: set[int] = set()
     for old in sorted(hidden):
@@ -427,13 +445,17 @@ def _follow_hidden(
             out.add(old)
         if event is not None:
             where = sorted(out & {old, *lineage.successors(old)})
-            text = f"hidden: {', '.join(map(str, where))}"
+            text = f"hidden: {', '.join(map(ref, where))}"
             notes.append(_note(run_id, old, event, lineage.successors(old), text))
     return out
 
 
 def _follow_merges(
-    merges: Mapping[int, tuple[int, ...]], lineage: _Lineage, run_id: int, notes: list[dict[str, Any]]
+    merges: Mapping[int, tuple[int, ...]],
+    lineage: _Lineage,
+    run_id: int,
+    notes: list[dict[str, Any]],
+    ref: Callable[[int], str] = str,
 ) -> dict[int, tuple[int, ...]]:
     out: dict[int, tuple[int, ...]] = {}
     for target, members in sorted(merges.items()):
@@ -442,12 +464,14 @@ def _follow_merges(
         changed = [old for old in (target, *members) if _event_of(lineage, old) is not None]
         if not group:
             for old in changed:
-                notes.append(_note(run_id, old, "vanished", [], f"merge with {target} ended: all vanished"))
+                notes.append(
+                    _note(run_id, old, "vanished", [], f"merge with {ref(target)} ended: all vanished")
+                )
             continue
         new_target = lineage.main_successor(target) if lineage.main_successor(target) in group else group[0]
         out[new_target] = tuple(sorted(set(group) - {new_target}))
         for old in changed:
-            text = f"merge group now {new_target} + {list(out[new_target])}"
+            text = f"merge group now {ref(new_target)} + [{', '.join(map(ref, out[new_target]))}]"
             notes.append(_note(run_id, old, _event_of(lineage, old) or "", lineage.successors(old), text))
     return out
 
@@ -474,5 +498,5 @@ def carry(
     before = load(backend, previous, level)
     if before == unless or (unless is None and before.is_empty()):
         return before
-    save(store, follow(before, events, topics, run.run_id), run.run_id, level)
+    save(store, follow(before, events, topics, run.run_id, level), run.run_id, level)
     return before

@@ -141,8 +141,14 @@ def test_theme_curation_follows_the_themes_lineage_through_reclusters_with_drift
     assert themes[g[0]].label == "story 0" and not curation.shown(themes[g[1]])
     notes = curation.notes(backend, g[2], level="theme")
     assert {(n["level"], n["event"], n["run_id"]) for n in notes} == {("theme", "vanished", 3)}
-    assert f"label 'story 2' stays on {g[2]}" in [n["text"] for n in notes]
+    assert f"label 'story 2' stays on T{g[2]}" in [n["text"] for n in notes]
     assert all(n["level"] == "topic" for n in curation.notes(backend, level="topic"))
+    history = browse.history(Index(settings, backend=backend), browse.Ref("theme", g[2]))
+    assert history["curation"] == notes
+    out = io.StringIO()
+    with render.captured(out, io.StringIO(), width=200, color=False):
+        render.history(history)
+    assert f"run 3: curated theme T{g[2]} vanished: label 'story 2' stays on T{g[2]}" in out.getvalue()
     backend.close()
 
 
@@ -157,9 +163,12 @@ def test_follow_moves_theme_curation_through_split_and_merge() -> None:
         catalog.LineageEvent(2, "merged", (2, 3), (2,), at, level="theme"),
     ]
     before = curation.Curation(labels={1: "one", 3: "three"}, hidden=frozenset({1}), merges={7: (3,)})
-    after = curation.follow(before, events, [theme(2, 50), theme(5, 10), theme(6, 30), theme(7, 9)], 2)
+    records = [theme(2, 50), theme(5, 10), theme(6, 30), theme(7, 9)]
+    after = curation.follow(before, events, records, 2, level="theme")
     assert dict(after.labels) == {6: "one", 2: "three"} and after.hidden == {5, 6}
     assert dict(after.merges) == {7: (2,)}
+    texts = {(n["topic_id"], n["text"]) for n in after.notes}
+    assert {(1, "label 'one' moved to T6"), (1, "hidden: T5, T6"), (3, "merge group now T7 + [T2]")} <= texts
 
 
 def _cli(*argv: str) -> dict:
