@@ -152,9 +152,16 @@ def list_tree(
     themes = curation.curate(catalog.list_themes(index.backend, include_vanished=True, run=run), cur)
     known = {t.theme_id for t in themes}
     nest = (lambda theme_id: theme_id) if include_hidden else cur.target
+    hidden = set() if include_hidden else cur.hidden
     out = []
     for theme in sorted(themes, key=_sort_key(sort, "theme_id")):
-        mine = [t for t in topics if t["theme_id"] in known and nest(t["theme_id"]) == theme.theme_id]
+        mine = [
+            t
+            for t in topics
+            if t["theme_id"] in known
+            and t["theme_id"] not in hidden
+            and nest(t["theme_id"]) == theme.theme_id
+        ]
         if mine and (include_hidden or curation.shown(theme)):
             out.append(theme_summary(theme, mine))
     orphans = [t for t in topics if t["theme_id"] not in known]

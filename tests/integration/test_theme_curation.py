@@ -79,6 +79,20 @@ def test_theme_label_hide_merge_show_in_every_reader_and_each_undo_restores(tmp_
     backend.close()
 
 
+def test_a_hidden_theme_merged_into_a_shown_one_keeps_its_topics_out(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    _world, backend, g = _start(settings)
+    index = Index(settings, backend=backend)
+    curation.merge(backend, [g[0], g[2]], level="theme")
+    curation.hide(backend, g[2], level="theme")
+    tree = browse.list_tree(index)
+    shown = {t["theme_id"]: sorted(x["id"] for x in t["topics"]) for t in tree}
+    assert shown == {g[0]: _topics_of(backend, g[0]), g[1]: _topics_of(backend, g[1])}
+    content = report.read_content(index)
+    assert sorted(t.topic_id for t in content.topics) == _topics_of(backend, g[0], g[1])
+    backend.close()
+
+
 def test_search_within_a_theme_takes_the_themes_merged_into_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
