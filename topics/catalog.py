@@ -407,6 +407,22 @@ def read_assignment(payload: Mapping[str, Any], run: Run | None) -> ItemAssignme
     )
 
 
+def read_assignments(payloads: Sequence[Mapping[str, Any]], run: Run) -> dict[str, list[Any]]:
+    """`read_assignment` of many items at once, as columns: ``topic``, ``score``, ``assigned``
+    (None where an item has no topic under `run`). For exports: no object per item."""
+    names = slot_fields(run.slot)
+    runs = [p.get(names["run"]) for p in payloads]
+    topics = [p.get(names["topic"]) for p in payloads]
+    current = [t if r == run.run_id else None for t, r in zip(topics, runs, strict=True)]
+    scores = [p.get(names["score"]) for p in payloads]
+    assigned = [p.get(names["assigned"]) for p in payloads]
+    return {
+        "topic": [None if t is None else int(t) for t in current],
+        "score": [None if t is None else float(s or 0.0) for t, s in zip(current, scores, strict=True)],
+        "assigned": [None if t is None else a or "recluster" for t, a in zip(current, assigned, strict=True)],
+    }
+
+
 def assign_items(
     items: VectorStore,
     run: Run,
