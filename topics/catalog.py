@@ -47,6 +47,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -411,16 +412,21 @@ def read_assignments(payloads: Sequence[Mapping[str, Any]], run: Run) -> dict[st
     """`read_assignment` of many items at once, as columns: ``topic``, ``score``, ``assigned``
     (None where an item has no topic under `run`). For exports: no object per item."""
     names = slot_fields(run.slot)
-    runs = [p.get(names["run"]) for p in payloads]
-    topics = [p.get(names["topic"]) for p in payloads]
+    fields = [names[k] for k in ("run", "topic", "score", "assigned")]
+    runs, topics, scores, assigned = payload_columns(payloads, fields)
     current = [t if r == run.run_id else None for t, r in zip(topics, runs, strict=True)]
-    scores = [p.get(names["score"]) for p in payloads]
-    assigned = [p.get(names["assigned"]) for p in payloads]
     return {
         "topic": [None if t is None else int(t) for t in current],
         "score": [None if t is None else float(s or 0.0) for t, s in zip(current, scores, strict=True)],
         "assigned": [None if t is None else a or "recluster" for t, a in zip(current, assigned, strict=True)],
     }
+
+
+def payload_columns(payloads: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
+    """Fields `names` of every payload, one list per name (None where missing); C-level passes
+    when the payloads are dicts (as both stores return them)."""
+    get = dict.get if all(type(p) is dict for p in payloads) else Mapping.get
+    return [list(map(get, payloads, repeat(name))) for name in names]
 
 
 def assign_items(

@@ -113,7 +113,7 @@ def item_rows(index: Index, *, topic: int | None = None, since: str | None = Non
     for batch in index.items.scroll(where, vectors=False, batch=SCROLL_BATCH):
         payloads = [p.payload for p in batch]
         columns: Columns = {"item_id": [p.id for p in batch]}
-        columns.update({name: [p.get(name) for p in payloads] for name in _PAYLOAD_FIELDS})
+        columns.update(zip(_PAYLOAD_FIELDS, catalog.payload_columns(payloads, _PAYLOAD_FIELDS), strict=True))
         assignments = catalog.read_assignments(payloads, run)
         columns.update(shown.columns(assignments["topic"]))
         columns.update(score=assignments["score"], assigned=assignments["assigned"])
@@ -260,9 +260,10 @@ def _csv_cells(name: str, values: list[Any]) -> Any:
     if name in _INTS:
         return pa.array(values, pa.int64()).cast(pa.string())
     cells = _arrow_array(values, pa.string())
+    text = cells.buffers()[2]
+    if text is None or not any(c in text.to_pybytes() for c in (b",", b'"', b"\n")):
+        return cells  # a quick look at the column's bytes: most columns need no quotes at all
     needs_quotes = pc.match_substring_regex(cells, '[,"\n]')
-    if not pc.any(needs_quotes).as_py():
-        return cells
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
     return pc.if_else(needs_quotes, quoted, cells)
 
