@@ -200,7 +200,7 @@ def _csv(batches, fields, handle, progress) -> int:
     rows = 0
     for columns in batches:
         if count := len(columns[fields[0]]):
-            handle.write(_csv_lines([_csv_cells(f, columns[f]) for f in fields]))
+            handle.write(csv_lines(columns, fields))
         rows += count
         progress(count)
     return rows
@@ -268,11 +268,13 @@ def _csv_cells(name: str, values: list[Any]) -> Any:
     return pc.if_else(needs_quotes, quoted, cells)
 
 
-def _csv_lines(cells: list[Any]) -> str:
-    """Rows of cells (one Arrow array per column) as CSV lines, each ending in a newline."""
+def csv_lines(columns: Columns, fields: Sequence[str]) -> str:
+    """One batch's rows as CSV lines, each ending in a newline: the text `csv.writer` writes, built
+    column by column in Arrow rather than row by row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    cells = [_csv_cells(f, columns[f]) for f in fields]
     lines = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
     one_list = pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines)
     return pc.binary_join(one_list, "\n")[0].as_py() + "\n"
