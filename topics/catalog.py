@@ -414,12 +414,20 @@ def read_assignments(payloads: Sequence[Mapping[str, Any]], run: Run) -> dict[st
     names = slot_fields(run.slot)
     fields = [names[k] for k in ("run", "topic", "score", "assigned")]
     runs, topics, scores, assigned = payload_columns(payloads, fields)
+    if runs.count(run.run_id) == len(runs) and None not in topics and None not in scores:
+        return _all_current(topics, scores, assigned)  # the usual case, in C-level passes
     current = [t if r == run.run_id else None for t, r in zip(topics, runs, strict=True)]
     return {
         "topic": [None if t is None else int(t) for t in current],
         "score": [None if t is None else float(s or 0.0) for t, s in zip(current, scores, strict=True)],
         "assigned": [None if t is None else a or "recluster" for t, a in zip(current, assigned, strict=True)],
     }
+
+
+def _all_current(topics: list[Any], scores: list[Any], assigned: list[Any]) -> dict[str, list[Any]]:
+    if None in assigned or "" in assigned:
+        assigned = [a or "recluster" for a in assigned]
+    return {"topic": list(map(int, topics)), "score": list(map(float, scores)), "assigned": assigned}
 
 
 def payload_columns(payloads: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:

@@ -140,8 +140,8 @@ class _ShownTopics:
     def columns(self, stored: list[int | None]) -> Columns:
         for topic_id in set(stored).difference(self._shown):
             self._shown[topic_id] = self._show(topic_id)
-        shown = [self._shown[t] for t in stored]
-        return {name: [row[i] for row in shown] for i, name in enumerate(("topic", "label", "theme"))}
+        shown = zip(*map(self._shown.__getitem__, stored), strict=True)
+        return dict(zip(("topic", "label", "theme"), map(list, shown), strict=True))
 
     def _show(self, topic_id: int) -> tuple[int, str | None, int | None]:
         target = self._cur.target(topic_id) if topic_id >= 0 else topic_id

@@ -51,11 +51,17 @@ def test_read_assignments_agrees_with_read_assignment_item_by_item() -> None:
         {names["run"]: 2},  # no topic
         {},
     ]
-    columns = catalog.read_assignments(payloads, run)
-    found = [catalog.read_assignment(p, run) for p in payloads]
-    assert columns == {
-        "topic": [None if a is None else a.topic for a in found],
-        "score": [None if a is None else a.score for a in found],
-        "assigned": [None if a is None else a.assigned for a in found],
-    }
-    assert columns["topic"] == [4, -1, None, None, 3, None, None]
+    assert catalog.read_assignments(payloads, run)["topic"] == [4, -1, None, None, 3, None, None]
+    every_current = [
+        payloads[0],
+        payloads[1],
+        payloads[4] | {names["score"]: 0},
+        payloads[0] | {names["assigned"]: ""},
+    ]
+    for batch in (payloads, every_current, []):
+        found = [catalog.read_assignment(p, run) for p in batch]
+        assert catalog.read_assignments(batch, run) == {
+            "topic": [None if a is None else a.topic for a in found],
+            "score": [None if a is None else a.score for a in found],
+            "assigned": [None if a is None else a.assigned for a in found],
+        }
