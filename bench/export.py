@@ -106,6 +106,7 @@ def _publish(backend, items, day0: datetime) -> None:
 
 
 def child(data_dir: Path, mode: str, out: Path) -> None:
+    import pyarrow.compute
     import pyarrow.parquet  # noqa: F401  (imports are not what is measured)
 
     from topics.export import export
