@@ -261,7 +261,8 @@ def _csv_cells(name: str, values: list[Any]) -> Any:
         return pa.array(values, pa.int64()).cast(pa.string())
     cells = _arrow_array(values, pa.string())
     text = cells.buffers()[2]
-    if text is None or not any(c in text.to_pybytes() for c in (b",", b'"', b"\n")):
+    text = b"" if text is None else text.to_pybytes()
+    if b"," not in text and b'"' not in text and b"\n" not in text:
         return cells  # a quick look at the column's bytes: most columns need no quotes at all
     needs_quotes = pc.match_substring_regex(cells, '[,"\n]')
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
