@@ -433,7 +433,7 @@ def _all_current(topics: list[Any], scores: list[Any], assigned: list[Any]) -> d
 def payload_columns(payloads: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
     """Fields `names` of every payload, one list per name (None where missing); C-level passes
     when the payloads are dicts (as both stores return them)."""
-    get = dict.get if all(type(p) is dict for p in payloads) else Mapping.get
+    get = dict.get if set(map(type, payloads)) <= {dict} else Mapping.get
     return [list(map(get, payloads, repeat(name))) for name in names]
 
 

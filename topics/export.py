@@ -135,18 +135,19 @@ class _ShownTopics:
 
     def __init__(self, cur: curation.Curation, topics: Mapping[int, Topic]) -> None:
         self._cur, self._topics = cur, topics
-        self._shown: dict[int | None, tuple[int | None, str | None, int | None]] = {None: (None, None, None)}
+        self._shown: dict[str, dict[int | None, Any]] = {n: {None: None} for n in ("topic", "label", "theme")}
 
     def columns(self, stored: list[int | None]) -> Columns:
-        for topic_id in set(stored).difference(self._shown):
-            self._shown[topic_id] = self._show(topic_id)
-        shown = zip(*map(self._shown.__getitem__, stored), strict=True)
-        return dict(zip(("topic", "label", "theme"), map(list, shown), strict=True))
+        for topic_id in set(stored).difference(self._shown["topic"]):
+            self._show(topic_id)
+        return {name: list(map(shown.__getitem__, stored)) for name, shown in self._shown.items()}
 
-    def _show(self, topic_id: int) -> tuple[int, str | None, int | None]:
+    def _show(self, topic_id: int) -> None:
         target = self._cur.target(topic_id) if topic_id >= 0 else topic_id
         topic = self._topics.get(target)
-        return (target, None, None) if topic is None else (target, topic.label, topic.theme_id)
+        self._shown["topic"][topic_id] = target
+        self._shown["label"][topic_id] = None if topic is None else topic.label
+        self._shown["theme"][topic_id] = None if topic is None else topic.theme_id
 
 
 def topic_rows(index: Index) -> Iterator[Columns]:
