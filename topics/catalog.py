@@ -47,6 +47,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -405,6 +406,35 @@ def read_assignment(payload: Mapping[str, Any], run: Run | None) -> ItemAssignme
         run_id=run.run_id,
         assigned=payload.get(names["assigned"]) or "recluster",
     )
+
+
+def read_assignments(payloads: Sequence[Mapping[str, Any]], run: Run) -> dict[str, list[Any]]:
+    """`read_assignment` of many items at once, as columns: ``topic``, ``score``, ``assigned``
+    (None where an item has no topic under `run`). For exports: no object per item."""
+    names = slot_fields(run.slot)
+    fields = [names[k] for k in ("run", "topic", "score", "assigned")]
+    runs, topics, scores, assigned = payload_columns(payloads, fields)
+    if runs.count(run.run_id) == len(runs) and None not in topics and None not in scores:
+        return _all_current(topics, scores, assigned)  # the usual case, in C-level passes
+    current = [t if r == run.run_id else None for t, r in zip(topics, runs, strict=True)]
+    return {
+        "topic": [None if t is None else int(t) for t in current],
+        "score": [None if t is None else float(s or 0.0) for t, s in zip(current, scores, strict=True)],
+        "assigned": [None if t is None else a or "recluster" for t, a in zip(current, assigned, strict=True)],
+    }
+
+
+def _all_current(topics: list[Any], scores: list[Any], assigned: list[Any]) -> dict[str, list[Any]]:
+    if None in assigned or "" in assigned:
+        assigned = [a or "recluster" for a in assigned]
+    return {"topic": list(map(int, topics)), "score": list(map(float, scores)), "assigned": assigned}
+
+
+def payload_columns(payloads: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
+    """Fields `names` of every payload, one list per name (None where missing); C-level passes
+    when the payloads are dicts (as both stores return them)."""
+    get = dict.get if set(map(type, payloads)) <= {dict} else Mapping.get
+    return [list(map(get, payloads, repeat(name))) for name in names]
 
 
 def assign_items(

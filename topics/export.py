@@ -10,13 +10,11 @@ export leaves no half file.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -47,6 +45,8 @@ ITEM_FIELDS = (
 TOPIC_FIELDS = ("topic", "label", "theme", "size", "change", "status", "first_seen", "last_seen", "words")
 _INTS = {"topic", "theme", "size", "change"}
 _FLOATS = {"score"}
+_PAYLOAD_FIELDS = ("source_id", "path", "url", "caption", "created_at", "ingested_at", "source")
+Columns = dict[str, list[Any]]  # one batch of rows: field -> values, None where a row has none
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,20 @@ def _curated_topics(index: Index, run: Run) -> tuple[curation.Curation, dict[int
     return cur, {t.topic_id: t for t in curation.curate(every, cur)}
 
 
-def item_rows(
-    index: Index, *, topic: int | None = None, since: str | None = None
-) -> Iterator[list[dict[str, Any]]]:
-    """Batches of item rows, in the store's scroll order."""
+def item_rows(index: Index, *, topic: int | None = None, since: str | None = None) -> Iterator[Columns]:
+    """Batches of item rows (as columns), in the store's scroll order."""
     run = _need_run(index)
     cur, topics = _curated_topics(index, run)
     where = _item_filter(run, cur, topic, since)
+    shown = _ShownTopics(cur, topics)
     for batch in index.items.scroll(where, vectors=False, batch=SCROLL_BATCH):
-        yield [_item_row(p.id, p.payload, run, cur, topics) for p in batch]
+        payloads = [p.payload for p in batch]
+        columns: Columns = {"item_id": [p.id for p in batch]}
+        columns.update(zip(_PAYLOAD_FIELDS, catalog.payload_columns(payloads, _PAYLOAD_FIELDS), strict=True))
+        assignments = catalog.read_assignments(payloads, run)
+        columns.update(shown.columns(assignments["topic"]))
+        columns.update(score=assignments["score"], assigned=assignments["assigned"])
+        yield columns
 
 
 def _item_filter(run: Run, cur: curation.Curation, topic: int | None, since: str | None) -> Filter | None:
@@ -124,54 +129,50 @@ def _item_filter(run: Run, cur: curation.Curation, topic: int | None, since: str
     return Filter(must=must, ranges=ranges) if must or ranges else None
 
 
-def _item_row(
-    item_id: str, p: Mapping[str, Any], run: Run, cur: curation.Curation, topics: Mapping[int, Topic]
-) -> dict[str, Any]:
-    found = catalog.read_assignment(p, run)
-    topic_id = None if found is None else cur.target(found.topic) if found.topic >= 0 else found.topic
-    topic = topics.get(topic_id) if topic_id is not None else None
-    return {
-        "item_id": item_id,
-        "source_id": p.get("source_id"),
-        "path": p.get("path"),
-        "url": p.get("url"),
-        "caption": p.get("caption"),
-        "created_at": p.get("created_at"),
-        "ingested_at": p.get("ingested_at"),
-        "source": p.get("source"),
-        "topic": topic_id,
-        "label": topic.label if topic is not None else None,
-        "theme": topic.theme_id if topic is not None else None,
-        "score": found.score if found is not None else None,
-        "assigned": found.assigned if found is not None else None,
-    }
+class _ShownTopics:
+    """Each stored topic id as exported (its merge target, that topic's label and theme), looked up
+    once per topic rather than once per item."""
+
+    def __init__(self, cur: curation.Curation, topics: Mapping[int, Topic]) -> None:
+        self._cur, self._topics = cur, topics
+        self._shown: dict[str, dict[int | None, Any]] = {n: {None: None} for n in ("topic", "label", "theme")}
+
+    def columns(self, stored: list[int | None]) -> Columns:
+        for topic_id in set(stored).difference(self._shown["topic"]):
+            self._show(topic_id)
+        return {name: list(map(shown.__getitem__, stored)) for name, shown in self._shown.items()}
+
+    def _show(self, topic_id: int) -> None:
+        target = self._cur.target(topic_id) if topic_id >= 0 else topic_id
+        topic = self._topics.get(target)
+        self._shown["topic"][topic_id] = target
+        self._shown["label"][topic_id] = None if topic is None else topic.label
+        self._shown["theme"][topic_id] = None if topic is None else topic.theme_id
 
 
-def topic_rows(index: Index) -> Iterator[list[dict[str, Any]]]:
+def topic_rows(index: Index) -> Iterator[Columns]:
     """The topic table as curated (hidden and merged-away topics too, with their curation)."""
     run = _need_run(index)
     _cur, topics = _curated_topics(index, run)
-    yield [
-        {
-            "topic": t.topic_id,
-            "label": t.label,
-            "theme": t.theme_id,
-            "size": t.size,
-            "change": t.change,
-            "status": t.status,
-            "first_seen": t.first_seen.isoformat(),
-            "last_seen": t.last_seen.isoformat(),
-            "words": " ".join(t.words),
-        }
-        for t in topics.values()
-    ]
+    every = list(topics.values())
+    yield {
+        "topic": [t.topic_id for t in every],
+        "label": [t.label for t in every],
+        "theme": [t.theme_id for t in every],
+        "size": [t.size for t in every],
+        "change": [t.change for t in every],
+        "status": [t.status for t in every],
+        "first_seen": [t.first_seen.isoformat() for t in every],
+        "last_seen": [t.last_seen.isoformat() for t in every],
+        "words": [" ".join(t.words) for t in every],
+    }
 
 
 # ---- writers ----
 
 
 def _write(
-    batches: Iterator[list[dict[str, Any]]],
+    batches: Iterator[Columns],
     fields: Sequence[str],
     fmt: str,
     out: Path | None,
@@ -196,23 +197,25 @@ def _write_to(batches, fields, fmt, handle, progress) -> int:
 
 
 def _csv(batches, fields, handle, progress) -> int:
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(fields)
-    in_order = itemgetter(*fields)
+    handle.write(",".join(fields) + "\n")
     rows = 0
-    for batch in batches:
-        writer.writerows(map(in_order, batch))
-        rows += len(batch)
-        progress(len(batch))
+    for columns in batches:
+        if count := len(columns[fields[0]]):
+            handle.write(csv_lines(columns, fields))
+        rows += count
+        progress(count)
     return rows
 
 
 def _jsonl(batches, fields, handle, progress) -> int:
     rows = 0
-    for batch in batches:
-        handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in batch))
-        rows += len(batch)
-        progress(len(batch))
+    for columns in batches:
+        lines = [
+            dict(zip(fields, row, strict=True)) for row in zip(*(columns[f] for f in fields), strict=True)
+        ]
+        handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
+        rows += len(lines)
+        progress(len(lines))
     return rows
 
 
@@ -223,12 +226,60 @@ def _parquet(batches, fields, handle, progress) -> int:
     schema = pa.schema([(f, _arrow_type(pa, f)) for f in fields])
     rows = 0
     with pq.ParquetWriter(handle, schema) as writer:
-        for batch in batches:
-            columns = {f: list(map(itemgetter(f), batch)) for f in fields}
-            writer.write_table(pa.Table.from_pydict(columns, schema=schema))
-            rows += len(batch)
-            progress(len(batch))
+        for columns in batches:
+            table = pa.table(
+                [_arrow_array(columns[f], field.type) for f, field in zip(fields, schema, strict=True)],
+                schema=schema,
+            )
+            writer.write_table(table)
+            rows += table.num_rows
+            progress(table.num_rows)
     return rows
+
+
+def _arrow_array(values: list[Any], kind: Any) -> Any:
+    """`values` as an Arrow array of `kind`; a string column takes any other value as its ``str()``
+    (what the csv module writes)."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, kind)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        if kind != pa.string():
+            raise
+        return pa.array([None if v is None or isinstance(v, str) else str(v) for v in values], kind)
+
+
+def _csv_cells(name: str, values: list[Any]) -> Any:
+    """One column's CSV cells as text, as `csv.writer` writes them (floats by `repr`, a cell with a
+    comma, quote or newline quoted, its quotes doubled); None stays null (an empty cell)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if name in _FLOATS:
+        return pa.array([None if v is None else repr(float(v)) for v in values], pa.string())
+    if name in _INTS:
+        return pa.array(values, pa.int64()).cast(pa.string())
+    cells = _arrow_array(values, pa.string())
+    text = cells.buffers()[2]
+    text = b"" if text is None else text.to_pybytes()
+    if b"," not in text and b'"' not in text and b"\n" not in text:
+        return cells  # a quick look at the column's bytes: most columns need no quotes at all
+    needs_quotes = pc.match_substring_regex(cells, '[,"\n]')
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
+    return pc.if_else(needs_quotes, quoted, cells)
+
+
+def csv_lines(columns: Columns, fields: Sequence[str]) -> str:
+    """One batch's rows as CSV lines, each ending in a newline: the text `csv.writer` writes, built
+    column by column in Arrow rather than row by row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = [_csv_cells(f, columns[f]) for f in fields]
+    lines = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
+    one_list = pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines)
+    return pc.binary_join(one_list, "\n")[0].as_py() + "\n"
 
 
 def _arrow_type(pa: Any, name: str) -> Any:
