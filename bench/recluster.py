@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # evaluation/ is not installed
+
 import topics.reclustering as reclustering
 from evaluation import synthetic
 from evaluation.quality import adjusted_rand
@@ -56,8 +58,8 @@ def fit_umap_hdbscan(sample: np.ndarray, params: ClusterParams) -> Clustering:
     reduced = umap.UMAP(
         n_components=5, n_neighbors=15, metric="cosine", random_state=params.seed
     ).fit_transform(sample)
-    mcs = params.min_cluster_size or default_min_cluster_size(len(sample))
-    labels = hdbscan.HDBSCAN(min_cluster_size=max(2, mcs), min_samples=params.min_samples).fit_predict(
+    min_size = params.min_cluster_size or default_min_cluster_size(len(sample))
+    labels = hdbscan.HDBSCAN(min_cluster_size=max(2, min_size), min_samples=params.min_samples).fit_predict(
         reduced
     )
     k = int(labels.max()) + 1

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cli import render, served
+from cli import render, research, served
 from cli.context import open_context, user_errors
 from indexer.config import load_settings
 
@@ -38,13 +38,19 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Folders and manifests (.csv, .jsonl, .ndjson).")],
     namespace: Annotated[str | None, typer.Option(help="Id namespace for manifest rows.")] = None,
+    caption: Annotated[
+        list[str] | None,
+        typer.Option("--caption", help="Manifest column of the caption; repeat to join several, in order."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Embed every image/caption pair under PATHS into the store, exactly once."""
     from indexer.ingest import ingest_paths
 
     with user_errors(), open_context() as index, render.progress(not as_json) as advance:
-        summary = ingest_paths(index, paths, namespace=namespace, progress=advance)
+        summary = ingest_paths(
+            index, paths, namespace=namespace, progress=advance, caption_columns=caption or ()
+        )
     if as_json:
         render.echo(json.dumps(summary.as_dict(), sort_keys=True))
     else:
@@ -70,8 +76,8 @@ def recluster(as_json: JsonOpt = False) -> None:
     """Rebuild topics from every stored vector now (in `topics serve` when it owns the store)."""
     from topics.jobs import recluster_anywhere
 
-    with user_errors(), open_context() as index:
-        report = recluster_anywhere(index)
+    with user_errors(), open_context() as index, render.phases(not as_json, "recluster") as step:
+        report = recluster_anywhere(index, step)
     if as_json:
         render.echo(json.dumps(report, sort_keys=True))
     else:
@@ -108,6 +114,7 @@ def list_(
     status: Annotated[str | None, typer.Option(help="active, emerging or vanished.")] = None,
     min_size: Annotated[int, typer.Option(help="Only topics at least this large.")] = 0,
     flat: Annotated[bool, typer.Option("--flat", help="Topics only, without their themes.")] = False,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Also hidden and merged-away ones.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The current themes with their topics nested: id, label, size, change since the last run, status."""
@@ -117,7 +124,7 @@ def list_(
         raise typer.BadParameter("sort by id, size, change or label", param_hint="--sort")
     with user_errors(), open_context() as index:
         listed = list_topics if flat else list_tree
-        found = listed(index, sort=sort, status=status, min_size=min_size)  # type: ignore[arg-type,operator]
+        found = listed(index, sort=sort, status=status, min_size=min_size, include_hidden=hidden)  # type: ignore[arg-type,operator]
     _emit(found, as_json, render.topic_list if flat else render.theme_tree)
 
 
@@ -216,8 +223,8 @@ def report(
     """Write one self-contained HTML page of the current topics (opens offline, runs no script)."""
     from topics.report import build_report
 
-    with user_errors(), open_context() as index:
-        summary = build_report(index, out, title=title)
+    with user_errors(), open_context() as index, render.phases(not as_json, "report") as step:
+        summary = build_report(index, out, title=title, on_step=step)
     if as_json:
         render.echo(json.dumps(summary.as_dict(), sort_keys=True, default=str))
     else:
@@ -265,6 +272,9 @@ def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:
         render.echo(json.dumps(data, sort_keys=True, default=str))
     else:
         human(data)
+
+
+research.register(app)  # label, merge, hide and their undo; export; trends
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -30,6 +29,11 @@ class _Current:
 
     def __getattr__(self, name: str) -> Any:
         return getattr((_consoles.get() or _own)[self._which], name)
+
+
+def _real(console: Console) -> Console:
+    """The console a `_Current` stands for now (rich's live display needs the object itself)."""
+    return (_consoles.get() or _own)[console._which] if isinstance(console, _Current) else console
 
 
 out: Console = _Current(0)  # type: ignore[assignment]
@@ -55,15 +59,32 @@ def echo(text: str, *, to_stderr: bool = False) -> None:
 
 
 @contextmanager
-def progress(enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """A live counter on stderr when it is a terminal; nothing otherwise (scripts, CI, --json)."""
-    if not enabled or not sys.stderr.isatty():
+def progress(
+    enabled: bool, what: str = "ingesting", total: int | None = None
+) -> Iterator[Callable[[int], None] | None]:
+    """A live counter (a bar when `total` is known) on stderr when it is a terminal; nothing otherwise
+    (pipes, scripts, CI, --json)."""
+    if not enabled or not err.is_terminal:
         yield None
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description} {task.completed} items"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("ingesting", total=None)
+    columns = [SpinnerColumn(), TextColumn("{task.description} {task.completed} items"), TimeElapsedColumn()]
+    if total is not None:
+        columns.insert(1, BarColumn())
+    with Progress(*columns, console=_real(err), transient=True) as bar:
+        task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def phases(enabled: bool, what: str) -> Iterator[Callable[[str], None] | None]:
+    """A spinner naming the current step of a long job (e.g. the recluster's phases) on a terminal."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=_real(err), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda step: bar.update(task, description=f"{what}: {step}")
 
 
 def summary(s: IngestSummary) -> None:
@@ -112,6 +133,8 @@ def status(info: dict) -> None:
             table.add_row("service store", service["store_state"])
     else:
         table.add_row("service", "not running")
+    for warning in info.get("warnings") or []:
+        table.add_row("warning", warning)
     out.print(table, markup=False, highlight=False)
 
 
@@ -193,6 +216,9 @@ def _record(name: str, t: dict) -> None:
     scored = ", ".join(f"{w} ({s:.3f})" if s is not None else w for w, s in t["words"])
     out.print(f"  words: {scored or '-'}", markup=False, highlight=False)
     out.print(f"  keywords: {_words(t['keywords']) or '-'}", markup=False, highlight=False)
+    curated = _curation(t.get("curation") or {}, "T" if name.startswith("theme") else "")
+    if curated:
+        out.print(f"  curation: {curated}", markup=False, highlight=False)
     if t["tile"]:
         out.print(f"  tile: {t['tile']}", markup=False, highlight=False)
 
@@ -214,6 +240,17 @@ def _event(e: dict) -> str:
     return f"run {e['run_id']}: {e['kind']} {e['before']} -> {e['after']}"
 
 
+def _curation(c: dict, mark: str = "") -> str:
+    """What a person pinned on a topic (a theme: `mark` "T"), in words ('' when nothing)."""
+    parts = ["label pinned"] if c.get("label") else []
+    parts += ["hidden"] if c.get("hidden") else []
+    if c.get("merged"):
+        parts.append("merged with " + ", ".join(f"{mark}{m}" for m in c["merged"]))
+    if "merged_into" in c:
+        parts.append(f"merged into {mark}{c['merged_into']}")
+    return ", ".join(parts)
+
+
 def exemplars(found: dict) -> None:
     for e in found["exemplars"]:
         out.print(f"{e['path'] or e['item_id']}\t{_short(e['caption'])}", markup=False, highlight=False)
@@ -228,6 +265,16 @@ def history(found: dict) -> None:
     for e in found["events"]:
         if e["kind"] != "survived":
             out.print(f"  {_event(e)}", highlight=False)
+    for note in found.get("curation", []):
+        out.print(
+            f"  run {note['run_id']}: curated {_note_ref(note)} {note['event']}: {note['text']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _note_ref(note: dict) -> str:
+    return f"theme T{note['topic_id']}" if note.get("level") == "theme" else f"topic {note['topic_id']}"
 
 
 def search(found: dict) -> None:
@@ -280,6 +327,20 @@ def open_file(path: str | None) -> None:
 
     if not webbrowser.open(Path(path).resolve().as_uri()):
         err.print(f"could not open a viewer; the file is {path}")
+
+
+def trends(found: dict) -> None:
+    """Periods as rows, the largest topics as columns (at most 8; --json has them all)."""
+    if not found["topics"]:
+        out.print("no dated items in these topics")
+        return
+    shown = found["topics"][:8]
+    table = Table(found["every"], *(f"{t['id']} {_short(t['label'], 16)}" for t in shown))
+    for row, period in enumerate(found["periods"]):
+        table.add_row(period, *(str(t["counts"][row]) for t in shown))
+    out.print(table, markup=False, highlight=False)
+    if len(found["topics"]) > len(shown):
+        out.print(f"… and {len(found['topics']) - len(shown)} more topics (see --json)")
 
 
 def migrate(report: dict) -> None:

@@ -11,6 +11,10 @@ have: sibling clusters whose centres have cosine 0.95–0.97, sizes that differ 
 largest and the smallest cluster, anisotropic spread (a few elongated directions per cluster) and
 background noise points (truth label -1).
 
+The *two-level* mixture (:func:`two_level_mixture`) is for themes and topics: groups of 2–4 sibling
+topics (siblings at cosine 0.95–0.97, groups near-orthogonal), with the hard mixture's unequal sizes,
+anisotropy and background noise; its corpus carries the group of each item beside its topic.
+
 Drift scenarios (:func:`drift_scenario`) give the same items over successive runs: ``steady``
 (a few new items from the same clusters), ``emerge`` (a new cluster arrives), ``vanish`` (a cluster's
 items are deleted), ``split`` (one cluster's items drift apart into two groups) and ``merge`` (two
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -69,6 +73,7 @@ class Corpus:
     ids: list[str]
     vectors: np.ndarray
     labels: np.ndarray
+    groups: np.ndarray | None = None  # coarse truth (two-level mixtures): the group of each item's label
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -191,6 +196,42 @@ def hard_mixture(k: int = 20, n: int = 10_000, *, background: float = 0.05, seed
     return sample_mixture(clusters, rng, background=int(background * n))
 
 
+def two_level_mixture(
+    groups: int = 8,
+    n: int = 10_000,
+    *,
+    siblings: tuple[int, int] = (2, 4),
+    sibling_cosine: tuple[float, float] = (0.95, 0.97),
+    dim: int = DIM,
+    noise: float = 0.5,
+    size_ratio: float = 30.0,
+    elongation: float = 3.0,
+    background: float = 0.05,
+    seed: int = 0,
+) -> Corpus:
+    """Groups of sibling topics: `labels` are the topics, `groups` the group of each (-1: noise).
+
+    Each group has a random (near-orthogonal) parent and 2–4 children at one pairwise cosine drawn
+    from `sibling_cosine`; topic sizes fall geometrically by `size_ratio`, shuffled; each topic is
+    elongated along 4 random directions; `background` adds that share of `n` as uniform noise.
+    """
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(siblings[0], siblings[1] + 1, size=groups)
+    centres, parent_of = [], []
+    for group, parent in enumerate(random_centres(groups, dim, rng)):
+        centres.extend(sibling_centres(parent, int(counts[group]), float(rng.uniform(*sibling_cosine)), rng))
+        parent_of += [group] * int(counts[group])
+    sizes = _geometric_sizes(n, len(centres), size_ratio)
+    rng.shuffle(sizes)
+    clusters = []
+    for centre, size in zip(centres, sizes, strict=True):
+        axes = np.linalg.qr(rng.standard_normal((dim, 4)))[0].T
+        clusters.append(Cluster(np.asarray(centre), int(size), noise, elongation, axes))
+    corpus = sample_mixture(clusters, rng, background=int(background * n))
+    group_of = np.append(np.asarray(parent_of, np.int64), -1)  # index -1: background stays -1
+    return replace(corpus, groups=group_of[corpus.labels])
+
+
 def stream_mixture(
     clusters: list[Cluster], n: int, *, seed: int = 0, batch: int = 50_000, background: float = 0.0
 ) -> Iterator[Corpus]:
@@ -283,6 +324,26 @@ def _merge(first: Corpus, clusters, spare, rng) -> tuple[Corpus, list[ExpectedEv
     labels = first.labels.copy()
     labels[moved] = 0
     return Corpus(first.ids, vectors, labels), [ExpectedEvent("merged", (0, 1), (0,))]
+
+
+def churn_corpus(
+    run: int, *, live: int = 6, turnover: int = 1, size: int = 40, dim: int = 64, noise: float = 0.4
+) -> Corpus:
+    """The items of run `run` of a stream where `turnover` topics end and as many begin every run.
+
+    Clusters ``run * turnover`` to ``run * turnover + live - 1`` are alive; cluster c has its own
+    centre and item ids (seeded by c), so a cluster that lives on keeps its items from run to run.
+    """
+    first = run * turnover
+    ids: list[str] = []
+    parts, labels = [], []
+    for c in range(first, first + live):
+        rng = np.random.default_rng(c)
+        centre = random_centres(1, dim, rng)[0]
+        parts.append(sample_cluster(Cluster(centre, size, noise), rng))
+        ids.extend(item_id(i, f"churn-{c}") for i in range(size))
+        labels.append(np.full(size, c, np.int64))
+    return Corpus(ids, np.concatenate(parts), np.concatenate(labels))
 
 
 def extend_corpus(first: Corpus, extra: Corpus) -> Corpus:

@@ -116,7 +116,7 @@ def backup(settings: Settings, dest: Path, *, archive: bool = False) -> Backup:
 
 def backup_data_dir(settings: Settings, dest: Path, *, archive: bool = False) -> Backup:
     """Take the store's directory locks (refused while another process owns them), then copy it."""
-    backend = EdgeBackend(settings.data_dir / "store")
+    backend = EdgeBackend(settings.data_dir / "store", min_free_mb=settings.store.min_free_mb)
     try:
         for name in COLLECTIONS:
             backend.collection(name)  # every lock before the first byte is copied

@@ -33,6 +33,9 @@ class ModelSettings(BaseModel):
     load_timeout_s: float = 15.0
 
 
+MIN_FREE_MB = 128  # the embedded engine's files are memory-mapped: a full disk would kill, not fail
+
+
 class CollectionTuning(BaseModel, frozen=True):
     """How a server collection is laid out for scale (docs/scaling.md); local mode ignores it.
 
@@ -59,6 +62,7 @@ class StoreSettings(CollectionTuning, frozen=False):
     url: str | None = None  # Qdrant server URL; selects the server backend when set
     api_key: SecretStr | None = None
     prefix: str = "topics"  # collection name prefix on a server
+    min_free_mb: int = Field(MIN_FREE_MB, ge=0)  # embedded store: writes are refused below this free
     timeout_s: float = 30.0
     ca_cert: Path | None = None  # verify the server's TLS certificate against this CA bundle
 
@@ -75,6 +79,7 @@ class IngestSettings(BaseModel):
     max_caption_bytes: int = Field(1_000_000, ge=1)
     views: tuple[View, ...] = ("image", "text")
     allowed_roots: tuple[Path, ...] = ()  # manifest paths must resolve inside these (and the manifest's dir)
+    caption_columns: tuple[str, ...] = ()  # manifest columns joined, in order, into the caption
 
 
 class FetchSettings(BaseModel):
@@ -102,10 +107,11 @@ class ClusterSettings(BaseModel):
     min_samples: int | None = None
     reduce_dim: int | None = Field(None, ge=2)  # None: cluster the full vectors (measured best)
     method: Literal["leiden", "hdbscan"] = "leiden"  # kNN graph + Leiden, or PCA + HDBSCAN
-    resolution: float = Field(32.0, gt=0)  # Leiden resolution: higher gives more, smaller communities
+    resolution: float = Field(2.0, gt=0)  # topics: Leiden resolution; higher gives more, smaller topics
     merge_threshold: float = Field(0.55, ge=0)  # higher: fewer merges (topics.merge); 0: none
     n_neighbors: int = Field(15, ge=2)
-    theme_threshold: float = Field(0.5, ge=-1, le=1)  # higher: more, narrower themes (topics.themes)
+    theme_join_cosine: float = Field(0.5, ge=-1, le=1)  # higher: fewer themes joined by their centroids
+    theme_resolution: float = Field(4.0, gt=0)  # themes: higher gives more, narrower themes (topics.themes)
     outlier_threshold: float | None = None
     seed: int = 0
     cron: str = "0 3 * * *"  # the nightly recluster of `topics serve`; "off": none scheduled
@@ -130,6 +136,7 @@ class RepresentSettings(BaseModel):
     stop_word_files: tuple[Path, ...] = ()
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = Field(20_000, ge=0)
+    vocabulary_budget: int = Field(1_000, ge=0)  # new keyword terms embedded per run (the rest: later runs)
     captioner_model: str | None = None  # image-to-text model (hub id or path) for image-only topics
     tile_cell: int = Field(256, ge=16)
 

@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from indexer.svg import SvgError, looks_like_svg, rasterise_svg
+
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = frozenset({5, 6, 7, 8})  # EXIF orientations that rotate by 90 or 270 degrees
 _WHITE = (255, 255, 255)
 _DRAFTABLE = frozenset({"JPEG", "MPO"})  # MPO: the JPEG variant many phone cameras write
+SVG_MAX_SIDE = 1024  # a drawing has no pixel size of its own: it is rendered this large at most
 
 # `warnings.catch_warnings` swaps process-wide state; the lock keeps our own threads from restoring
 # each other's filters. Only header parsing runs under it, never pixel decoding.
@@ -29,7 +32,8 @@ _IDENTIFY_LOCK = threading.Lock()
 class BadImage(Exception):
     """An image that cannot be used. `reason` is a short stable code for the ledger and reports.
 
-    Codes: ``empty``, ``not-an-image``, ``truncated``, ``too-large``, ``unreadable``.
+    Codes: ``empty``, ``not-an-image``, ``truncated``, ``too-large``, ``unreadable``; folder scans add
+    ``unsupported-format`` for picture and video files no decoder here reads (HEIC, RAW, MP4, ...).
     """
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -54,15 +58,17 @@ def decode_image(source: Path | bytes, *, max_pixels: int, draft_size: int | Non
     """Decode an image file or its bytes into RGB, refusing bombs before any pixel is decoded.
 
     The bytes are read once and serve both the content hash and the decoder. The format is sniffed
-    from the content, never the file name. `draft_size` lets JPEGs decode at a reduced scale that is
-    still at least that many pixels on each side (what a 224-px model needs).
+    from the content, never the file name; SVG is rasterised first (`indexer.svg`). `draft_size` lets
+    JPEGs decode at a reduced scale that is still at least that many pixels on each side (what a
+    224-px model needs).
     """
     data = _read_bytes(source)
     if not data:
         raise BadImage("empty", "zero bytes")
     sha256 = hashlib.sha256(data).hexdigest()
-    picture = _identify(data)
-    fmt = picture.format or "unknown"
+    drawing = looks_like_svg(data)
+    picture = _identify(_rasterised(data) if drawing else data)
+    fmt = "SVG" if drawing else picture.format or "unknown"
     width, height = picture.size
     if width * height > max_pixels:
         raise BadImage("too-large", f"{width}x{height} {fmt} exceeds {max_pixels} pixels")
@@ -86,6 +92,13 @@ def _read_bytes(source: Path | bytes) -> bytes:
         return Path(source).read_bytes()
     except OSError as error:
         raise BadImage("unreadable", f"{type(error).__name__}: {error.strerror or error}") from error
+
+
+def _rasterised(data: bytes) -> bytes:
+    try:
+        return rasterise_svg(data, max_side=SVG_MAX_SIDE)
+    except SvgError as error:
+        raise BadImage(error.reason, error.detail) from error
 
 
 def _identify(data: bytes) -> Image.Image:

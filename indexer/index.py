@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from indexer.config import Settings
-from indexer.ledger import Ledger
+from indexer.ledger import open_ledger
 from indexer.store.base import ITEMS, TOPICS, Backend, VectorStore
 from indexer.store.shared import OwnerBackend, RemoteBackend, open_backend_or_owner
 
@@ -24,7 +24,7 @@ class Index:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.backend = backend or open_backend_or_owner(settings)
-        self.ledger = Ledger(settings.ledger_path)
+        self.ledger = open_ledger(settings.ledger_path)
 
     @property
     def remote(self) -> bool:

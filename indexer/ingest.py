@@ -33,8 +33,12 @@ def ingest_paths(
     *,
     namespace: str | None = None,
     progress: Callable[[int], None] | None = None,
+    caption_columns: Sequence[str] = (),
 ) -> IngestSummary:
-    """Ingest each folder (scan, update, sweep) and each manifest; one summary for all."""
+    """Ingest each folder (scan, update, sweep) and each manifest; one summary for all.
+
+    `caption_columns` (else the `ingest.caption_columns` setting): manifest columns joined into the caption.
+    """
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
@@ -53,6 +57,7 @@ def ingest_paths(
                     allowed_roots=index.settings.ingest.allowed_roots,
                     namespace=namespace,
                     max_caption_bytes=index.settings.ingest.max_caption_bytes,
+                    caption_columns=caption_columns or index.settings.ingest.caption_columns,
                 )
                 part = pipeline.ingest_items(_with_vectors(rows, side_files[path]))
             total.merge(part)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from indexer.health import quarantine
 from indexer.sources.folder import SidecarStamp, sidecar_signature
+from indexer.store.base import DiskFull
 
 SCHEMA_VERSION = 2  # 2: `caption_sig` holds JSON sidecar stamps (1: "name:size:mtime_ns;…")
 
@@ -54,7 +56,14 @@ _V1_STAMP = re.compile(r"(.+):(\d+):(\d+)", re.DOTALL)
 
 
 class LedgerError(RuntimeError):
-    """The ledger file cannot be used (a newer schema, or not a ledger at all)."""
+    """The ledger file cannot be used (a newer schema, or not a ledger at all: `damaged`)."""
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
+
+
+_DAMAGED = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,21 @@ class Failure:
     attempts: int
     first_at: str
     last_at: str
+
+
+def open_ledger(path: Path) -> Ledger:
+    """The ledger at `path`. A file that is not SQLite, or a damaged one, is moved aside
+    (`indexer.health.quarantine`) and a fresh ledger begins: the next scans refill it from the folders
+    without storing anything twice (stored ids are skipped), feeds are re-read from their start, and
+    failures are recorded again as they recur. A newer schema is still refused."""
+    try:
+        return Ledger(path)
+    except LedgerError as error:
+        if not error.damaged:
+            raise
+        outcome = "a fresh ledger was started; the next scans refill it without storing anything twice"
+        quarantine(path, str(error.__cause__), outcome, companions=("-wal", "-shm"))
+        return Ledger(path)
 
 
 def _v1_stamps(signature: str) -> tuple[SidecarStamp, ...]:
@@ -118,7 +142,8 @@ class Ledger:
             self._open()
         except sqlite3.DatabaseError as error:
             self._db.close()
-            raise LedgerError(f"{path}: not a usable ledger ({error})") from error
+            damaged = getattr(error, "sqlite_errorname", "") in _DAMAGED
+            raise LedgerError(f"{path}: not a usable ledger ({error})", damaged=damaged) from error
 
     def _open(self) -> None:
         self._db.execute("PRAGMA busy_timeout = 5000")
@@ -150,13 +175,20 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """All or nothing; a full disk (SQLite rolls back cleanly) becomes `DiskFull`, as for the store."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorname", "") != "SQLITE_FULL":
+                raise
+            raise DiskFull(f"disk full: the ledger {self.path} could not be written ({error})") from error
 
     def close(self) -> None:
         self._db.close()
@@ -249,7 +281,8 @@ class Ledger:
 
     def clear_failure(self, origin: str) -> None:
         """Forget a failure once its input has been stored."""
-        self._db.execute("DELETE FROM failures WHERE origin = ?", (origin,))
+        with self._transaction() as db:
+            db.execute("DELETE FROM failures WHERE origin = ?", (origin,))
 
     def failures(self) -> list[Failure]:
         """All recorded failures, most recent first."""
@@ -273,8 +306,9 @@ class Ledger:
 
     def set_cursor(self, name: str, value: str) -> None:
         """Remember where feed `name` left off."""
-        self._db.execute(
-            "INSERT INTO cursors (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO cursors (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )

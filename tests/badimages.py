@@ -90,11 +90,18 @@ def _corpus() -> dict[str, tuple[bytes, ExpectedDecode]]:
             _encode(Image.new("RGB", (12, 34), GREEN), "TIFF"),
             ExpectedDecode(size=(12, 34), format="TIFF", center=GREEN),
         ),
+        "drawing.svg": (_SVG, ExpectedDecode(size=(40, 20), format="SVG", center=RED)),
         "lossless.webp": (
             _encode(Image.new("RGB", (25, 15), RED), "WEBP", lossless=True),
             ExpectedDecode(size=(25, 15), format="WEBP", center=RED),
         ),
     }
+
+
+_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+    b'<rect width="40" height="20" fill="#00ff00"/><circle cx="20" cy="10" r="6" fill="#ff0000"/></svg>'
+)
 
 
 def _ok_png(center: tuple[int, int, int]) -> ExpectedDecode:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import Level, LineageEvent, Theme, Topic
 
 SortKey = Literal["id", "size", "change", "label"]
@@ -66,6 +66,7 @@ def topic_summary(topic: Topic) -> dict[str, Any]:
         "status": topic.status,
         "words": [w for w, _ in _scored(topic, "words")[:5]],
         "theme_id": topic.theme_id,
+        "curation": curation.curation_of(topic),
     }
 
 
@@ -89,6 +90,7 @@ def theme_summary(theme: Theme | None, topics: Sequence[dict[str, Any]]) -> dict
         "change": theme.change,
         "status": theme.status,
         "words": [w for w, _ in _scored(theme, "words")[:5]],
+        "curation": curation.curation_of(theme),
         "topics": list(topics),
     }
 
@@ -100,13 +102,25 @@ def list_topics(
     status: str | None = None,
     min_size: int = 0,
     include_vanished: bool = False,
+    include_hidden: bool = False,
 ) -> list[dict[str, Any]]:
-    """The current run's topics, filtered and sorted (largest first by default)."""
+    """The current run's topics as curated, filtered and sorted (largest first by default).
+
+    Hidden topics and topics merged into another are left out unless `include_hidden`."""
     run = _need_run(index)
-    found = catalog.list_topics(
-        index.backend, include_vanished=include_vanished or status == "vanished", run=run
+    found = curation.curate(
+        catalog.list_topics(
+            index.backend, include_vanished=include_vanished or status == "vanished", run=run
+        ),
+        curation.load(index.backend, run),
     )
-    chosen = [t for t in found if t.size >= min_size and (status is None or t.status == status)]
+    chosen = [
+        t
+        for t in found
+        if t.size >= min_size
+        and (status is None or t.status == status)
+        and (include_hidden or curation.shown(t))
+    ]
     return [topic_summary(t) for t in sorted(chosen, key=_sort_key(sort, "topic_id"))]
 
 
@@ -120,18 +134,35 @@ def _sort_key(sort: SortKey, id_field: str) -> Any:
 
 
 def list_tree(
-    index: Index, *, sort: SortKey = "size", status: str | None = None, min_size: int = 0
+    index: Index,
+    *,
+    sort: SortKey = "size",
+    status: str | None = None,
+    min_size: int = 0,
+    include_hidden: bool = False,
 ) -> list[dict[str, Any]]:
-    """Themes, each with its topics nested (`topics`); filters apply to topics, and a theme none of
-    whose topics pass is left out. Themes and topics within them follow the same sort."""
-    topics = list_topics(index, sort=sort, status=status, min_size=min_size)
+    """Themes as curated, each with its topics nested (`topics`); filters apply to topics, and a theme
+    none of whose topics pass is left out. Themes and topics within them follow the same sort.
+
+    A theme merged into another nests its topics under that one; a hidden theme is left out with its
+    topics. `include_hidden` shows every theme with its own topics."""
+    topics = list_topics(index, sort=sort, status=status, min_size=min_size, include_hidden=include_hidden)
     run = _need_run(index)
-    themes = catalog.list_themes(index.backend, include_vanished=True, run=run)
+    cur = curation.load(index.backend, run, level="theme")
+    themes = curation.curate(catalog.list_themes(index.backend, include_vanished=True, run=run), cur)
     known = {t.theme_id for t in themes}
+    nest = (lambda theme_id: theme_id) if include_hidden else cur.target
+    hidden = set() if include_hidden else cur.hidden
     out = []
     for theme in sorted(themes, key=_sort_key(sort, "theme_id")):
-        mine = [t for t in topics if t["theme_id"] == theme.theme_id]
-        if mine:
+        mine = [
+            t
+            for t in topics
+            if t["theme_id"] in known
+            and t["theme_id"] not in hidden
+            and nest(t["theme_id"]) == theme.theme_id
+        ]
+        if mine and (include_hidden or curation.shown(theme)):
             out.append(theme_summary(theme, mine))
     orphans = [t for t in topics if t["theme_id"] not in known]
     if orphans:
@@ -148,6 +179,9 @@ def _get(index: Index, ref: Ref | int) -> tuple[catalog.Run, Topic | Theme]:
         found = catalog.get_topic(index.backend, ref.id, run=run)
     if found is None:
         raise TopicNotFound(f"no {ref.level} {ref} (see `topics list`)")
+    cur = curation.load(index.backend, run, ref.level)
+    if not cur.is_empty():
+        found = curation.curated_topic(index.backend, run, cur, ref.id, ref.level) or found
     return run, found
 
 
@@ -191,12 +225,14 @@ def show_topic(index: Index, topic_id: int) -> dict[str, Any]:
 
 
 def show_theme(index: Index, theme_id: int) -> dict[str, Any]:
-    """Everything about one theme, as for a topic, and the summaries of its topics (largest first)."""
+    """Everything about one theme, as for a topic, and the summaries of its topics (largest first; those
+    of the themes merged into it too)."""
     ref = Ref("theme", theme_id)
     run, theme = _get(index, ref)
     assert isinstance(theme, Theme)
+    group = {theme_id, *curation.curation_of(theme).get("merged", ())}
     found = catalog.list_topics(index.backend, include_vanished=theme.status == "vanished", run=run)
-    mine = sorted((t for t in found if t.theme_id == theme_id), key=_sort_key("size", "topic_id"))
+    mine = sorted((t for t in found if t.theme_id in group), key=_sort_key("size", "topic_id"))
     summary = theme_summary(theme, [topic_summary(t) for t in mine])
     return {**summary, **_details(index, run, theme, ref)}
 
@@ -251,4 +287,5 @@ def history(index: Index, ref: Ref | int | None = None) -> dict[str, Any]:
             for r in catalog.runs(index.backend)
         ],
         "events": [event_dict(e) for e in events],
+        "curation": curation.notes(index.backend, *((ref.id, ref.level) if ref else ())),
     }

@@ -2,12 +2,16 @@
 
 Layout of the `topics` collection (every point has a payload ``kind``):
 
-- ``topic``: one point per (run, topic id); named vectors = the topic's centroid per view
-  (``image``, ``text``, ``caption`` and the clustered view, e.g. ``fused``). Vanished topics are
-  carried forward with status ``vanished`` so "topic 12" always resolves. ``theme_id`` names the
-  topic's theme.
-- ``theme``: one point per (run, theme id), the coarse level of the tree: same fields and vectors as
-  a topic (no threshold). Theme ids are public and stable like topic ids, in their own sequence.
+- ``topic``: one point per (run, live topic id); named vectors = the topic's centroid per view
+  (``image``, ``text``, ``caption`` and the clustered view, e.g. ``fused``). ``theme_id`` names the
+  topic's theme. Only the current run's are kept.
+- ``theme``: one point per (run, live theme id), the coarse level of the tree: same fields and vectors
+  as a topic (no threshold). Theme ids are public and stable like topic ids, in their own sequence.
+- ``vanished`` / ``vanished_theme``: one point per topic (theme) id that ended, written once by the
+  run it ended in (its ``run_id``), without vectors, and never rewritten: "topic 12" always resolves,
+  and a year of churn costs one small point per ended id instead of every ended topic's vectors
+  rewritten each night. (Stores written before this carried vanished ids as ``topic``/``theme``
+  points of every run; the next run turns those into ``vanished`` points.)
 - ``lineage``: one point per event (survived, split, merged, emerged, vanished), kept for history;
   ``level`` says whether it is about topic ids or theme ids.
 - ``run``: one point per finished run (timings, counts, parameters), kept for history.
@@ -33,8 +37,8 @@ record. The slot names the run, the run's topic records name the themes, and the
 both at once, so a reader can never pair a topic of one run with a theme of another; an online
 assignment or a topic born online needs no second write for the theme. Use :func:`topic_themes`.
 
-Topic and theme records of old runs are deleted after the switch; records of an interrupted run (run id above
-the pointer's) are deleted when the next run starts.
+Topic and theme records of old runs are deleted after the switch; records of an interrupted run (run
+id above the pointer's, ``vanished`` ones included) are deleted when the next run starts.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -230,6 +235,15 @@ def topic_point(topic: Topic) -> Point:
     return Point(id=record_id("topic", topic.run_id, topic.topic_id), vectors=vectors, payload=payload)
 
 
+def vanished_point(record: Topic | Theme) -> Point:
+    """An ended topic or theme as its one lasting record: the payload of its last point, no vectors."""
+    if isinstance(record, Topic):
+        payload = {**topic_point(record).payload, "kind": "vanished", "status": "vanished"}
+        return Point(id=record_id("vanished", record.topic_id), payload=payload)
+    payload = {**theme_point(record).payload, "kind": "vanished_theme", "status": "vanished"}
+    return Point(id=record_id("vanished_theme", record.theme_id), payload=payload)
+
+
 def topic_of(point: Point) -> Topic:
     """A topic read back from its point."""
     p = point.payload
@@ -394,6 +408,35 @@ def read_assignment(payload: Mapping[str, Any], run: Run | None) -> ItemAssignme
     )
 
 
+def read_assignments(payloads: Sequence[Mapping[str, Any]], run: Run) -> dict[str, list[Any]]:
+    """`read_assignment` of many items at once, as columns: ``topic``, ``score``, ``assigned``
+    (None where an item has no topic under `run`). For exports: no object per item."""
+    names = slot_fields(run.slot)
+    fields = [names[k] for k in ("run", "topic", "score", "assigned")]
+    runs, topics, scores, assigned = payload_columns(payloads, fields)
+    if runs.count(run.run_id) == len(runs) and None not in topics and None not in scores:
+        return _all_current(topics, scores, assigned)  # the usual case, in C-level passes
+    current = [t if r == run.run_id else None for t, r in zip(topics, runs, strict=True)]
+    return {
+        "topic": [None if t is None else int(t) for t in current],
+        "score": [None if t is None else float(s or 0.0) for t, s in zip(current, scores, strict=True)],
+        "assigned": [None if t is None else a or "recluster" for t, a in zip(current, assigned, strict=True)],
+    }
+
+
+def _all_current(topics: list[Any], scores: list[Any], assigned: list[Any]) -> dict[str, list[Any]]:
+    if None in assigned or "" in assigned:
+        assigned = [a or "recluster" for a in assigned]
+    return {"topic": list(map(int, topics)), "score": list(map(float, scores)), "assigned": assigned}
+
+
+def payload_columns(payloads: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[list[Any]]:
+    """Fields `names` of every payload, one list per name (None where missing); C-level passes
+    when the payloads are dicts (as both stores return them)."""
+    get = dict.get if set(map(type, payloads)) <= {dict} else Mapping.get
+    return [list(map(get, payloads, repeat(name))) for name in names]
+
+
 def assign_items(
     items: VectorStore,
     run: Run,
@@ -419,9 +462,9 @@ def topic_filter(run: Run, topic_id: TopicId | Sequence[TopicId]) -> Filter:
     return Filter(must={names["topic"]: wanted, names["run"]: run.run_id})
 
 
-def theme_filter(backend: Backend, run: Run, theme_id: ThemeId) -> Filter:
-    """Items of a theme under `run`: those of its topics (born online ones included)."""
-    members = [t for t, th in topic_themes(backend, run).items() if th == theme_id]
+def theme_filter(backend: Backend, run: Run, *theme_ids: ThemeId) -> Filter:
+    """Items of these themes under `run`: those of their topics (born online ones included)."""
+    members = [t for t, th in topic_themes(backend, run).items() if th in theme_ids]
     return topic_filter(run, members or [OUTLIER - 1])  # no topic: a filter that matches nothing
 
 
@@ -447,16 +490,54 @@ def _scroll_records(store: VectorStore, where: Filter, vectors: bool = False) ->
         yield from batch
 
 
+def run_topics(backend: Backend, run: Run) -> list[Topic]:
+    """The ``topic`` records of `run` by id: its live topics (and, in an old store, vanished ones)."""
+    store = _topics_store(backend)
+    if store is None:
+        return []
+    where = Filter(must={"kind": "topic", "run_id": run.run_id})
+    topics = (topic_of(p) for p in _scroll_records(store, where, vectors=True))
+    return sorted(topics, key=lambda t: t.topic_id)
+
+
+def run_themes(backend: Backend, run: Run) -> list[Theme]:
+    """The ``theme`` records of `run` by id: its live themes (and, in an old store, vanished ones)."""
+    store = _topics_store(backend)
+    if store is None:
+        return []
+    where = Filter(must={"kind": "theme", "run_id": run.run_id})
+    themes = (theme_of(p) for p in _scroll_records(store, where, vectors=True))
+    return sorted(themes, key=lambda t: t.theme_id)
+
+
+def _vanished(store: VectorStore, run: Run, kind: str) -> list[Point]:
+    """The lasting records of ids that ended in `run` or before (never those of a later, unfinished run)."""
+    where = Filter(must={"kind": kind}, ranges={"run_id": (None, run.run_id)})
+    return list(_scroll_records(store, where))
+
+
+def _current_or_vanished(store: VectorStore, run: Run, level: str, number: int) -> Point | None:
+    """The record of one id in `run`, else its lasting `vanished` record if it ended by then."""
+    gone_kind = "vanished" if level == "topic" else "vanished_theme"
+    ids = [record_id(level, run.run_id, number), record_id(gone_kind, number)]
+    found = {p.payload["kind"]: p for p in store.retrieve(ids, vectors=True)}
+    if level in found:
+        return found[level]
+    gone = found.get(gone_kind)
+    return gone if gone is not None and int(gone.payload["run_id"]) <= run.run_id else None
+
+
 def list_topics(backend: Backend, include_vanished: bool = False, *, run: Run | None = None) -> list[Topic]:
-    """The current run's topics by id; vanished ones only when asked."""
+    """The current run's topics by id; vanished ones (ended in this run or before) only when asked."""
     run = run or current_run(backend)
     store = _topics_store(backend)
     if run is None or store is None:
         return []
-    must_not = {} if include_vanished else {"status": "vanished"}
-    where = Filter(must={"kind": "topic", "run_id": run.run_id}, must_not=must_not)
-    topics = [topic_of(p) for p in _scroll_records(store, where, vectors=True)]
-    return sorted(topics, key=lambda t: t.topic_id)
+    found = {t.topic_id: t for t in run_topics(backend, run) if include_vanished or t.status != "vanished"}
+    if include_vanished:
+        for point in _vanished(store, run, "vanished"):
+            found.setdefault(int(point.payload["topic_id"]), topic_of(point))
+    return sorted(found.values(), key=lambda t: t.topic_id)
 
 
 def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) -> Topic | None:
@@ -465,21 +546,38 @@ def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) ->
     store = _topics_store(backend)
     if run is None or store is None:
         return None
-    found = store.retrieve([record_id("topic", run.run_id, int(topic_id))], vectors=True)
-    return topic_of(found[0]) if found else None
+    found = _current_or_vanished(store, run, "topic", int(topic_id))
+    return None if found is None else topic_of(found)
+
+
+def missing_run_note(backend: Backend, run: Run | None = None) -> str | None:
+    """Why the pointer cannot be trusted (it names a run whose records are gone), or None."""
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return None
+    has_run = bool(store.retrieve([record_id("run", run.run_id)]))
+    found = store.count(Filter(must={"kind": "topic", "run_id": run.run_id}))
+    if has_run and found >= run.n_topics:
+        return None
+    return (
+        f"the topics pointer names run {run.run_id}, but {found} of its {run.n_topics} topic records"
+        f"{'' if has_run else ' and not its run record'} are in the store: the next recluster rebuilds "
+        "the topics from the items' assignments, keeping their ids"
+    )
 
 
 def list_themes(backend: Backend, include_vanished: bool = False, *, run: Run | None = None) -> list[Theme]:
-    """The current run's themes by id; vanished ones only when asked."""
+    """The current run's themes by id; vanished ones (ended in this run or before) only when asked."""
     run = run or current_run(backend)
     store = _topics_store(backend)
     if run is None or store is None:
         return []
-    must_not = {} if include_vanished else {"status": "vanished"}
-    where = Filter(must={"kind": "theme", "run_id": run.run_id}, must_not=must_not)
-    return sorted(
-        (theme_of(p) for p in _scroll_records(store, where, vectors=True)), key=lambda t: t.theme_id
-    )
+    found = {t.theme_id: t for t in run_themes(backend, run) if include_vanished or t.status != "vanished"}
+    if include_vanished:
+        for point in _vanished(store, run, "vanished_theme"):
+            found.setdefault(int(point.payload["theme_id"]), theme_of(point))
+    return sorted(found.values(), key=lambda t: t.theme_id)
 
 
 def get_theme(backend: Backend, theme_id: ThemeId, *, run: Run | None = None) -> Theme | None:
@@ -488,8 +586,8 @@ def get_theme(backend: Backend, theme_id: ThemeId, *, run: Run | None = None) ->
     store = _topics_store(backend)
     if run is None or store is None:
         return None
-    found = store.retrieve([record_id("theme", run.run_id, int(theme_id))], vectors=True)
-    return theme_of(found[0]) if found else None
+    found = _current_or_vanished(store, run, "theme", int(theme_id))
+    return None if found is None else theme_of(found)
 
 
 def topic_themes(backend: Backend, run: Run | None = None) -> dict[TopicId, ThemeId]:

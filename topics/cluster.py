@@ -1,43 +1,20 @@
-"""Recluster: fit topics on a sample of L2-normalised vectors, then assign the rest in batches.
+"""Recluster: fit topics and themes (a two-level tree) on a sample of unit vectors, then assign the rest.
 
-fit: exact cosine kNN graph (k=15) on at most ``graph_size`` items of the sample -> Leiden modularity
-communities (resolution 32: fine) -> communities that are only cuts through one group merged back
-(topics.merge, threshold 0.55) -> communities under ``min_cluster_size`` (sqrt(n)/10) and communities
+fit: exact cosine kNN graph (k=15, UMAP-style fuzzy weights) on at most ``graph_size`` items of the
+sample -> Leiden modularity communities at ``resolution`` (2) -> communities that are only cuts through
+one group merged back (topics.merge) -> communities under ``min_cluster_size`` (sqrt(n)/10) and those
 no tighter than chance become outliers -> two nearest-centroid rounds over the whole sample (so the fit
 agrees with `Clustering.assign`) -> per-topic cosine floor (median - 4 robust sigmas); members below it
-are outliers, unless ``outlier_threshold`` lets them join their nearest topic. assign: nearest centroid
-in the input space, with the same floors. ``method="hdbscan"`` (PCA 32 + HDBSCAN, leaf selection) is
-kept as the alternative and the fallback when igraph is not installed.
+are outliers, unless ``outlier_threshold`` lets them join their nearest topic -> themes: Leiden on the
+same graph with each topic contracted to one node, at ``theme_resolution`` (topics.themes).
+assign: nearest centroid in the input space, with the same floors; an item's theme is its topic's.
+``method="hdbscan"`` (PCA 32 + HDBSCAN, leaf selection) is kept as the alternative.
 
-Why these defaults (issue 10; bench/quality.py; all items, outliers counted as one cluster;
-MiniLM embeddings of 12k WordNet synsets, 41 supersenses, and 12k Debian fortunes, 39 files;
-hard synthetic = evaluation.synthetic.hard_mixture; single seeds unless noted, 2-core machine):
-
-    method                               wordnet NMI/ARI/outl   fortunes NMI/ARI/outl   hard-k20 ARI
-    BERTopic defaults (UMAP5+HDBSCAN10)  0.310/0.005/0.45       0.279/0.017/0.48        0.958
-      (3 seeds; 185 and 161 topics)
-    PCA50 + HDBSCAN mcs=5 (issue 4)      0.055/0.022/0.53 (2 topics)
-    PCA10/32 + HDBSCAN eom|leaf + reassign  0.31-0.35/0.15-0.23/0
-    KMeans, true k / k=300 (reference)   0.385/0.183/0          0.244 / 0.315
-    full-dim kNN + Leiden res 2 (before) 0.372/0.238/0          0.259/0.104/0           0.998
-    Leiden res 8 + size filter           0.365/0.088            0.298                   0.31
-    Leiden res 32, greedy merge 0.3      0.390/0.077 (352)      0.339/0.035 (429)       0.999
-      (greedy merge stopped at a score: works only for 0.3-0.35; 0.25 collapses wordnet to
-      26 topics, 0.4 breaks hard-k20: a growing community swallows its neighbours one by one)
-    Leiden res 32, merge tree read top-down 0.55 (default; 3 seeds, igraph's Leiden)
-                                         0.388/0.033 (400)      0.341/0.029 (453)       0.998
-      (works for thresholds 0.5-0.6 on 3 seeds; hard-k40 ARI 0.999; 2-5 s a fit, BERTopic 5-16 s)
-
-The fortunes classes are faint in these embeddings (15 % of an item's 15 nearest neighbours share
-its class): NMI there rises with the number of topics for every method (KMeans k=39: 0.244, k=300:
-0.315), so the default keeps Leiden's fine communities (~35 items each at 12k items, about the size
-of BERTopic's topics, which leave half the items as outliers) and merges only what is evidently one
-group cut up, as the hard mixtures' large topics are. ARI falls with the finer partition (0.10 ->
-0.03 on fortunes) but stays above BERTopic's. Lower `resolution` (e.g. 2) for fewer, broader topics.
-HDBSCAN finds density peaks, and sentence embeddings of real corpora have few: it either collapses
-(2 topics, half the items noise) or needs its outliers forced into topics; its eom selection also merges
-sibling topics (cosine 0.95). PCA before the graph lost NMI on both corpora, so vectors are used as
-they are.
+Why: the defaults are chosen by chance-adjusted agreement (AMI, ARI; all items, outliers one cluster)
+with labelled corpora at both levels, against BERTopic's defaults on the same vectors (bench/quality.py;
+figures and the sweep in docs/quality.md). A high resolution gave hundreds of topics: NMI rewards that,
+AMI and ARI do not. Fuzzy weights (each item's edges scaled by its own neighbourhood) find classes in
+text embeddings better than raw cosines, which are nearly equal over a neighbourhood.
 """
 
 from __future__ import annotations
@@ -83,11 +60,12 @@ class ClusterParams:
     seed: int = 0
     method: Literal["leiden", "hdbscan"] = "leiden"
     n_neighbors: int = 15  # kNN graph degree (leiden)
-    resolution: float = 32.0  # modularity resolution (leiden): higher gives more, smaller communities
+    resolution: float = 2.0  # modularity resolution of the items' graph (leiden): higher gives more topics
     merge_threshold: float = 0.55  # groups whose halves' cut scores this or more stay whole (topics.merge)
     graph_size: int = 20_000  # communities are searched on at most this many items of the sample
     refine_rounds: int = 2  # nearest-centroid rounds over the whole sample after the community search
-    theme_threshold: float = 0.5  # topics whose centroids are closer than this (cosine) share a theme
+    theme_join_cosine: float = 0.5  # themes whose centred centroids are this alike join (topics.themes)
+    theme_resolution: float = 4.0  # modularity resolution of the topic graph (topics.themes): more themes
 
     @classmethod
     def from_settings(cls, s: ClusterSettings) -> ClusterParams:
@@ -102,7 +80,8 @@ class ClusterParams:
             resolution=s.resolution,
             merge_threshold=s.merge_threshold,
             n_neighbors=s.n_neighbors,
-            theme_threshold=s.theme_threshold,
+            theme_resolution=s.theme_resolution,
+            theme_join_cosine=s.theme_join_cosine,
         )
 
 
@@ -164,21 +143,22 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     n = sample.shape[0]
     if n < 2:
         raise ValueError(f"need at least 2 vectors to cluster, got {n}")
-    use_leiden = params.method == "leiden" and _leiden_available()
+    use_leiden = params.method == "leiden"
     reduced = _reduce(sample, params.reduce_dim or (None if use_leiden else _HDBSCAN_DIMS), params.seed)
     on_graph = _graph_subsample(sample, params)
     m = len(on_graph)
-    mcs = max(2, min(params.min_cluster_size or default_min_cluster_size(m), m))
+    min_size = max(2, min(params.min_cluster_size or default_min_cluster_size(m), m))
     subset = m < n and params.refine_rounds > 0
-    graph_mcs = max(_SUBSET_MIN_COMMUNITY, round(mcs * m / n)) if subset else mcs
+    graph_min_size = max(_SUBSET_MIN_COMMUNITY, round(min_size * m / n)) if subset else min_size
     labels = np.full(n, OUTLIER, np.int64)
+    graph = knn_igraph(reduced[on_graph], params.n_neighbors)
     if use_leiden:
-        labels[on_graph] = _leiden_labels(reduced[on_graph], params, graph_mcs)
+        labels[on_graph] = _leiden_labels(graph, params, graph_min_size)
     else:
-        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, graph_mcs)
+        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, graph_min_size)
     if subset:  # grow the graph's communities over the whole sample, then judge their size and distinctness
         labels = _refine(sample, _drop_incoherent(sample, labels), params.refine_rounds)
-        labels = _drop_small(_merge_indistinct(sample, _drop_incoherent(sample, labels)), mcs)
+        labels = _drop_small(_merge_indistinct(sample, _drop_incoherent(sample, labels)), min_size)
     else:
         labels = _merge_indistinct(sample, _drop_incoherent(sample, labels))
         if params.refine_rounds:
@@ -189,7 +169,9 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     labels = _drop_strays(sample, labels, centroids, floors)
     if params.outlier_threshold is not None:
         labels = _absorb_outliers(sample, labels, centroids, params.outlier_threshold)
-    themes = group_topics(centroids, params.theme_threshold)
+    themes = group_topics(
+        graph, labels[on_graph], centroids, params.theme_resolution, params.theme_join_cosine, params.seed
+    )
     return Clustering(labels=labels, centroids=centroids, floors=floors, themes=themes)
 
 
@@ -227,64 +209,82 @@ def _reduce(sample: np.ndarray, dims: int | None, seed: int) -> np.ndarray:
     return reduced.astype(np.float32)
 
 
-def _hdbscan_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.ndarray:
+def _hdbscan_labels(reduced: np.ndarray, params: ClusterParams, min_size: int) -> np.ndarray:
     """HDBSCAN with leaf selection: eom merges sibling topics (cosine 0.95) into one."""
     clusterer = hdbscan.HDBSCAN(
-        min_cluster_size=mcs,
-        min_samples=params.min_samples or min(5, mcs),
+        min_cluster_size=min_size,
+        min_samples=params.min_samples or min(5, min_size),
         cluster_selection_method="leaf",
         core_dist_n_jobs=1,
     )
     return clusterer.fit_predict(reduced.astype(np.float64)).astype(np.int64)
 
 
-def _leiden_available() -> bool:
-    try:
-        import igraph  # noqa: F401
-    except ImportError:
-        log.warning("igraph not installed: clustering with HDBSCAN instead (pip install igraph)")
-        return False
-    return True
-
-
-def _leiden_labels(reduced: np.ndarray, params: ClusterParams, mcs: int) -> np.ndarray:
+def _leiden_labels(graph: igraph.Graph, params: ClusterParams, min_size: int) -> np.ndarray:
     """Modularity communities of the cosine kNN graph, arbitrary cuts merged back (topics.merge);
-    communities under `mcs` items are outliers. The merge runs on the whole partition: dropping the
+    communities under `min_size` items are outliers. The merge runs on the whole partition: dropping the
     small communities first would cut the graph links between pieces of one topic."""
-    import igraph
-
-    graph = knn_igraph(reduced, params.n_neighbors)
-    # igraph's own Leiden (modularity with a resolution, as leidenalg's RBConfiguration): ~15x faster
-    # than leidenalg here. It draws from the generator igraph is given; a seeded one keeps fits equal.
-    igraph.set_random_number_generator(random.Random(params.seed))
-    try:
-        partition = graph.community_leiden(
-            objective_function="modularity",
-            weights="weight",
-            resolution=params.resolution,
-            n_iterations=2,
-        )
-    finally:
-        igraph.set_random_number_generator(random)
-    labels = np.asarray(partition.membership, np.int64)
+    labels = leiden(graph, params.resolution, params.seed)
     if params.merge_threshold > 0:
         pairs = np.asarray(graph.get_edgelist(), np.int64).reshape(-1, 2)
         weights = np.asarray(graph.es["weight"], np.float64)
         labels = merge_cut_communities(pairs, weights, labels, params.merge_threshold)
     sizes = np.bincount(labels)
-    return np.where(sizes[labels] >= mcs, labels, OUTLIER)
+    return np.where(sizes[labels] >= min_size, labels, OUTLIER)
+
+
+def leiden(graph: igraph.Graph, resolution: float, seed: int) -> np.ndarray:
+    """Modularity communities (with a resolution) of a weighted graph; seeded, so fits are equal.
+
+    igraph's own Leiden (as leidenalg's RBConfiguration) is ~15x faster than leidenalg here. It draws
+    from the generator igraph is given; the default one is put back after.
+    """
+    import igraph
+
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        partition = graph.community_leiden(
+            objective_function="modularity", weights="weight", resolution=resolution, n_iterations=2
+        )
+    finally:
+        igraph.set_random_number_generator(random)
+    return np.asarray(partition.membership, np.int64)
 
 
 def knn_igraph(vectors: np.ndarray, n_neighbors: int) -> igraph.Graph:
-    """The undirected cosine kNN graph (weights: cosine, at least 0); a mutual pair is one edge."""
+    """The undirected kNN graph with fuzzy membership weights (`fuzzy_weights`), each pair once."""
     import igraph
 
     n = vectors.shape[0]
     k = max(1, min(n_neighbors, n - 1))
     neighbours, sims = knn_graph(vectors, k)
-    edges = np.stack([np.repeat(np.arange(n), k), neighbours.ravel()], axis=1)
-    graph = igraph.Graph(n=n, edges=edges, edge_attrs={"weight": np.maximum(sims.ravel(), 0.0)})
-    return graph.simplify(combine_edges="max")
+    directed = sparse.csr_matrix(
+        (fuzzy_weights(sims).ravel(), (np.repeat(np.arange(n), k), neighbours.ravel())), shape=(n, n)
+    )
+    union = sparse.triu(directed + directed.T - directed.multiply(directed.T), 1).tocoo()
+    edges = np.stack([union.row, union.col], axis=1)
+    return igraph.Graph(n=n, edges=edges, edge_attrs={"weight": union.data.astype(np.float64)})
+
+
+def fuzzy_weights(sims: np.ndarray, steps: int = 48) -> np.ndarray:
+    """Each item's kNN edges as fuzzy memberships, UMAP's local scaling: exp(-(d - d_1) / sigma).
+
+    d is the chord distance, d_1 the item's nearest one; sigma is found (bisection) so that the item's
+    memberships sum to log2(k). Raw cosines are nearly equal over a neighbourhood (0.5-0.7 for text), so
+    they tell dense regions from sparse ones poorly; scaled per item, every item's k edges weigh the
+    same in total and the nearest count most. A pair's weight is the fuzzy union a + b - ab.
+    """
+    dist = np.sqrt(np.maximum(2.0 - 2.0 * sims.astype(np.float64), 0.0))
+    excess = np.maximum(dist - dist[:, :1], 0.0)
+    target = np.log2(max(sims.shape[1], 2))
+    low, high = np.zeros(len(dist)), np.full(len(dist), np.inf)
+    sigma = np.ones(len(dist))
+    for _ in range(steps):
+        too_wide = np.exp(-excess / sigma[:, None]).sum(axis=1) > target
+        high = np.where(too_wide, sigma, high)
+        low = np.where(too_wide, low, sigma)
+        sigma = np.where(np.isinf(high), sigma * 2.0, (low + high) / 2.0)
+    return np.exp(-excess / np.maximum(sigma, 1e-12)[:, None]).astype(np.float32)
 
 
 def knn_graph(vectors: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:

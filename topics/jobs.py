@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from indexer.index import Index
 from topics.catalog import LineageEvent
 from topics.reclustering import RunReport, recluster
 
+# What the recluster does after each phase it reports (topics.reclustering), for a progress line.
+NEXT_STEP = {
+    "started": "sampling",
+    "sampled": "fitting clusters",
+    "fitted": "matching topic ids",
+    "matched": "writing item topics",
+    "items_written": "representing topics: words",
+    "represented": "writing topics",
+    "topics_written": "switching",
+    "switched": "cleaning up",
+    "cleaned": "building indexes",
+}
 
-def rebuild_topics(index: Index) -> RunReport:
-    """Recluster every stored item into topics, with words, exemplars and tiles, and publish the run."""
+
+def rebuild_topics(index: Index, on_step: Callable[[str], None] | None = None) -> RunReport:
+    """Recluster every stored item into topics, with words, exemplars and tiles, and publish the run.
+
+    `on_step` hears what it is doing now, in words (a progress line)."""
     if index.remote:
         raise RuntimeError("rebuild_topics runs in the store's owner; use recluster_via_owner")
-    return recluster(index.settings, index.backend, represent=_representer(index))
+    on_phase = None if on_step is None else _phase_steps(on_step)
+    return recluster(index.settings, index.backend, represent=_representer(index, on_step), on_phase=on_phase)
 
 
-def recluster_anywhere(index: Index) -> dict[str, Any]:
+def _phase_steps(on_step: Callable[[str], None]) -> Callable[[str], None]:
+    def on_phase(phase: str) -> None:
+        if phase in NEXT_STEP:
+            on_step(NEXT_STEP[phase])
+
+    return on_phase
+
+
+def recluster_anywhere(index: Index, on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the recluster here, or in `topics serve` when it owns the store (so it never runs twice)."""
     if index.remote:
         return index.backend.call_owner("recluster")
-    return report_dict(rebuild_topics(index))
+    return report_dict(rebuild_topics(index, on_step))
 
 
 def report_dict(report: RunReport) -> dict[str, Any]:
@@ -43,10 +68,11 @@ def _event(event: LineageEvent) -> dict[str, Any]:
     return {"kind": event.kind, "before": list(event.before), "after": list(event.after)}
 
 
-def _representer(index: Index):
+def _representer(index: Index, on_step: Callable[[str], None] | None = None):
     from topics.represent.from_store import represent_run
 
-    return lambda topics, themes, items, run: represent_run(index, topics, themes, items, run)
+    step = None if on_step is None else lambda what: on_step(f"representing topics: {what}")
+    return lambda topics, themes, items, run: represent_run(index, topics, themes, items, run, step)
 
 
 def assign_online(index: Index) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Merging graph communities that are only arbitrary cuts of one group.
 
-Leiden at a high resolution finds the fine structure real text embeddings have (many small topics,
-which is what separates their classes), but it also cuts a large homogeneous topic into pieces.
-`merge_cut_communities` undoes the second without the first: it merges neighbouring communities
-whose cut looks like a cut through one group rather than a boundary between two (see `cut_score`),
-reading a greedy merge tree from the top so that chains of weak merges are not followed.
+Leiden at a fixed resolution can cut a large homogeneous topic into pieces (at high resolutions
+it does so often; at the default 2 rarely). `merge_cut_communities` undoes such cuts and leaves
+boundaries between groups: it merges neighbouring communities whose cut looks like a cut through one
+group rather than a boundary between two (see `cut_score`), reading a greedy merge tree from the top
+so that chains of weak merges are not followed.
 """
 
 from __future__ import annotations

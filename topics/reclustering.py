@@ -16,8 +16,10 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
    current run does not use (see `topics.catalog`), invisible to readers. Sizes and per-view centroid
    sums are accumulated on the way.
-6. ``topics_written``: topic and theme records (after the optional `represent` hook), lineage events
-   of both levels and the run record, under the new run id; both collections flushed.
+6. ``topics_written``: the live topic and theme records (after the optional `represent` hook), a
+   lasting ``vanished`` record for each topic or theme that ended in this run (written once, kept for
+   ever, no vectors), lineage events of both levels, the run record and the curation followed through
+   this run's lineage (`topics.curation`), under the new run id; both collections flushed.
 7. ``switched``: the pointer record is upserted (one point): readers now see the new run.
 8. ``cleaned``: old runs' topic and theme records deleted, `pending` cleared on items this run
    assigned and set on items it missed (ingested after the second scroll passed them).
@@ -45,9 +47,10 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from indexer.config import Settings
+from indexer.diskspace import ensure_free, store_commitment
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import ItemAssignment, LineageEvent, Run, Theme, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
 from topics.geometry import leave_one_out_cosines
@@ -150,6 +153,8 @@ def _recluster(
     items, topics = backend.collection(catalog.ITEMS), backend.collection(catalog.TOPICS)
     if not items.exists():
         raise ReclusterError("there are no items yet: ingest something before reclustering")
+    reserve, mapped = settings.store.min_free_mb, store_commitment(settings)
+    ensure_free(settings.data_dir, reserve, needed=mapped, what="recluster")  # before any write
     catalog.ensure_item_indexes(items)
     previous = _prepare(backend, items, topics)
     run_id, slot = (previous.run_id + 1, 1 - previous.slot) if previous else (1, 0)
@@ -161,9 +166,12 @@ def _recluster(
     clock.mark("sampled")
     clustering = fit_clusters(sample.vectors, params)
     clock.mark("fitted")
-    before = catalog.list_topics(backend, include_vanished=True, run=previous) if previous else []
+    before = catalog.run_topics(backend, previous) if previous else []
+    if previous is not None and previous.n_topics and not before:
+        log.warning("recluster: %s", catalog.missing_run_note(backend, previous))
+        before = _topics_from_items(sample, previous, view)
     identity = _match(sample, clustering, before, view, previous, match)
-    themes_before = catalog.list_themes(backend, include_vanished=True, run=previous) if previous else []
+    themes_before = catalog.run_themes(backend, previous) if previous else []
     themes = _match_themes(sample, clustering, before, themes_before, view, previous, match)
     clock.mark("matched")
 
@@ -187,14 +195,21 @@ def _recluster(
     new_themes = _theme_records(written, themes, themes_before, run)
     if represent is not None:
         new_topics, new_themes = represent(new_topics, new_themes, items, run)
+        clock.mark("represented")
     events, theme_events = _lineage(identity, run, "topic"), _lineage(themes.identity, run, "theme")
     records = [*new_topics, *new_themes]
     _write_records(
         topics, items, records, [*events, *theme_events], run, {view: int(sample.vectors.shape[1])}
     )
+    carried = curation.carry(topics, backend, previous, run, events, new_topics)
+    carried_themes = curation.carry(topics, backend, previous, run, theme_events, new_themes, level="theme")
     clock.mark("topics_written")
     topics.upsert([catalog.pointer_point(run)])
     topics.flush()
+    curation.carry(topics, backend, previous, run, events, new_topics, unless=carried)
+    curation.carry(
+        topics, backend, previous, run, theme_events, new_themes, unless=carried_themes, level="theme"
+    )
     clock.mark("switched")
     _cleanup(items, topics, run)
     clock.mark("cleaned")
@@ -342,6 +357,20 @@ def _reservoir_slots(seen: int, n: int, size: int, rng: np.random.Generator) -> 
 
 
 # ---- phases 3-4: fit and match ----
+
+
+def _topics_from_items(sample: Sample, previous: Run, view: str) -> list[Topic]:
+    """The previous run's topics as its items still name them, when its topic records are gone:
+    ids, sizes and centroids from the sample, so the ids live on."""
+    topics = []
+    for topic_id in np.unique(sample.previous[sample.previous >= 0]):
+        members = sample.vectors[sample.previous == topic_id]
+        centroid = l2_normalise(members.mean(axis=0)[None])[0]
+        at = previous.started
+        topics.append(
+            Topic(int(topic_id), len(members), "active", previous.run_id, at, at, centroids={view: centroid})
+        )
+    return topics
 
 
 def _match(
@@ -521,7 +550,7 @@ def _topic_records(
     run: Run,
     theme_of_topic: Mapping[int, int],
 ) -> list[Topic]:
-    """This run's topics, plus the previous topics that ended (or had ended) as `vanished`."""
+    """This run's live topics."""
     old = {t.topic_id: t for t in before}
     thresholds = _thresholds(sample, clustering)
     topics = []
@@ -578,15 +607,15 @@ def _carried(was: Topic | Theme | None, size: int, run: Run) -> dict[str, Any]:
 
 
 def _ended(before: Sequence[_Record], ended: set[int], run: Run) -> list[_Record]:
-    """Records of the previous run whose ids do not continue, carried forward as `vanished`."""
+    """Records of the previous run whose ids do not continue, as this run's lasting `vanished` records
+    (no vectors; `catalog.vanished_point`). Old stores also carry earlier vanished ids as run records
+    (status already ``vanished``): they become lasting records once, unchanged but for the run."""
     out = []
     for record in before:
         if (record.topic_id if isinstance(record, Topic) else record.theme_id) in ended:
-            gone = record.status == "vanished"
+            change = 0 if record.status == "vanished" else -record.size
             out.append(
-                replace(
-                    record, size=0, status="vanished", run_id=run.run_id, change=0 if gone else -record.size
-                )
+                replace(record, size=0, status="vanished", run_id=run.run_id, change=change, centroids={})
             )
     return out
 
@@ -622,11 +651,14 @@ def _write_records(
     run: Run,
     fallback_dims: dict[str, int],
 ) -> None:
-    dims: dict[str, int] = {} if new else dict(fallback_dims)  # a run with no topics is still published
+    # A run with no live topics is still published (ended ones carry no vectors).
+    dims: dict[str, int] = {} if any(r.centroids for r in new) else dict(fallback_dims)
     for record in new:
         dims.update({v: int(np.asarray(c).shape[0]) for v, c in record.centroids.items()})
     topics.ensure(catalog.topics_schema(dims, items.identity()))
-    topics.upsert([catalog.topic_point(r) if isinstance(r, Topic) else catalog.theme_point(r) for r in new])
+    live = [r for r in new if r.status != "vanished"]
+    topics.upsert([catalog.topic_point(r) if isinstance(r, Topic) else catalog.theme_point(r) for r in live])
+    topics.upsert([catalog.vanished_point(r) for r in new if r.status == "vanished"])
     topics.upsert([catalog.lineage_point(e, i) for i, e in enumerate(events)])
     topics.upsert([catalog.run_point(run)])
     items.flush()  # the new slot is durable before the pointer can name it

@@ -1,9 +1,11 @@
 """`topics report`: one self-contained HTML page of the current run that opens offline.
 
 The page leads with the themes (the coarse level: tile, label, size, words, their topics), then a 2-D
-map of the topic centroids drawn server-side as inline SVG and coloured by theme, the topic table
-grouped by theme (id, label, size and change since the last run, status, top words with scores,
-keywords, tile, representative captions), the last run's lineage of both levels and recent runs.
+map of the topic centroids drawn server-side as inline SVG and coloured by theme, small multiples of
+the largest topics' items per week (`topics.trends`, inline SVG too), the topic table grouped by theme
+(id, label, size and change since the last run, status, top words with scores, keywords, tile,
+representative captions), the last run's lineage of both levels and recent runs. Topics are shown as
+curated (`topics.curation`): pinned labels, merges folded, hidden ones left out.
 
 Map labels are placed greedily, themes first and then topics by size: each tries a few spots around
 its point and is hidden when every spot would overlap a label already placed or leave the drawing
@@ -24,9 +26,9 @@ import io
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,10 @@ from PIL import Image
 from indexer.atomic import write_bytes_atomic
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import catalog
+from topics import catalog, curation
 from topics.catalog import LineageEvent, Run, Theme, Topic
 from topics.represent import Representation
+from topics.trends import Trends, small_multiples_svg, trends
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 TILE_SIDE = 300  # pixels: the tile as shown; keeps a page of a thousand topics in tens of MB
@@ -96,15 +99,24 @@ class ReportContent:
     pending: int  # stored items without a topic under this run yet
     generated: datetime
     themes: tuple[Theme, ...] = ()  # live ones, largest first
+    trends: Trends | None = None  # items per week of the largest topics
 
 
-def build_report(index: Index, out: Path, *, title: str = "topics") -> ReportSummary:
-    """Write the report of the current run to `out` (atomically: a reader never sees half a page)."""
+def build_report(
+    index: Index, out: Path, *, title: str = "topics", on_step: Callable[[str], None] | None = None
+) -> ReportSummary:
+    """Write the report of the current run to `out` (atomically: a reader never sees half a page).
+
+    `on_step` hears what it is doing now, in words (a progress line)."""
     out = Path(out)
     if out.is_dir():
         raise ReportError(f"{out} is a folder: give the report's file name, e.g. {out / 'report.html'}")
+    step = on_step or (lambda what: None)
+    step("reading topics and counting items over time")
     content = read_content(index)
+    step("embedding tiles")
     tiles = tile_uris([*content.topics, *content.themes], index.settings.data_dir)
+    step("writing the page")
     page = render_page(content, title=title, tile_of=lambda t: tiles[_anchor(t)])
     data = page.encode("utf-8")
     try:
@@ -120,12 +132,19 @@ def read_content(index: Index) -> ReportContent:
     run = catalog.current_run(backend)
     if run is None:
         raise ReportError("no topics yet: run `topics recluster` first")
-    every = catalog.list_topics(backend, include_vanished=True, run=run)
-    live = tuple(t for t in every if t.status != "vanished")
-    ended = tuple(t for t in every if t.status == "vanished" and t.change < 0)
+    every = curation.curate(
+        catalog.list_topics(backend, include_vanished=True, run=run), curation.load(backend, run)
+    )
+    theme_cur = curation.load(backend, run, level="theme")
+    themes = [
+        t for t in curation.curate(catalog.list_themes(backend, run=run), theme_cur) if curation.shown(t)
+    ]
+    live = _under_curated_themes(
+        (t for t in every if t.status != "vanished" and curation.shown(t)), theme_cur
+    )
+    ended = tuple(t for t in every if t.status == "vanished" and t.run_id == run.run_id and t.change < 0)
     events = tuple(e for e in catalog.lineage(backend, level=None) if e.run_id == run.run_id)
     items_now, pending = _item_counts(index, run)
-    themes = catalog.list_themes(backend, run=run)
     return ReportContent(
         run=run,
         topics=tuple(sorted(live, key=lambda t: (-t.size, t.topic_id))),
@@ -136,7 +155,18 @@ def read_content(index: Index) -> ReportContent:
         pending=pending,
         generated=datetime.now(UTC),
         themes=tuple(sorted(themes, key=lambda t: (-t.size, t.theme_id))),
+        trends=trends(index, every="week"),
     )
+
+
+def _under_curated_themes(topics: Iterable[Topic], cur: curation.Curation) -> tuple[Topic, ...]:
+    """Topics under their themes as curated: a merged theme's under its target, a hidden theme's left out."""
+    out = []
+    for topic in topics:
+        theme_id = None if topic.theme_id is None else cur.target(topic.theme_id)
+        if theme_id not in cur.hidden and topic.theme_id not in cur.hidden:
+            out.append(replace(topic, theme_id=theme_id))
+    return tuple(out)
 
 
 def _item_counts(index: Index, run: Run) -> tuple[int, int]:
@@ -373,6 +403,7 @@ def render_page(content: ReportContent, *, title: str, tile_of: Callable[[Topic]
             "colour follows the theme, area the size, a dashed ring marks topics new in this run. "
             "Labels that would overlap are left out: hover for details, click to jump to the row.</p>",
             map_svg(content.topics, run.view, content.themes),
+            _trends_section(content.trends),
             "<h2>Topics</h2>",
             _topic_table(_by_theme(content.topics, content.themes), tile_of),
             _lineage_section(content),
@@ -387,6 +418,16 @@ def render_page(content: ReportContent, *, title: str, tile_of: Callable[[Topic]
         f"<title>{_e(title)} report</title><style>{STYLE}</style></head>"
         f"<body>{body}</body></html>\n"
     )
+
+
+def _trends_section(found: Trends | None) -> str:
+    if found is None:
+        return ""
+    note = (
+        f"<p class=note>Items per {_e(found.every)} of the largest topics (created time, else ingest "
+        "time), on one scale.</p>"
+    )
+    return f"<h2>Over time</h2>{note}{small_multiples_svg(found)}"
 
 
 def _header(content: ReportContent, title: str) -> str:

@@ -29,7 +29,7 @@ from indexer.embed.base import l2_normalise
 from indexer.images import BadImage, decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
-from topics import catalog
+from topics import catalog, curation
 from topics.ids import OUTLIER
 
 RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
@@ -110,12 +110,13 @@ def search(
     run = catalog.current_run(index.backend)
     queries = _queries(index, text, image, negatives)
     routed = filters.topic is None and filters.theme is None and routes_by_topic(index, run)
-    ranked = _ranked_topics(index, queries, run, max(limit, PROBE_TOPICS if routed else 0), filters.theme)
+    themes = None if filters.theme is None or run is None else _theme_group(index, run, filters.theme)
+    ranked = _ranked_topics(index, queries, run, max(limit, PROBE_TOPICS if routed else 0), themes)
     where = _item_filter(index, filters, run)
     wheres = _routed_filters(where, run, [t.topic_id for t in ranked[:PROBE_TOPICS]]) if routed else [where]
     hits = _item_hits(index, queries, wheres, limit, run)
     topics = ranked[:limit] if filters.topic is None else []
-    return _by_theme(_grouped(text, topics, hits, index, run), index, run)
+    return _by_theme(_curated(_grouped(text, topics, hits, index, run), index, run), index, run)
 
 
 def routes_by_topic(index: Index, run: catalog.Run | None) -> bool:
@@ -204,9 +205,12 @@ def _item_filter(index: Index, filters: SearchFilters, run: catalog.Run | None) 
     if filters.theme is not None:
         if catalog.get_theme(index.backend, filters.theme, run=run) is None:
             raise LookupError(f"no theme T{filters.theme} (see `topics list`)")
-        must.update(catalog.theme_filter(index.backend, run, filters.theme).must)
+        must.update(catalog.theme_filter(index.backend, run, *_theme_group(index, run, filters.theme)).must)
     if filters.topic is not None:
         must.update(catalog.topic_filter(run, filters.topic).must)
+        group = curation.load(index.backend, run).merges.get(filters.topic, ())
+        if group:
+            must[catalog.slot_fields(run.slot)["topic"]] = [filters.topic, *group]
     ranges = {}
     if filters.since or filters.until:
         ranges["created_at"] = (filters.since, filters.until)
@@ -263,12 +267,21 @@ def _fuse(per_view: dict[str, list[ScoredPoint]]) -> dict[str, tuple[float, dict
 # -- topics --------------------------------------------------------------------------------------
 
 
+def _theme_group(index: Index, run: catalog.Run, theme_id: int) -> list[int]:
+    """A theme and the themes a person merged into it."""
+    return [theme_id, *curation.load(index.backend, run, level="theme").merges.get(theme_id, ())]
+
+
 def _ranked_topics(
-    index: Index, queries: dict[str, np.ndarray], run: catalog.Run | None, limit: int, theme: int | None
+    index: Index,
+    queries: dict[str, np.ndarray],
+    run: catalog.Run | None,
+    limit: int,
+    themes: list[int] | None,
 ) -> list[TopicHit]:
     if run is None or not index.topics.exists():
         return []
-    must = {"kind": "topic", "run_id": run.run_id} | ({} if theme is None else {"theme_id": theme})
+    must = {"kind": "topic", "run_id": run.run_id} | ({} if themes is None else {"theme_id": themes})
     where = Filter(must=must, must_not={"status": "vanished"})
     per_view = {view: index.topics.search(view, q, limit=limit, where=where) for view, q in queries.items()}
     fused = _fuse(per_view)
@@ -309,19 +322,55 @@ def _grouped(
     return SearchResult(query=text, topics=grouped, unassigned=unassigned)
 
 
+def _curated(result: SearchResult, index: Index, run: catalog.Run | None) -> SearchResult:
+    """Hits as curated: merge members under their target, pinned labels, hidden topics left out."""
+    cur = curation.load(index.backend, run) if run is not None else curation.Curation()
+    if cur.is_empty() or run is None:
+        return result
+    merged: dict[int, TopicHit] = {}
+    for hit in result.topics:
+        target = cur.target(hit.topic_id)
+        if hit.topic_id in cur.hidden or target in cur.hidden:
+            continue
+        items = [replace(i, topic=target) for i in hit.items]
+        if target in merged:
+            seen = merged[target]
+            merged[target] = replace(seen, items=[*seen.items, *items], score=max(seen.score, hit.score))
+            continue
+        topic = curation.curated_topic(index.backend, run, cur, target)
+        if topic is None:
+            merged[target] = replace(hit, topic_id=target, items=items)
+            continue
+        merged[target] = replace(
+            hit, topic_id=target, label=topic.label, size=topic.size, theme_id=topic.theme_id, items=items
+        )
+    for hit in merged.values():
+        hit.items.sort(key=lambda i: -i.score)
+    return replace(result, topics=list(merged.values()))
+
+
 def _by_theme(result: SearchResult, index: Index, run: catalog.Run | None) -> SearchResult:
-    """The result with its topics' themes, in the order of each theme's best topic."""
+    """The result with its topics' curated themes (a merged theme's topics under its target, those of
+    hidden themes left out), in the order of each theme's best topic."""
+    cur = curation.load(index.backend, run, level="theme") if run is not None else curation.Curation()
     order: dict[int | None, list[int]] = {}
+    kept = []
     for topic in result.topics:
-        order.setdefault(topic.theme_id, []).append(topic.topic_id)
+        theme_id = None if topic.theme_id is None else cur.target(topic.theme_id)
+        if theme_id in cur.hidden or topic.theme_id in cur.hidden:
+            continue
+        kept.append(topic)
+        order.setdefault(theme_id, []).append(topic.topic_id)
     themes = []
     for theme_id, topic_ids in order.items():
         found = (
-            None if theme_id is None or run is None else catalog.get_theme(index.backend, theme_id, run=run)
+            None
+            if theme_id is None or run is None
+            else curation.curated_topic(index.backend, run, cur, theme_id, level="theme")
         )
         label, size = (found.label, found.size) if found is not None else (None, 0)
         themes.append(ThemeHit(theme_id, label, size, topic_ids))
-    return replace(result, themes=themes)
+    return replace(result, topics=kept, themes=themes)
 
 
 def search_anywhere(index: Index, text: str | None = None, **options: Any) -> dict[str, Any]:

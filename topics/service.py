@@ -4,7 +4,10 @@
   (`indexer.store.shared`). A second `serve` on the same data dir is refused: `serve.lock` is held.
 - apscheduler runs the recluster on a cron (nightly by default) and online assignment on an interval.
   Both take one job lock, so neither ever runs twice at once nor alongside the other; a recluster
-  missed while the service was down runs once at start.
+  missed while the service was down runs once at start. Clock jumps (a suspend, an NTP step) never
+  make a job run more than once: missed fire times are coalesced into one run, however late
+  (`SCHEDULE_OPTIONS`), and a scheduled recluster is skipped when a run finished after the fire time
+  it answers (a start-up run, `topics recluster`).
 - A store that does not answer at start (a Qdrant server not up yet, or down) is retried with backoff
   while the control socket already answers: `status` says the service is waiting for the store.
 - SIGTERM/SIGINT stop the sources, let the batch in flight finish, stop the jobs, close the store.
@@ -39,6 +42,14 @@ from topics import catalog
 log = logging.getLogger(__name__)
 
 SERVE_LOCK = "serve.lock"
+# One instance at a time; every missed fire time since the last run collapses into one run, which runs
+# however late it is (a nightly run missed during a suspend runs once on resume).
+SCHEDULE_OPTIONS: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+
+
+def utc_now() -> datetime:
+    """The wall clock the schedule is checked against (tests replace it)."""
+    return datetime.now(UTC)
 
 
 class ServiceRunning(RuntimeError):
@@ -127,12 +138,12 @@ class Service:
             raise
 
     def _schedule(self) -> None:
-        options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        options = SCHEDULE_OPTIONS
         if self._recluster is not None and self.settings.cluster.scheduled:
             trigger = CronTrigger.from_crontab(self.settings.cluster.cron, timezone=UTC)
             self.scheduler.add_job(self._scheduled_recluster, trigger, id="recluster", **options)
             run = catalog.current_run(self.index.backend)
-            if missed_run(self.settings.cluster.cron, run.finished if run else None, datetime.now(UTC)):
+            if missed_run(self.settings.cluster.cron, run.finished if run else None, utc_now()):
                 log.info("a scheduled recluster was missed while the service was down: running it now")
                 self.scheduler.add_job(self._scheduled_recluster, id="recluster-missed", **options)
         if self._assign_online is not None:
@@ -141,7 +152,11 @@ class Service:
         self.scheduler.start()
 
     def _scheduled_recluster(self) -> None:
-        with contextlib.suppress(Exception):  # recorded by _guarded; the next run tries again
+        with contextlib.suppress(Exception):  # recorded by _guarded (or no store yet); the next run tries
+            run = catalog.current_run(self.index.backend)
+            if run is not None and not missed_run(self.settings.cluster.cron, run.finished, utc_now()):
+                log.info("scheduled recluster skipped: run %s finished after the time it was due", run.run_id)
+                return
             self.run_recluster()
 
     def search(self, text: str | None = None, **options: Any) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+from indexer.diskspace import low_space_note, store_commitment
+from indexer.health import damaged_files
 from indexer.index import Index
 from indexer.store.base import Filter, StoreError
 from topics import catalog
@@ -50,6 +53,7 @@ def status(index: Index) -> dict[str, Any]:
         "next_recluster": (service or {}).get("next_recluster")
         or (next_fire(settings.cluster.cron) if settings.cluster.scheduled else None),
         "service": service,
+        "warnings": warnings(index),
     }
 
 
@@ -68,3 +72,14 @@ def _contents(index: Index) -> dict[str, Any]:
         "last_recluster": run.finished.isoformat() if run else None,
         "run_id": run.run_id if run else None,
     }
+
+
+def warnings(index: Index) -> list[str]:
+    """Problems in words: low disk space, damaged state files moved aside, a pointer to a missing run."""
+    settings = index.settings
+    committed = store_commitment(settings)
+    notes = [low_space_note(settings.data_dir, settings.store.min_free_mb, committed=committed)]
+    notes += damaged_files(settings.data_dir)
+    with contextlib.suppress(StoreError):  # the store does not answer: `store.error` says so
+        notes.append(catalog.missing_run_note(index.backend))
+    return [note for note in notes if note]

@@ -367,8 +367,27 @@ class ClipEmbedder:
             chunk = [self._bounded(text) for text in texts[start : start + self.batch_size]]
             with torch.inference_mode():
                 tokens = self._to_device(self._tokenizer(chunk))
-                out[start : start + len(chunk)] = self._model.encode_text(tokens).float().cpu().numpy()
+                out[start : start + len(chunk)] = self._encode_text(tokens).float().cpu().numpy()
         return l2_normalise(out)
+
+    def _encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`encode_text` over the positions up to the batch's last end-of-text token only.
+
+        The text tower is causal and pools at end-of-text, so padding after it never reaches the
+        output: cutting it gives the same vectors, and a short prompt ("a photo of tractor", the
+        keyword vocabulary's) costs ~8 positions instead of 77. Towers of another kind run whole.
+        """
+        model = self._model
+        if not _trimmable(model, self._tokenizer):
+            return model.encode_text(tokens)
+        length = int((tokens != 0).sum(dim=1).max())  # open_clip's tokenizer pads with 0
+        tokens = tokens[:, :length]
+        cast = model.transformer.get_cast_dtype()
+        x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
+        x = open_clip.transformer.text_global_pool(x, tokens, model.text_pool_type)
+        projection = model.text_projection
+        return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
     def _bounded(self, text: str) -> str:
         """Cut huge captions before BPE: only the first `context_length` tokens are used anyway.
@@ -382,3 +401,13 @@ class ClipEmbedder:
         if len(text) <= limit:
             return text
         return " ".join(text.split())[:limit]
+
+
+def _trimmable(model: Any, tokenizer: Any) -> bool:
+    """Whether `model` has the causal, end-of-text-pooled text tower `_encode_text` may cut short."""
+    return (
+        type(model) is open_clip.model.CLIP
+        and isinstance(tokenizer, open_clip.tokenizer.SimpleTokenizer)
+        and getattr(model, "text_pool_type", None) == "argmax"
+        and getattr(model, "attn_mask", None) is not None
+    )

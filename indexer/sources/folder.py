@@ -1,8 +1,12 @@
 """A folder of images with optional sidecar captions, scanned recursively in a deterministic order.
 
 Layout rules:
-- Images are recognised by extension (jpg jpeg png webp gif bmp tif tiff, any case). A file with the
-  wrong content still comes through: decoding reports it (``not-an-image``) with its path.
+- Images are recognised by extension (jpg jpeg png webp gif bmp tif tiff avif jp2 svg svgz, any
+  case). A file with the wrong content still comes through: decoding reports it (``not-an-image``)
+  with its path.
+- Picture and video files that no decoder here reads (HEIC, JPEG XL, RAW, PSD, MP4, MOV, ...) are never
+  dropped silently: each yields a `SourceError` ``unsupported-format``, and its sidecar caption, if
+  any, is still stored as a caption-only item.
 - An image's caption sidecar is ``cat.jpg.txt`` or ``cat.txt``; its JSON sidecar ``cat.jpg.json`` or
   ``cat.json`` (the first form wins where both exist, as gallery-dl writes it). The caption comes from
   the text sidecar, else from the first of ``caption``, ``text``, ``title``, ``description`` in the
@@ -37,7 +41,16 @@ from indexer.sources import (
     scalar_metadata,
 )
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".jp2", ".svg", ".svgz"}
+)
+UNSUPPORTED_SUFFIXES: dict[str, str] = {
+    **dict.fromkeys((".heic", ".heif", ".jxl", ".psd"), "picture"),
+    **dict.fromkeys((".cr2", ".cr3", ".nef", ".arw", ".dng", ".orf", ".rw2", ".raf"), "camera RAW picture"),
+    **dict.fromkeys(
+        (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".3gp"), "video"
+    ),
+}
 PARTIAL_SUFFIXES = frozenset({".part", ".crdownload", ".tmp"})
 CAPTION_KEYS = ("caption", "text", "title", "description")
 
@@ -151,7 +164,10 @@ def _scan_directory(
     present = set(names)
     used: set[str] = set()
     for name in names:
-        if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+        suffix = Path(name).suffix.lower()
+        if suffix in UNSUPPORTED_SUFFIXES:
+            yield _unsupported(directory / name, suffix)
+        elif suffix in IMAGE_SUFFIXES:
             text, meta = _sidecar_name(name, present, ".txt"), _sidecar_name(name, present, ".json")
             used.update(n for n in (text, meta) if n)
             yield from _image_entry(root, directory, name, text, meta, max_caption_bytes)
@@ -162,6 +178,12 @@ def _scan_directory(
             captions.setdefault(path.stem, {})[path.suffix.lower()] = name
     for found in captions.values():
         yield from _caption_entry(root, directory, found.get(".txt"), found.get(".json"), max_caption_bytes)
+
+
+def _unsupported(path: Path, suffix: str) -> SourceError:
+    kind = UNSUPPORTED_SUFFIXES[suffix]
+    detail = f"{suffix[1:].upper()} {kind}: no decoder for it here (convert it to JPEG, PNG or WebP)"
+    return SourceError(str(path), "unsupported-format", detail)
 
 
 def _sidecar_name(image: str, present: set[str], suffix: str) -> str | None:

@@ -18,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,7 @@ class _Context:
     roots: tuple[Path, ...]
     namespace: str
     max_caption_bytes: int
+    caption_columns: tuple[str, ...] = ()  # lower-case names whose texts, in this order, make the caption
 
 
 class _Refused(Exception):
@@ -102,17 +103,24 @@ def read_manifest(
     allowed_roots: Sequence[Path] = (),
     namespace: str | None = None,
     max_caption_bytes: int,
+    caption_columns: Sequence[str] = (),
 ) -> Iterator[Item | SourceError]:
-    """Items from a CSV/TSV or JSONL/NDJSON manifest, in file order; bad rows as `SourceError`."""
-    columns = columns or ManifestColumns()
+    """Items from a CSV/TSV or JSONL/NDJSON manifest, in file order; bad rows as `SourceError`.
+
+    `caption_columns`: the caption is the texts of these columns, in this order, joined by a blank
+    line (4CAT: ``body`` then ``Transcript``); empty ones are left out. A CSV lacking one is refused.
+    """
+    names = tuple(n.strip().lower() for n in caption_columns if n.strip())
+    columns = replace(columns or ManifestColumns(), caption=names) if names else columns or ManifestColumns()
     directory = path.resolve().parent
     context = _Context(
         directory=directory,
         roots=(directory, *(Path(root).resolve() for root in allowed_roots)),
         namespace=namespace or "manifest",
         max_caption_bytes=max_caption_bytes,
+        caption_columns=names,
     )
-    rows = _jsonl_rows(path) if _is_jsonl(path) else _csv_rows(path, columns)
+    rows = _jsonl_rows(path) if _is_jsonl(path) else _csv_rows(path, columns, names)
     cached_roles: dict[tuple[str, ...], dict[str, str]] = {}
     for line, row in rows:
         origin = f"{path}:{line}"
@@ -166,7 +174,9 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | SourceError]
             yield number, row
 
 
-def _csv_rows(path: Path, columns: ManifestColumns) -> Iterator[tuple[int, dict[str, Any] | SourceError]]:
+def _csv_rows(
+    path: Path, columns: ManifestColumns, caption_columns: Sequence[str] = ()
+) -> Iterator[tuple[int, dict[str, Any] | SourceError]]:
     """CSV/TSV rows by the line they start on (the header is line 1); blank lines are skipped."""
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)  # process-wide, but only ever raised
@@ -177,6 +187,9 @@ def _csv_rows(path: Path, columns: ManifestColumns) -> Iterator[tuple[int, dict[
         header = [name.strip() for name in next(reader, [])]
         if not header:
             return
+        missing = [n for n in caption_columns if n not in {h.lower() for h in header}]
+        if missing:
+            raise ManifestError(f"{path}: no caption column {missing[0]!r} among {header[:20]}")
         if not {"image", "caption", "vector_image", "vector_text", "vector_caption"} & set(
             columns.resolve(header)
         ):
@@ -227,8 +240,10 @@ def _row_item(
         vectors = _vectors(row, roles)
     except _Refused as refused:
         return SourceError(origin, refused.reason, refused.detail)
-    caption, truncated = _caption(_field(row, roles, "caption"), context.max_caption_bytes)
-    metadata = scalar_metadata(row, skip=roles.values())
+    joined = _joined(row, context.caption_columns)
+    raw_caption = joined[0] if joined else _field(row, roles, "caption")
+    caption, truncated = _caption(raw_caption, context.max_caption_bytes)
+    metadata = scalar_metadata(row, skip=[*roles.values(), *(joined[1] if joined else ())])
     if truncated:
         metadata["caption_truncated"] = True
     try:
@@ -246,6 +261,16 @@ def _row_item(
         )
     except ValueError:
         return SourceError(origin, "empty-row", "no image, caption or vector")
+
+
+def _joined(row: Mapping[str, Any], names: Sequence[str]) -> tuple[str | None, list[str]] | None:
+    """The caption made of the named columns' texts in order, and those columns' actual keys."""
+    if not names:
+        return None
+    by_lower = {key.strip().lower(): key for key in row}
+    keys = [by_lower[n] for n in names if n in by_lower]
+    texts = [text for text in (_text(row[k]) for k in keys) if text]
+    return ("\n\n".join(texts) or None), keys
 
 
 def _field(row: Mapping[str, Any], roles: dict[str, str], role: str) -> Any:

@@ -25,6 +25,10 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (engine error, lock held, server down)."""
 
 
+class DiskFull(StoreError):
+    """Too little free space to write safely; refused before anything was written (`indexer.diskspace`)."""
+
+
 class StoreLocked(StoreError):
     """Another process owns the embedded store directory."""
 

@@ -10,6 +10,8 @@ naming the directory and the pid that holds it, before it touches anything.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -19,10 +21,13 @@ import numpy as np
 import qdrant_edge as qe
 
 from indexer.atomic import write_json_atomic
+from indexer.config import MIN_FREE_MB
+from indexer.diskspace import disk_use, ensure_free
 from indexer.pidlock import PidLock
 from indexer.store import rules
 from indexer.store.base import (
     CollectionSchema,
+    DiskFull,
     Filter,
     IdentityMismatch,
     IndexType,
@@ -36,6 +41,8 @@ from indexer.store.base import (
 LAYOUT_FILE = "layout.json"
 LOCK_FILE = "owner.lock"
 UPSERT_BATCH = 1024
+UNBACKED_TTL_S = 1.0
+POINT_OVERHEAD = 1024  # bytes of payload and bookkeeping per point, a generous guess for free space
 ID_BATCH = 10_000
 
 _INDEX_TYPES: dict[IndexType, qe.PayloadSchemaType] = {
@@ -48,6 +55,7 @@ _INDEX_TYPES: dict[IndexType, qe.PayloadSchemaType] = {
 }
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _engine(call: Callable[[], T], what: str) -> T:
@@ -63,13 +71,17 @@ def _engine(call: Callable[[], T], what: str) -> T:
 class EdgeStore:
     """One collection stored in a Qdrant Edge shard under `path`; this process owns the directory."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, *, min_free_mb: int = MIN_FREE_MB) -> None:
         self.path = Path(path)
         self.name = name
+        self.min_free_mb = min_free_mb
+        self._unbacked_at = (float("-inf"), 0)  # (monotonic time, bytes) of the last walk
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock: PidLock | None = PidLock(self.path / LOCK_FILE, partial(_owned_by, self.path))
         try:
             self._layout = self._read_layout()
+            if self._has_segments():  # loading writes into the mapped files: they must be backed
+                self._ensure_space(0, f"opening collection {name!r}", reserve=False)
             self._shard: qe.EdgeShard | None = self._load() if self._has_segments() else None
         except BaseException:
             self._lock.release()
@@ -98,6 +110,7 @@ class EdgeStore:
     def ensure(self, schema: CollectionSchema) -> None:
         """Create the shard, or check its identity; add vector names the schema brings; build indexes."""
         self._check_open()
+        self._ensure_space(0, f"preparing collection {self.name!r}")
         if self._layout is None and self._shard is not None:
             raise IdentityMismatch(f"{self.path} holds a shard without {LAYOUT_FILE}; its model is unknown")
         wanted = rules.Layout.of(schema)
@@ -105,6 +118,7 @@ class EdgeStore:
         if self._shard is None:
             self._save_layout(layout)  # first: a shard never exists without its layout
             self._shard = self._create(layout)
+            self._unbacked_at = (float("-inf"), 0)  # a new shard maps its files: measure again
         else:
             assert self._layout is not None
             for vector_name, dim in self._layout.added_by(layout).items():
@@ -149,8 +163,18 @@ class EdgeStore:
         self._engine_call(lambda s: s.flush(), "flush")
 
     def optimize(self) -> None:
-        """Merge segments and build HNSW where a segment is big enough; blocks, minutes at 1M points."""
+        """Merge segments and build HNSW where a segment is big enough; blocks, minutes at 1M points.
+
+        Merging can rewrite every segment, so it waits (logged) until that much space is free on top
+        of the reserve: it is maintenance, and search stays exact without it."""
+        needed = sum(disk_use(self.path / "segments")) + disk_use(self.path.parent)[1]
+        try:
+            ensure_free(self.path, self.min_free_mb, needed=needed, what=f"optimizing {self.name!r}")
+        except DiskFull as error:
+            log.warning("%s", error)
+            return
         self._engine_call(lambda s: s.optimize(), "optimize")
+        self._unbacked_at = (float("-inf"), 0)  # segments were rewritten: measure again
 
     def close(self) -> None:
         """Close the shard, then release the directory lock even when closing the shard failed."""
@@ -177,17 +201,34 @@ class EdgeStore:
         shard = self._ready()
         return _engine(lambda: call(shard), what)
 
-    def _update(self, op: qe.UpdateOperation, what: str) -> None:
+    def _update(self, op: qe.UpdateOperation, what: str, *, needed: int = 0) -> None:
+        """One write, refused first unless the disk can back it, every collection's mapped files and
+        the reserve: a full disk faults the engine's mapped files with SIGBUS instead of failing."""
+        self._ensure_space(needed, f"{what} in {self.name!r}")
         self._engine_call(lambda s: s.update(op), what)
+
+    def _ensure_space(self, needed: int, what: str, *, reserve: bool = True) -> None:
+        reserve_mb = self.min_free_mb if reserve else 0
+        ensure_free(self.path, reserve_mb, needed=needed + self._unbacked(), what=what)
+
+    def _unbacked(self) -> int:
+        """The whole store's mapped but unbacked bytes (collections share the disk), measured at most
+        once a second: between two walks the engine can map one more chunk, which the reserve covers."""
+        now = time.monotonic()
+        if now - self._unbacked_at[0] > UNBACKED_TTL_S:
+            self._unbacked_at = (now, disk_use(self.path.parent)[1])
+        return self._unbacked_at[1]
 
     # ---- writes ----
 
     def upsert(self, points: Sequence[Point]) -> None:
         """Insert or replace whole points, in engine batches of `UPSERT_BATCH`."""
         dims = self._dims()
+        per_point = 2 * (4 * sum(dims.values()) + POINT_OVERHEAD)  # written to the WAL and a segment
         for batch in rules.chunks(points, UPSERT_BATCH):
             edge_points = [self._edge_point(p, dims) for p in batch]
-            self._update(qe.UpdateOperation.upsert_points(edge_points), f"upsert {len(batch)} points")
+            op = qe.UpdateOperation.upsert_points(edge_points)
+            self._update(op, f"upsert {len(batch)} points", needed=per_point * len(batch))
 
     def _dims(self) -> dict[str, int]:
         self._ready()

@@ -58,7 +58,7 @@ def test_list_finds_the_three_stories(store: dict[str, str]) -> None:
     assert len(topics) == 3
     assert sorted(t["size"] for t in topics) == [12, 12, 12]
     assert {tuple(sorted(t)) for t in topics} == {
-        ("change", "id", "label", "size", "status", "theme_id", "words")
+        ("change", "curation", "id", "label", "size", "status", "theme_id", "words")
     }
     themes = _json(["list"], store)
     assert sorted(t["id"] for th in themes for t in th["topics"]) == sorted(t["id"] for t in topics)

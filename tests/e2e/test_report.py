@@ -218,7 +218,7 @@ def test_chromium_shows_every_topic_with_its_tile_words_and_map_circle(
         assert len(images) == 1 and images[0]["src"].startswith("data:image/jpeg;base64,")
     circles = [attrs["data-topic"] for attrs in page.tags("circle")]
     assert sorted(circles) == sorted(str(t.topic_id) for t in report_store.topics)
-    assert len(page.tags("svg")) == 1
+    assert len(page.tags("svg")) == 2  # the map and the items-over-time chart
     n = len(GROUPS) * PER_GROUP
     assert _facts(dom) | {"items in run": str(n)} == _facts(dom)
     assert (_facts(dom)["items stored now"], _facts(dom)["awaiting a topic"]) == (str(n), "0")
@@ -260,7 +260,7 @@ def test_markup_in_captions_labels_words_and_title_stays_text(report_store: Repo
     assert not page.tags("script") and not page.tags("iframe") and not page.tags("style")[1:]
     assert all(attrs["src"].startswith("data:image/") for attrs in page.tags("img"))
     assert len(page.tags("img")) == len(report_store.hostile_topics) + int(_facts(dom)["themes"])
-    assert len(page.tags("svg")) == 1 and not page.tags("b")
+    assert len(page.tags("svg")) == 2 and not page.tags("b")  # map, over-time chart
     assert not [name for _, attrs in page.elements for name in attrs if name.startswith("on")]
     for topic in report_store.hostile_topics:
         row = _row(dom, topic.topic_id)

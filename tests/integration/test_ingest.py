@@ -219,6 +219,32 @@ def test_bad_images_are_recorded_and_the_rest_goes_in(index: Index, tmp_path: Pa
     assert index.items.count() == summary.ingested
 
 
+def test_svg_pictures_are_stored_and_undecodable_files_are_counted_in_status(
+    index: Index, tmp_path: Path
+) -> None:
+    from topics.status import status
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "logo.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="60" height="30"><rect width="60" height="30"/></svg>'
+    )
+    (folder / "logo.txt").write_text("the club logo")
+    (folder / "IMG_0001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    (folder / "IMG_0001.txt").write_text("a phone picture")
+    (folder / "clip.mov").write_bytes(b"\x00" * 64)
+    summary = ingest_paths(index, [folder])
+    assert {Path(o).name: r for o, r in summary.failures} == {
+        "IMG_0001.heic": "unsupported-format",
+        "clip.mov": "unsupported-format",
+    }
+    payloads = {p["caption"]: p for p in _payloads(index).values()}
+    assert payloads["the club logo"]["path"] == str(folder / "logo.svg")
+    assert (payloads["the club logo"]["width"], payloads["the club logo"]["height"]) == (60, 30)
+    assert "path" not in payloads["a phone picture"]  # kept as a caption, and the picture reported
+    assert status(index)["failures"] == {"unsupported-format": 2}
+
+
 def test_a_different_model_is_refused(index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = make_folder(tmp_path / "in", n_pairs=1, n_image_only=0, n_caption_only=0)
     ingest_paths(index, [folder])

@@ -204,3 +204,14 @@ def test_open_target_names_each_kind(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert calls == [(("https://qdrant.example:6333", "k"), {"prefix": "p", "ca_cert": ca})]
     with pytest.raises(ValueError, match="URL, local:PATH or a data dir"):
         open_target(" ")
+
+
+def test_curation_travels_with_the_topics(source: Backend, local: Backend) -> None:
+    from topics import curation
+
+    first, second = (t.topic_id for t in catalog.list_topics(source)[:2])
+    curation.set_label(source, first, "pinned label")
+    curation.merge(source, [first, second])
+    assert migrate(source, local, indexes=INDEXES, last=POINTER_LAST).ok
+    moved = curation.load(local)
+    assert moved.labels == {first: "pinned label"} and moved.target(second) == first

@@ -358,3 +358,50 @@ def test_kill_9_mid_run_leaves_a_consistent_store(phase: str, tmp_path: Path) ->
     assert backend.collection("topics").count(stale) == 0
     assert len(catalog.list_topics(backend)) == 5
     backend.close()
+
+
+@pytest.mark.slow
+def test_thirty_runs_with_churn_keep_the_topics_collection_bounded() -> None:
+    """One topic ends and one begins every run. Only the live topics carry vectors; an ended topic
+    is written once, and each run adds the same few small records (its run, lineage, what ended)."""
+    settings = _settings()
+    backend = open_backend(settings)
+    items, topics = backend.collection("items"), backend.collection("topics")
+    with_vectors = Filter(must={"kind": ["topic", "theme"]})
+    growth = []
+    for run in range(30):
+        synthetic.store_corpus(items, synthetic.churn_corpus(run), prune=True)
+        before = topics.count() if topics.exists() else 0
+        report = recluster(settings, backend)
+        assert report.n_topics == 6
+        assert topics.count(with_vectors) == 6 + report.n_themes
+        growth.append(topics.count() - before)
+    # Each run: its run record, the lineage events of both levels (7 + 7), an ended topic and theme.
+    assert set(growth[2:]) == {growth[2]} and growth[2] <= 20
+    vanished = catalog.list_topics(backend, include_vanished=True)
+    ended = [t for t in vanished if t.status == "vanished"]
+    assert len(ended) == 29 and all(not t.centroids for t in ended)
+    assert sorted(t.run_id for t in ended) == list(range(2, 31))  # each written by the run it ended in
+    first = catalog.get_topic(backend, min(ended, key=lambda t: t.run_id).topic_id)
+    assert (first.status, first.run_id, first.change) == ("vanished", 2, -40)
+    assert catalog.lineage(backend, first.topic_id)[-1].kind == "vanished"
+    ended_themes = [t for t in catalog.list_themes(backend, include_vanished=True) if t.status == "vanished"]
+    assert ended_themes and all(not t.centroids and t.run_id >= 2 for t in ended_themes)
+    assert catalog.get_theme(backend, ended_themes[0].theme_id).status == "vanished"
+    backend.close()
+
+
+def test_an_old_store_with_vanished_topics_in_every_run_is_compacted_by_the_next_run() -> None:
+    settings = _settings()
+    backend = open_backend(settings)
+    items, topics = backend.collection("items"), backend.collection("topics")
+    synthetic.store_corpus(items, synthetic.churn_corpus(0), prune=True)
+    recluster(settings, backend)
+    run = catalog.current_run(backend)
+    legacy = replace(catalog.list_topics(backend)[0], topic_id=99, status="vanished", change=0)
+    topics.upsert([catalog.topic_point(legacy)])  # how earlier versions carried a vanished topic
+    recluster(settings, backend)
+    assert topics.count(Filter(must={"kind": "topic", "status": "vanished"})) == 0
+    kept = catalog.get_topic(backend, 99)
+    assert (kept.status, kept.run_id, kept.change, kept.centroids) == ("vanished", run.run_id + 1, 0, {})
+    backend.close()

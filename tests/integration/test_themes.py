@@ -213,14 +213,14 @@ def test_list_nests_topics_under_their_themes(tree) -> None:
     assert [t["theme_id"] for t in themes] == [groups[0], groups[1], groups[2]]  # group 0 is largest now
     assert [len(t["topics"]) for t in themes] == [4, 3, 3]
     for theme in themes:
-        assert set(theme) == {"theme_id", "label", "size", "change", "status", "words", "topics"}
+        assert set(theme) == {"theme_id", "label", "size", "change", "status", "words", "curation", "topics"}
         assert {t["theme_id"] for t in theme["topics"]} == {theme["theme_id"]}
         assert theme["size"] == sum(t["size"] for t in theme["topics"])
         sizes = [t["size"] for t in theme["topics"]]
         assert sizes == sorted(sizes, reverse=True)
     flat = _json(settings, "list", "--flat")
     assert sorted(t["id"] for t in flat) == sorted(t["id"] for th in themes for t in th["topics"])
-    assert set(flat[0]) == {"id", "label", "size", "change", "status", "words", "theme_id"}
+    assert set(flat[0]) == {"id", "label", "size", "change", "status", "words", "theme_id", "curation"}
     new = _json(settings, "list", "--status", "emerging")
     assert [t["theme_id"] for t in new] == [groups[0]] and len(new[0]["topics"]) == 1
     text = _cli(settings, "list")["stdout"].splitlines()

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from evaluation.quality import adjusted_rand
+from evaluation.synthetic import two_level_mixture
 from indexer.config import ClusterSettings
-from topics.cluster import Clustering, ClusterParams, _refine, default_min_cluster_size, fit_clusters
+from topics.cluster import (
+    Clustering,
+    ClusterParams,
+    _refine,
+    default_min_cluster_size,
+    fit_clusters,
+    fuzzy_weights,
+)
 
 DIM = 128
 Mixture = tuple[np.ndarray, np.ndarray]
@@ -108,10 +116,12 @@ def test_min_cluster_size_default_grows_with_the_corpus() -> None:
 
 
 def test_params_come_from_settings() -> None:
-    s = ClusterSettings(min_cluster_size=40, min_samples=3, reduce_dim=16, outlier_threshold=0.4, seed=7)
+    s = ClusterSettings(
+        min_cluster_size=40, min_samples=3, reduce_dim=16, outlier_threshold=0.4, seed=7, theme_resolution=3
+    )
     p = ClusterParams.from_settings(s)
-    got = (p.min_cluster_size, p.min_samples, p.reduce_dim, p.outlier_threshold, p.seed)
-    assert got == (40, 3, 16, 0.4, 7)
+    got = (p.min_cluster_size, p.min_samples, p.reduce_dim, p.outlier_threshold, p.seed, p.theme_resolution)
+    assert got == (40, 3, 16, 0.4, 7, 3)
 
 
 def test_bad_input_is_refused(fitted: Clustering) -> None:
@@ -147,3 +157,54 @@ def test_hdbscan_method_also_separates_siblings(mixture: Mixture) -> None:
     x, truth = mixture
     result = fit_clusters(x, ClusterParams(method="hdbscan"))
     assert adjusted_rand(truth, result.labels) >= 0.9
+
+
+@pytest.fixture(scope="module")
+def two_level() -> tuple[np.ndarray, np.ndarray, np.ndarray, Clustering]:
+    corpus = two_level_mixture(groups=6, n=4_000, dim=DIM, seed=1)
+    assert corpus.groups is not None
+    return corpus.vectors, corpus.labels, corpus.groups, fit_clusters(corpus.vectors, ClusterParams(seed=1))
+
+
+def test_themes_are_the_groups_and_topics_the_siblings_of_a_two_level_mixture(two_level) -> None:
+    _, siblings, groups, fit = two_level
+    assert adjusted_rand(siblings, fit.labels) >= 0.9
+    assert adjusted_rand(groups, fit.theme_of(fit.labels)) >= 0.9
+    assert 1 < fit.n_themes < fit.n_topics
+
+
+def test_every_topic_has_one_theme_and_an_item_has_its_topics(two_level) -> None:
+    vectors, _, _, fit = two_level
+    assert fit.themes.shape == (fit.n_topics,) and fit.themes.dtype == np.int64
+    assert set(fit.themes.tolist()) == set(range(fit.n_themes))
+    labels, _ = fit.assign(vectors[:200])
+    assert np.array_equal(fit.theme_of(labels), np.where(labels >= 0, fit.themes[np.maximum(labels, 0)], -1))
+
+
+def test_theme_resolution_refines_themes_without_touching_topics(two_level) -> None:
+    vectors, _, _, fit = two_level
+    fine = fit_clusters(vectors, ClusterParams(seed=1, theme_resolution=50.0, theme_join_cosine=1.0))
+    assert np.array_equal(fine.labels, fit.labels)
+    assert fit.n_themes < fine.n_themes == fine.n_topics  # so fine that every topic is a theme
+
+
+def test_fuzzy_weights_scale_each_neighbourhood_to_the_same_total() -> None:
+    sims = np.array([[0.9, 0.8, 0.7, 0.6], [0.5, 0.5, 0.45, 0.1]], np.float32)
+    w = fuzzy_weights(sims)
+    assert np.allclose(w[:, 0], 1.0)  # the nearest neighbour is a full member
+    assert np.allclose(w.sum(axis=1), np.log2(4), atol=1e-3)  # dense and sparse neighbourhoods alike
+    assert (np.diff(w, axis=1) <= 1e-6).all()  # farther weighs less
+
+
+def test_tight_sibling_topics_without_shared_edges_still_share_a_theme() -> None:
+    """Siblings at cosine 0.7 with tight members share no kNN edge; their centroids tell."""
+    rng = np.random.default_rng(3)
+    parents = _unit(rng.normal(size=(3, DIM)))
+    centres = [c for p in parents for c in _unit(p + 0.65 * _unit(rng.normal(size=(3, DIM))))]
+    truth = np.repeat(np.arange(9), 60)
+    x = _unit(np.asarray(centres)[truth] + rng.normal(scale=0.02, size=(len(truth), DIM)))
+    fit = fit_clusters(x, ClusterParams())
+    assert adjusted_rand(truth, fit.labels) == pytest.approx(1.0)
+    assert adjusted_rand(truth // 3, fit.theme_of(fit.labels)) == pytest.approx(1.0)
+    apart = fit_clusters(x, ClusterParams(theme_join_cosine=1.0))
+    assert apart.n_themes == 9  # without the join every tight topic is a theme of its own

@@ -181,6 +181,24 @@ def test_preprocess_is_thread_safe(embedder: ClipEmbedder) -> None:
 # ---- captions ----------------------------------------------------------------------------------
 
 
+def test_short_texts_run_only_up_to_their_end_token_and_give_the_same_vectors(embedder: ClipEmbedder) -> None:
+    texts = ["a photo of tractor", "a photo of snow", "farmers drive tractors into the city " * 4]
+    lengths: list[int] = []
+    hook = embedder._model.transformer.register_forward_hook(lambda m, a, out: lengths.append(a[0].shape[1]))
+    try:
+        fast = embedder.embed_texts(texts[:2])
+        mixed = embedder.embed_texts(texts)
+    finally:
+        hook.remove()
+    assert lengths == [6, 26]  # a batch runs as long as its longest text, not 77 positions
+    with torch.inference_mode():
+        tokens = embedder._tokenizer(texts)
+        full = embedder._model.encode_text(tokens).float().numpy()
+    full /= np.linalg.norm(full, axis=1, keepdims=True)
+    np.testing.assert_allclose(fast, full[:2], atol=1e-5)
+    np.testing.assert_allclose(mixed, full, atol=1e-5)
+
+
 def test_a_ten_thousand_word_caption_is_truncated(embedder: ClipEmbedder) -> None:
     words = " ".join(["tractor", "protest", "farmers", "road"] * 2500)
     tail_changed = words + " and a completely different ending"

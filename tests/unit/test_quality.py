@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
 
-from evaluation.quality import adjusted_rand, agreement, contingency, normalized_mutual_info
+from evaluation.quality import (
+    adjusted_mutual_info,
+    adjusted_rand,
+    agreement,
+    contingency,
+    normalized_mutual_info,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -18,6 +24,19 @@ def test_metrics_match_sklearn_on_random_labellings(seed: int) -> None:
     assert normalized_mutual_info(truth, found) == pytest.approx(
         normalized_mutual_info_score(truth, found), abs=1e-10
     )
+    assert adjusted_mutual_info(truth, found) == pytest.approx(
+        adjusted_mutual_info_score(truth, found), abs=1e-10
+    )
+
+
+def test_random_fine_labels_score_high_nmi_but_no_chance_adjusted_agreement() -> None:
+    """Why AMI and ARI choose the defaults: NMI rewards a partition for being fine, even at random."""
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 10, 2_000)
+    shattered = rng.integers(0, 400, 2_000)
+    a = agreement(truth, shattered)
+    assert a.nmi > 0.2
+    assert abs(a.ami) < 0.02 and abs(a.ari) < 0.02
 
 
 def test_identical_partitions_score_one_whatever_the_names() -> None:
@@ -34,6 +53,7 @@ def test_all_outliers_is_one_cluster_and_scores_zero() -> None:
     assert (a.n_topics, a.outlier_share) == (0, 1.0)
     assert a.ari == pytest.approx(adjusted_rand_score(truth, found))
     assert a.nmi == pytest.approx(0.0)
+    assert a.ami == pytest.approx(adjusted_mutual_info_score(truth, found))
 
 
 def test_agreement_reports_topics_and_outlier_share() -> None:

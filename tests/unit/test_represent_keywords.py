@@ -61,6 +61,36 @@ def test_vectors_are_cached_per_model_and_only_new_terms_embedded(tmp_path: Path
     assert len(list(tmp_path.glob("vocabulary-*.npz"))) == 2
 
 
+def test_a_budget_bounds_the_new_terms_per_run_and_later_runs_complete_the_vocabulary(tmp_path: Path):
+    embedder = HashingTextEmbedder()
+    terms = [f"term{i}" for i in range(10)]
+    reported: list[tuple[int, int]] = []
+    first = Vocabulary.build(
+        terms, embedder, cache_dir=tmp_path, budget=4, batch_size=3, on_batch=lambda *a: reported.append(a)
+    )
+    assert first.terms == terms[:4] and sum(len(c) for c in embedder.calls) == 4  # the first (most wanted)
+    assert reported == [(3, 4), (4, 4)]
+    second = Vocabulary.build(terms, embedder, cache_dir=tmp_path, budget=4)
+    assert second.terms == terms[:8]  # the cached four plus four new ones
+    third = Vocabulary.build(terms, embedder, cache_dir=tmp_path, budget=4)
+    assert third.terms == terms and sum(len(c) for c in embedder.calls) == 10  # each term embedded once
+
+
+def test_topics_own_words_come_before_frequent_terms_under_a_budget(tmp_path: Path) -> None:
+    embedder = HashingTextEmbedder()
+    batch = image_only_corpus(embedder, np.random.default_rng(0))
+    options = RepresentOptions(cache_dir=tmp_path / "cache", tiles_dir=None, vocabulary_budget=2, n_words=2)
+    centroids = {t: batch["image_vectors"][batch["topic_ids"] == t].mean(axis=0) for t in (0, 1)}
+    steps: list[str] = []
+    representer = Representer(centroids, options, embedder=embedder, on_step=steps.append)
+    representer.add_batch(**batch)
+    result = representer.finish()
+    embedded = {text.removeprefix("a photo of ") for call in embedder.calls[2:] for text in call}
+    assert embedded == {w for w, _ in result[0].words}  # topic 0's two top words, nothing else
+    assert {k for k, _ in result[0].keywords} == embedded
+    assert "keywords" in steps and "keywords: embedded 2/2 new terms" in steps
+
+
 def test_a_corrupt_cache_is_rebuilt_not_fatal(tmp_path: Path) -> None:
     embedder = HashingTextEmbedder()
     Vocabulary.build(["boat"], embedder, cache_dir=tmp_path)

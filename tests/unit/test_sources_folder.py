@@ -139,6 +139,32 @@ def test_caption_only_items(tmp_path: Path) -> None:
     assert errors == {"blank.txt": "no-caption", "broken.json": "bad-json"}
 
 
+def test_svg_pictures_take_their_caption_like_any_image(tmp_path: Path) -> None:
+    (tmp_path / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
+    (tmp_path / "logo.txt").write_text("the club logo")
+    (tmp_path / "map.SVGZ").write_bytes(b"\x1f\x8b")
+    entries = _entries(tmp_path)
+    assert sorted(entries) == ["logo.svg", "map.SVGZ"]
+    logo = entries["logo.svg"].item
+    assert (logo.image, logo.caption) == (str(tmp_path / "logo.svg"), "the club logo")
+
+
+def test_pictures_and_videos_no_decoder_reads_are_reported_not_dropped(tmp_path: Path) -> None:
+    for name in ("IMG_0001.HEIC", "clip.mp4", "raw.cr2", "layers.psd"):
+        (tmp_path / name).write_bytes(b"\x00" * 64)
+    (tmp_path / "IMG_0001.txt").write_text("a phone picture")
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4")
+    found = _scan(tmp_path)
+    errors = {Path(e.origin).name: (e.reason, e.detail) for e in found if isinstance(e, SourceError)}
+    assert {name: reason for name, (reason, _) in errors.items()} == dict.fromkeys(
+        ("IMG_0001.HEIC", "clip.mp4", "raw.cr2", "layers.psd"), "unsupported-format"
+    )
+    assert errors["IMG_0001.HEIC"][1].startswith("HEIC picture: no decoder")
+    assert errors["clip.mp4"][1].startswith("MP4 video")
+    caption = _entries(tmp_path)["IMG_0001.txt"].item  # the caption is kept as a caption-only item
+    assert (caption.image, caption.caption) == (None, "a phone picture")
+
+
 def test_hidden_and_partial_files_are_skipped(tmp_path: Path) -> None:
     _image(tmp_path / "ok.jpg")
     _image(tmp_path / ".hidden.jpg")

@@ -284,3 +284,38 @@ def test_origin_uses_the_path_as_given(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     (item,) = _items(Path("m.csv"))
     assert item.origin == "m.csv:2"
+
+
+TIKTOK_4CAT_CSV = (
+    "id,author,body,Transcript,timestamp,image_file\n"
+    "7300000000000000001,farmer_jo,#boerenprotest trekkers,we drive to the hague today,2024-01-08 07:12:00,\n"
+    "7300000000000000002,ann,,only spoken words here,2024-01-09 10:00:00,\n"
+    "7300000000000000003,ann,only a body,,2024-01-10 10:00:00,\n"
+)
+
+
+def test_caption_joins_the_named_columns_in_the_stated_order(tmp_path: Path) -> None:
+    manifest = tmp_path / "tiktok.csv"
+    manifest.write_text(TIKTOK_4CAT_CSV, encoding="utf-8")
+    first, second, third = _items(manifest, caption_columns=["Transcript", "BODY"])
+    assert first.caption == "we drive to the hague today\n\n#boerenprotest trekkers"
+    assert (second.caption, third.caption) == ("only spoken words here", "only a body")
+    assert first.source_id == "7300000000000000001"
+    assert "Transcript" not in first.metadata and "body" not in first.metadata
+    default = _read(manifest)[0]  # without the option: the first candidate column alone, as before
+    assert default.caption == "#boerenprotest trekkers" and default.metadata["Transcript"]
+
+
+def test_a_named_caption_column_the_csv_lacks_is_refused_whole(tmp_path: Path) -> None:
+    manifest = tmp_path / "tiktok.csv"
+    manifest.write_text(TIKTOK_4CAT_CSV, encoding="utf-8")
+    with pytest.raises(ManifestError, match="no caption column 'transkript'"):
+        _read(manifest, caption_columns=["body", "Transkript"])
+
+
+def test_caption_columns_in_ndjson_rows(tmp_path: Path) -> None:
+    manifest = tmp_path / "tiktok.ndjson"
+    rows = [{"id": "1", "body": "b", "Transcript": "t"}, {"id": "2", "body": "only b"}]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    first, second = _items(manifest, caption_columns=["body", "transcript"])
+    assert (first.caption, second.caption) == ("b\n\nt", "only b")

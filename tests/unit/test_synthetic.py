@@ -120,3 +120,21 @@ def test_store_corpus_keeps_payloads_of_drifted_items_and_prunes() -> None:
     assert np.allclose(kept.vectors["image"], moved.vectors[at], atol=1e-6)
     assert set(kept.vectors) == {"image", "text"}
     backend.close()
+
+
+def test_two_level_mixture_nests_sibling_topics_in_groups() -> None:
+    corpus = synthetic.two_level_mixture(groups=5, n=3_000, seed=6)
+    assert corpus.groups is not None and corpus.groups.shape == corpus.labels.shape
+    topics = np.unique(corpus.labels[corpus.labels >= 0])
+    parent = {int(t): np.unique(corpus.groups[corpus.labels == t]) for t in topics}
+    assert all(len(g) == 1 for g in parent.values())  # every topic lies in one group
+    per_group = np.bincount([int(g[0]) for g in parent.values()])
+    assert len(per_group) == 5 and per_group.min() >= 2 and per_group.max() <= 4
+    assert (corpus.groups[corpus.labels == -1] == -1).all() and (corpus.labels == -1).sum() == 150
+    centres = np.stack([corpus.vectors[corpus.labels == t].mean(axis=0) for t in topics])
+    centres = synthetic.normalise(centres)
+    same_group = np.array([[parent[a][0] == parent[b][0] for b in topics] for a in topics])
+    sims = centres @ centres.T
+    off_diagonal = ~np.eye(len(topics), dtype=bool)
+    assert sims[same_group & off_diagonal].min() > 0.85  # siblings: close (0.95-0.97 between centres)
+    assert sims[~same_group].max() < 0.3  # other groups: near-orthogonal

@@ -265,11 +265,16 @@ def random_projection(dim: int, dims: int, seed: int) -> np.ndarray:
 def dbstream_state(stream: DBSTREAM) -> dict[str, Any]:
     """DBSTREAM's learned state as plain JSON values (river keeps it in private attributes, so
     pyproject.toml pins the river version and tests/unit/test_online.py checks the round trip)."""
-    mcs = [
+    micro_clusters = [
         [k, list(mc.center.values()), mc.last_update, mc.weight] for k, mc in stream.micro_clusters.items()
     ]
     shared = [[i, j, value, stream.s_t[i][j]] for i, row in stream.s.items() for j, value in row.items()]
-    return {"version": DBSTREAM_STATE_VERSION, "time_stamp": stream._time_stamp, "mcs": mcs, "shared": shared}
+    return {
+        "version": DBSTREAM_STATE_VERSION,
+        "time_stamp": stream._time_stamp,
+        "mcs": micro_clusters,
+        "shared": shared,
+    }
 
 
 def load_dbstream_state(stream: DBSTREAM, state: dict[str, Any]) -> None:

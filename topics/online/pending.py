@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.config import Settings
+from indexer.health import quarantine
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
 from topics.catalog import ItemAssignment, Run, Theme, Topic
@@ -271,7 +272,10 @@ def load_state(backend: Backend, settings: Settings, run: Run) -> tuple[OnlineSt
     try:
         state = OnlineState.load(path)
     except OnlineStateError as exc:
-        log.info("online: %s; rebuilding from the store", exc)
+        if exc.damaged:  # kept aside and reported in `status`
+            quarantine(path, str(exc.__cause__), "the online state was rebuilt from the store")
+        else:
+            log.info("online: %s; rebuilding from the store", exc)
         return rebuild_state(backend, settings, run), "rebuilt"
     if state.run_id != run.run_id:
         log.info("online: run %s replaced run %s; starting afresh", run.run_id, state.run_id)
@@ -294,7 +298,7 @@ def _store_is_ahead(items: VectorStore, run: Run, batches: int) -> bool:
 
 def next_topic_id(backend: Backend, run: Run) -> int:
     """The first id no topic of this run uses (ids born online count): ids are never reused."""
-    used = [t.topic_id for t in catalog.list_topics(backend, include_vanished=True, run=run)]
+    used = [t.topic_id for t in catalog.list_topics(backend, run=run)]  # ended ids are below the run's
     return max([run.next_topic_id, *(t + 1 for t in used)])
 
 

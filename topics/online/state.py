@@ -34,7 +34,11 @@ STATE_VERSION = 1
 
 
 class OnlineStateError(ValueError):
-    """A saved online state cannot be used (missing, corrupt, or from another version)."""
+    """A saved online state cannot be used (missing, another version, or corrupt: `damaged`)."""
+
+    def __init__(self, message: str, *, damaged: bool = False) -> None:
+        super().__init__(message)
+        self.damaged = damaged
 
 
 @dataclass(frozen=True)
@@ -224,13 +228,16 @@ class OnlineState:
             return cls._from_saved(header, arrays)
         except FileNotFoundError as exc:
             raise OnlineStateError(f"no online state at {path}") from exc
-        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
-            raise OnlineStateError(f"online state {path} is unusable: {exc}") from exc
+        except OnlineStateError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise OnlineStateError(f"online state {path} is unusable: {exc}", damaged=True) from exc
 
     @classmethod
     def _from_saved(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> OnlineState:
         if header.get("version") != STATE_VERSION:
-            raise ValueError(f"state version {header.get('version')}, this code reads {STATE_VERSION}")
+            version = header.get("version")
+            raise OnlineStateError(f"online state version {version}, this code reads {STATE_VERSION}")
         assigner = OnlineAssigner.from_arrays({k[2:]: v for k, v in arrays.items() if k.startswith("a_")})
         detector = None
         if "detector" in header:

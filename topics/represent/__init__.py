@@ -19,7 +19,7 @@ sparse term counts and one running image-vector sum.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -102,6 +102,7 @@ class RepresentOptions:
     stop_word_files: tuple[Path, ...] = ()
     vocabulary_file: Path | None = None  # extra keyword terms, one a line
     max_vocabulary: int = 20_000  # corpus terms embedded for keywords, most frequent first
+    vocabulary_budget: int = 1_000  # new terms embedded per run: topics' own words first, then frequent
     captioner_model: str | None = None  # hub id or local path; None: no generated captions
     tiles_dir: Path | None = None  # None: no tiles
     tile_prefix: str = "topic"  # tiles are <tiles_dir>/<prefix>-<id>.jpg ("theme" for themes)
@@ -146,8 +147,10 @@ class Representer:
         *,
         embedder: TextEmbedder | None = None,
         captioner: ImageCaptioner | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> None:
         self.options = options = options or RepresentOptions()
+        self._on_step = on_step or (lambda step: None)
         self._centroids = {
             int(t): np.asarray(c, np.float32) for t, c in centroids.items() if int(t) != OUTLIER
         }
@@ -228,7 +231,8 @@ class Representer:
         texts = self._texts.pick()
         generated = self._generate_captions(images)
         words = self._words.top_words(self.options.n_words, typical=self._texts.pooled())
-        keywords = self._keywords()
+        keywords = self._keywords(words)
+        self._on_step("tiles")
         tiles = self._tiles(images)
         return {
             topic: self._represent(
@@ -258,14 +262,23 @@ class Representer:
                 self._words.add([topic] * len(generated[topic]), generated[topic])
         return generated
 
-    def _keywords(self) -> dict[int, list[Scored]]:
+    def _keywords(self, words: Mapping[int, list[Scored]]) -> dict[int, list[Scored]]:
+        """Vocabulary terms nearest each topic's image centroid. Terms in priority order: the user's
+        file, each topic's own top words, then the corpus's most frequent terms."""
         with_images = [t for t, tally in self._tally.items() if tally.image_sum is not None]
         if self._embedder is None or not with_images:
             return {}
-        terms = self._words.frequent_terms(self.options.max_vocabulary)
-        if self.options.vocabulary_file is not None:
-            terms += load_word_list(self.options.vocabulary_file)
-        vocabulary = Vocabulary.build(terms, self._embedder, cache_dir=self.options.cache_dir)
+        terms = load_word_list(self.options.vocabulary_file) if self.options.vocabulary_file else []
+        terms += [w for scored in words.values() for w, _ in scored]
+        terms += self._words.frequent_terms(self.options.max_vocabulary)
+        self._on_step("keywords")
+        vocabulary = Vocabulary.build(
+            terms,
+            self._embedder,
+            cache_dir=self.options.cache_dir,
+            budget=self.options.vocabulary_budget,
+            on_batch=lambda done, todo: self._on_step(f"keywords: embedded {done}/{todo} new terms"),
+        )
         centroids = np.stack([self._tally[t].image_sum for t in with_images]).astype(np.float32)
         return dict(
             zip(with_images, vocabulary.keywords_many(centroids, self.options.n_keywords), strict=True)

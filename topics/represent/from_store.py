@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -23,11 +23,17 @@ _Record = TypeVar("_Record", Topic, Theme)
 
 
 def represent_run(
-    index: Index, topics: list[Topic], themes: list[Theme], items: VectorStore, run: Run
+    index: Index,
+    topics: list[Topic],
+    themes: list[Theme],
+    items: VectorStore,
+    run: Run,
+    on_step: Callable[[str], None] | None = None,
 ) -> tuple[list[Topic], list[Theme]]:
     """Words, exemplars, keywords and tiles for the run's live topics and themes, in one scroll.
 
-    A theme is represented from its topics' items, exactly as a topic is from its own.
+    A theme is represented from its topics' items, exactly as a topic is from its own. Themes embed
+    no keyword terms of their own: they use those the topics' vocabulary just embedded (the cache).
     """
     live = {t.topic_id: t for t in topics if t.status != "vanished" and run.view in t.centroids}
     if not live:
@@ -39,11 +45,11 @@ def represent_run(
     options = RepresentOptions.from_settings(index.settings)
     embedder = _text_embedder(index)
     by_topic = Representer(
-        {tid: t.centroids[run.view] for tid, t in live.items()}, options, embedder=embedder
+        {tid: t.centroids[run.view] for tid, t in live.items()}, options, embedder=embedder, on_step=on_step
     )
     by_theme = Representer(
         {tid: t.centroids[run.view] for tid, t in live_themes.items()},
-        replace(options, tile_prefix="theme"),
+        replace(options, tile_prefix="theme", vocabulary_budget=0),
         embedder=embedder,
     )
     names = slot_fields(run.slot)

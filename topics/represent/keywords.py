@@ -2,13 +2,16 @@
 
 This names topics whose members have no captions. The vocabulary is the corpus's own caption terms
 plus an optional user file (one term a line). Term vectors are cached on disk per model, term by
-term, so a growing corpus embeds only its new terms on the next run.
+term, so a growing corpus embeds only its new terms on the next run. Embedding is what costs (the
+CLIP text tower, on the CPU often): a run embeds at most `budget` new terms, in the caller's priority
+order, and uses the cached rest, so a first run stays bounded and the vocabulary completes over runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -16,6 +19,7 @@ import numpy as np
 
 from indexer.atomic import atomic_file
 from indexer.embed.base import l2_normalise
+from indexer.health import quarantine
 
 Scored = tuple[str, float]
 DEFAULT_TEMPLATE = "a photo of {}"  # CLIP ranks bare words worse than short captions containing them
@@ -49,18 +53,27 @@ class Vocabulary:
         cache_dir: Path | None = None,
         template: str = DEFAULT_TEMPLATE,
         batch_size: int = 256,
+        budget: int | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> Vocabulary:
-        """Embed `terms` (deduplicated, order kept), reusing and extending the per-model disk cache."""
+        """Embed `terms` (deduplicated, order kept), reusing and extending the per-model disk cache.
+
+        At most `budget` terms missing from the cache are embedded (the first ones: put the most
+        wanted first); the others are left out of this vocabulary. `on_batch(done, todo)` reports.
+        """
         unique = list(dict.fromkeys(t.strip() for t in terms if t and t.strip()))
         cache = _VectorCache(cache_dir, embedder.model_id, template) if cache_dir else None
         known = cache.load() if cache else {}
-        missing = [t for t in unique if t not in known]
+        missing = [t for t in unique if t not in known][:budget]
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
             vectors = np.asarray(embedder.embed_texts([template.format(t) for t in chunk]), np.float32)
             known.update(zip(chunk, vectors, strict=True))
+            if on_batch is not None:
+                on_batch(start + len(chunk), len(missing))
         if cache and missing:
             cache.save(known)
+        unique = [t for t in unique if t in known]
         vectors = np.stack([known[t] for t in unique]) if unique else np.zeros((0, 0), np.float32)
         return cls(unique, vectors)
 
@@ -96,13 +109,20 @@ class _VectorCache:
         self.model_id = model_id
 
     def load(self) -> dict[str, np.ndarray]:
+        """The cached vectors; none when there is no cache yet, or it is another model's or damaged."""
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 if str(data["model_id"]) != self.model_id:
                     return {}
-                return dict(zip(data["terms"].tolist(), data["vectors"], strict=True))
-        except (OSError, KeyError, ValueError):
-            return {}  # no cache yet, or an unreadable one: recompute rather than fail
+                terms, vectors = data["terms"].tolist(), data["vectors"]
+            if vectors.ndim != 2 or not np.isfinite(vectors).all():
+                raise ValueError(f"vectors of shape {vectors.shape}, or not finite")
+            return dict(zip(terms, vectors, strict=True))
+        except FileNotFoundError:
+            return {}
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            quarantine(self.path, f"{type(error).__name__}: {error}", "its terms are embedded again")
+            return {}
 
     def save(self, vectors: dict[str, np.ndarray]) -> None:
         with atomic_file(self.path) as handle:
