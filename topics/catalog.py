@@ -44,11 +44,11 @@ id above the pointer's, ``vanished`` ones included) are deleted when the next ru
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -490,64 +490,72 @@ def _scroll_records(store: VectorStore, where: Filter, vectors: bool = False) ->
         yield from batch
 
 
+R = TypeVar("R")  # a Topic or a Theme
+
+
+@dataclass(frozen=True)
+class _Level(Generic[R]):
+    """How one level of the tree (topics or themes) is stored in the topics collection."""
+
+    kind: str  # the record kind of a live id in one run
+    gone_kind: str  # the kind of an ended id's one lasting record
+    id_field: str
+    read: Callable[[Point], R]
+
+
 def run_topics(backend: Backend, run: Run) -> list[Topic]:
     """The ``topic`` records of `run` by id: its live topics (and, in an old store, vanished ones)."""
-    store = _topics_store(backend)
-    if store is None:
-        return []
-    where = Filter(must={"kind": "topic", "run_id": run.run_id})
-    topics = (topic_of(p) for p in _scroll_records(store, where, vectors=True))
-    return sorted(topics, key=lambda t: t.topic_id)
-
-
-def run_themes(backend: Backend, run: Run) -> list[Theme]:
-    """The ``theme`` records of `run` by id: its live themes (and, in an old store, vanished ones)."""
-    store = _topics_store(backend)
-    if store is None:
-        return []
-    where = Filter(must={"kind": "theme", "run_id": run.run_id})
-    themes = (theme_of(p) for p in _scroll_records(store, where, vectors=True))
-    return sorted(themes, key=lambda t: t.theme_id)
-
-
-def _vanished(store: VectorStore, run: Run, kind: str) -> list[Point]:
-    """The lasting records of ids that ended in `run` or before (never those of a later, unfinished run)."""
-    where = Filter(must={"kind": kind}, ranges={"run_id": (None, run.run_id)})
-    return list(_scroll_records(store, where))
-
-
-def _current_or_vanished(store: VectorStore, run: Run, level: str, number: int) -> Point | None:
-    """The record of one id in `run`, else its lasting `vanished` record if it ended by then."""
-    gone_kind = "vanished" if level == "topic" else "vanished_theme"
-    ids = [record_id(level, run.run_id, number), record_id(gone_kind, number)]
-    found = {p.payload["kind"]: p for p in store.retrieve(ids, vectors=True)}
-    if level in found:
-        return found[level]
-    gone = found.get(gone_kind)
-    return gone if gone is not None and int(gone.payload["run_id"]) <= run.run_id else None
+    return _run_records(backend, run, _TOPICS)
 
 
 def list_topics(backend: Backend, include_vanished: bool = False, *, run: Run | None = None) -> list[Topic]:
     """The current run's topics by id; vanished ones (ended in this run or before) only when asked."""
-    run = run or current_run(backend)
-    store = _topics_store(backend)
-    if run is None or store is None:
-        return []
-    found = {t.topic_id: t for t in run_topics(backend, run) if include_vanished or t.status != "vanished"}
-    if include_vanished:
-        for point in _vanished(store, run, "vanished"):
-            found.setdefault(int(point.payload["topic_id"]), topic_of(point))
-    return sorted(found.values(), key=lambda t: t.topic_id)
+    return _listed(backend, _TOPICS, include_vanished, run)
 
 
 def get_topic(backend: Backend, topic_id: TopicId, *, run: Run | None = None) -> Topic | None:
     """One topic of the current run (vanished ones too), or None when the id was never used."""
+    return _one(backend, _TOPICS, int(topic_id), run)
+
+
+def _run_records(backend: Backend, run: Run, level: _Level[R]) -> list[R]:
+    store = _topics_store(backend)
+    if store is None:
+        return []
+    where = Filter(must={"kind": level.kind, "run_id": run.run_id})
+    records = (level.read(p) for p in _scroll_records(store, where, vectors=True))
+    return sorted(records, key=lambda r: getattr(r, level.id_field))
+
+
+def _listed(backend: Backend, level: _Level[R], include_vanished: bool, run: Run | None) -> list[R]:
+    run = run or current_run(backend)
+    store = _topics_store(backend)
+    if run is None or store is None:
+        return []
+    found = {
+        getattr(r, level.id_field): r
+        for r in _run_records(backend, run, level)
+        if include_vanished or r.status != "vanished"
+    }
+    if include_vanished:  # the lasting records of ids that ended in `run` or before (not a later run's)
+        where = Filter(must={"kind": level.gone_kind}, ranges={"run_id": (None, run.run_id)})
+        for point in _scroll_records(store, where):
+            found.setdefault(int(point.payload[level.id_field]), level.read(point))
+    return sorted(found.values(), key=lambda r: getattr(r, level.id_field))
+
+
+def _one(backend: Backend, level: _Level[R], number: int, run: Run | None) -> R | None:
+    """The record of one id in `run`, else its lasting `vanished` record if it ended by then."""
     run = run or current_run(backend)
     store = _topics_store(backend)
     if run is None or store is None:
         return None
-    found = _current_or_vanished(store, run, "topic", int(topic_id))
-    return None if found is None else topic_of(found)
+    ids = [record_id(level.kind, run.run_id, number), record_id(level.gone_kind, number)]
+    found = {p.payload["kind"]: p for p in store.retrieve(ids, vectors=True)}
+    if level.kind in found:
+        return level.read(found[level.kind])
+    gone = found.get(level.gone_kind)
+    return level.read(gone) if gone is not None and int(gone.payload["run_id"]) <= run.run_id else None
 
 
 def missing_run_note(backend: Backend, run: Run | None = None) -> str | None:
@@ -567,27 +575,19 @@ def missing_run_note(backend: Backend, run: Run | None = None) -> str | None:
     )
 
 
+def run_themes(backend: Backend, run: Run) -> list[Theme]:
+    """The ``theme`` records of `run` by id: its live themes (and, in an old store, vanished ones)."""
+    return _run_records(backend, run, _THEMES)
+
+
 def list_themes(backend: Backend, include_vanished: bool = False, *, run: Run | None = None) -> list[Theme]:
     """The current run's themes by id; vanished ones (ended in this run or before) only when asked."""
-    run = run or current_run(backend)
-    store = _topics_store(backend)
-    if run is None or store is None:
-        return []
-    found = {t.theme_id: t for t in run_themes(backend, run) if include_vanished or t.status != "vanished"}
-    if include_vanished:
-        for point in _vanished(store, run, "vanished_theme"):
-            found.setdefault(int(point.payload["theme_id"]), theme_of(point))
-    return sorted(found.values(), key=lambda t: t.theme_id)
+    return _listed(backend, _THEMES, include_vanished, run)
 
 
 def get_theme(backend: Backend, theme_id: ThemeId, *, run: Run | None = None) -> Theme | None:
     """One theme of the current run (vanished ones too), or None when the id was never used."""
-    run = run or current_run(backend)
-    store = _topics_store(backend)
-    if run is None or store is None:
-        return None
-    found = _current_or_vanished(store, run, "theme", int(theme_id))
-    return None if found is None else theme_of(found)
+    return _one(backend, _THEMES, int(theme_id), run)
 
 
 def topic_themes(backend: Backend, run: Run | None = None) -> dict[TopicId, ThemeId]:
@@ -642,3 +642,7 @@ def items_of_topic(
         if limit is not None and len(out) >= limit:
             return out[:limit]
     return out
+
+
+_TOPICS = _Level("topic", "vanished", "topic_id", topic_of)
+_THEMES = _Level("theme", "vanished_theme", "theme_id", theme_of)
