@@ -266,3 +266,13 @@ if __name__ == "__main__":
     for corpus_name in LOADERS:
         c, v = load_embedded(corpus_name)
         print(f"{c.name}: {len(c.texts)} texts, {c.n_coarse}/{c.n_classes} classes, vectors {v.shape}")
+
+
+def has_bertopic() -> bool:
+    """Whether the baseline can run (BERTopic is the dev extra); says so when it cannot."""
+    try:
+        import bertopic  # noqa: F401
+    except ImportError:
+        print("# BERTopic not installed (pip install bertopic umap-learn): ours only")
+        return False
+    return True

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpora import LOADERS, OUT_DIR, CorpusMissing, load_embedded
+from bench.corpora import LOADERS, OUT_DIR, CorpusMissing, has_bertopic, load_embedded
 from evaluation.quality import Agreement, agreement
 from evaluation.synthetic import hard_mixture, two_level_mixture
 from topics.cluster import ClusterParams, fit_clusters
@@ -158,7 +158,7 @@ def main() -> int:
     parser.add_argument("--no-bertopic", action="store_true")
     parser.add_argument("--fresh-bertopic", action="store_true", help="rerun BERTopic, ignoring its cache")
     args = parser.parse_args()
-    with_bertopic = not args.no_bertopic and _has_bertopic()
+    with_bertopic = not args.no_bertopic and has_bertopic()
     print(HEADER)
     targets: list[str] = []
     for data in datasets(set(args.only) if args.only else None):
@@ -171,15 +171,6 @@ def main() -> int:
         targets += report(data, mine, theirs)
     print("\n".join(targets))
     return 0
-
-
-def _has_bertopic() -> bool:
-    try:
-        import bertopic  # noqa: F401
-    except ImportError:
-        print("# BERTopic not installed (pip install bertopic umap-learn): comparing nothing")
-        return False
-    return True
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpora import LOADERS, CorpusMissing, load_embedded
+from bench.corpora import LOADERS, CorpusMissing, has_bertopic, load_embedded
 from evaluation.words import mean_npmi, topic_diversity
 from topics.cluster import ClusterParams, fit_clusters
 from topics.represent import Representer, RepresentOptions
@@ -99,7 +99,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help=f"corpus names ({' '.join(LOADERS)})")
     parser.add_argument("--no-bertopic", action="store_true")
     args = parser.parse_args()
-    with_bertopic = not args.no_bertopic and _has_bertopic()
+    with_bertopic = not args.no_bertopic and has_bertopic()
     print(f"{'corpus':10s} {'method':9s} {'topics':>7s} {'diversity':>10s} {'NPMI':>7s} {'label=words':>12s}")
     lines: list[str] = []
     for name in LOADERS:
@@ -119,15 +119,6 @@ def main() -> int:
         lines += targets(name, mine, theirs)
     print("\n".join(lines))
     return 0
-
-
-def _has_bertopic() -> bool:
-    try:
-        import bertopic  # noqa: F401
-    except ImportError:
-        print("# bertopic not installed (pip install bertopic umap-learn): ours only")
-        return False
-    return True
 
 
 if __name__ == "__main__":

@@ -216,23 +216,55 @@ def topic_point(topic: Topic) -> Point:
     payload = {
         "kind": "topic",
         "topic_id": topic.topic_id,
-        "run_id": topic.run_id,
-        "size": topic.size,
-        "change": topic.change,
-        "status": topic.status,
-        "first_seen": _iso(topic.first_seen),
-        "last_seen": _iso(topic.last_seen),
-        "label": topic.label,
-        "words": list(topic.words),
-        "exemplars": list(topic.exemplars),
-        "keywords": list(topic.keywords),
-        "tile": topic.tile,
+        **_shared_payload(topic),
         "threshold": topic.threshold,
         "theme_id": topic.theme_id,
-        "extra": dict(topic.extra),
     }
-    vectors = {v: np.asarray(c, dtype=np.float32) for v, c in topic.centroids.items()}
-    return Point(id=record_id("topic", topic.run_id, topic.topic_id), vectors=vectors, payload=payload)
+    return Point(
+        id=record_id("topic", topic.run_id, topic.topic_id), vectors=_vectors(topic), payload=payload
+    )
+
+
+def _shared_payload(record: Topic | Theme) -> dict[str, Any]:
+    """The payload fields topics and themes both have."""
+    return {
+        "run_id": record.run_id,
+        "size": record.size,
+        "change": record.change,
+        "status": record.status,
+        "first_seen": _iso(record.first_seen),
+        "last_seen": _iso(record.last_seen),
+        "label": record.label,
+        "words": list(record.words),
+        "exemplars": list(record.exemplars),
+        "keywords": list(record.keywords),
+        "tile": record.tile,
+        "extra": dict(record.extra),
+    }
+
+
+def _vectors(record: Topic | Theme) -> dict[str, np.ndarray]:
+    return {v: np.asarray(c, dtype=np.float32) for v, c in record.centroids.items()}
+
+
+def _shared_fields(point: Point) -> dict[str, Any]:
+    """The `Topic` and `Theme` fields read back alike from a record's point."""
+    p = point.payload
+    return {
+        "size": int(p["size"]),
+        "status": p["status"],
+        "run_id": int(p["run_id"]),
+        "first_seen": _parse_time(p["first_seen"]),
+        "last_seen": _parse_time(p["last_seen"]),
+        "change": int(p.get("change", 0)),
+        "label": p.get("label"),
+        "centroids": {v: np.asarray(c, dtype=np.float32) for v, c in point.vectors.items()},
+        "words": tuple(p.get("words") or ()),
+        "exemplars": tuple(p.get("exemplars") or ()),
+        "keywords": tuple(p.get("keywords") or ()),
+        "tile": p.get("tile"),
+        "extra": dict(p.get("extra") or {}),
+    }
 
 
 def vanished_point(record: Topic | Theme) -> Point:
@@ -249,65 +281,23 @@ def topic_of(point: Point) -> Topic:
     p = point.payload
     return Topic(
         topic_id=int(p["topic_id"]),
-        size=int(p["size"]),
-        status=p["status"],
-        run_id=int(p["run_id"]),
-        first_seen=_parse_time(p["first_seen"]),
-        last_seen=_parse_time(p["last_seen"]),
-        change=int(p.get("change", 0)),
-        label=p.get("label"),
-        centroids={v: np.asarray(c, dtype=np.float32) for v, c in point.vectors.items()},
-        words=tuple(p.get("words") or ()),
-        exemplars=tuple(p.get("exemplars") or ()),
-        keywords=tuple(p.get("keywords") or ()),
-        tile=p.get("tile"),
+        **_shared_fields(point),
         threshold=p.get("threshold"),
-        extra=dict(p.get("extra") or {}),
         theme_id=None if p.get("theme_id") is None else int(p["theme_id"]),
     )
 
 
 def theme_point(theme: Theme) -> Point:
     """A theme as a point of the topics collection."""
-    payload = {
-        "kind": "theme",
-        "theme_id": theme.theme_id,
-        "run_id": theme.run_id,
-        "size": theme.size,
-        "change": theme.change,
-        "status": theme.status,
-        "first_seen": _iso(theme.first_seen),
-        "last_seen": _iso(theme.last_seen),
-        "label": theme.label,
-        "words": list(theme.words),
-        "exemplars": list(theme.exemplars),
-        "keywords": list(theme.keywords),
-        "tile": theme.tile,
-        "extra": dict(theme.extra),
-    }
-    vectors = {v: np.asarray(c, dtype=np.float32) for v, c in theme.centroids.items()}
-    return Point(id=record_id("theme", theme.run_id, theme.theme_id), vectors=vectors, payload=payload)
+    payload = {"kind": "theme", "theme_id": theme.theme_id, **_shared_payload(theme)}
+    return Point(
+        id=record_id("theme", theme.run_id, theme.theme_id), vectors=_vectors(theme), payload=payload
+    )
 
 
 def theme_of(point: Point) -> Theme:
     """A theme read back from its point."""
-    p = point.payload
-    return Theme(
-        theme_id=int(p["theme_id"]),
-        size=int(p["size"]),
-        status=p["status"],
-        run_id=int(p["run_id"]),
-        first_seen=_parse_time(p["first_seen"]),
-        last_seen=_parse_time(p["last_seen"]),
-        change=int(p.get("change", 0)),
-        label=p.get("label"),
-        centroids={v: np.asarray(c, dtype=np.float32) for v, c in point.vectors.items()},
-        words=tuple(p.get("words") or ()),
-        exemplars=tuple(p.get("exemplars") or ()),
-        keywords=tuple(p.get("keywords") or ()),
-        tile=p.get("tile"),
-        extra=dict(p.get("extra") or {}),
-    )
+    return Theme(theme_id=int(point.payload["theme_id"]), **_shared_fields(point))
 
 
 def lineage_point(event: LineageEvent, index: int) -> Point:
