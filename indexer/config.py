@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 View = Literal["image", "text", "caption"]
+VectorDatatype = Literal["float32", "float16"]
 
 
 class ModelSettings(BaseModel):
@@ -37,13 +38,17 @@ MIN_FREE_MB = 128  # the embedded engine's files are memory-mapped: a full disk 
 
 
 class CollectionTuning(BaseModel, frozen=True):
-    """How a server collection is laid out for scale (docs/scaling.md); local mode ignores it.
+    """How a collection is laid out for scale (docs/scaling.md). The embedded store reads only
+    ``vector_datatype``; qdrant-client's local mode reads none of it.
 
     None leaves the server's default. ``int8``: scalar quantization kept in RAM, the full vectors
     (on disk when ``on_disk_vectors``) rescore the candidates.
     """
 
     on_disk_vectors: bool = False
+    # How new collections store each vector element. float16 halves the vectors' disk and memory
+    # (cosine error < 1e-3, docs/scaling.md); a collection keeps the type it was created with.
+    vector_datatype: VectorDatatype = "float16"
     quantization: Literal["none", "int8"] = "none"
     hnsw_m: int | None = None
     hnsw_ef_construct: int | None = None

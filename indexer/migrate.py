@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import (
     COLLECTIONS,
+    VECTOR_ATOL,
     Backend,
     CollectionSchema,
     Filter,
@@ -298,7 +299,7 @@ def _compare(src: VectorStore, dst: VectorStore, ids: Sequence[str]) -> tuple[st
 def _same(a: Point, b: Point | None) -> bool:
     if b is None or set(a.vectors) != set(b.vectors) or not _equal(_normal(a.payload), _normal(b.payload)):
         return False
-    return all(np.allclose(a.vectors[n], b.vectors[n], atol=1e-5) for n in a.vectors)
+    return all(np.allclose(a.vectors[n], b.vectors[n], atol=VECTOR_ATOL) for n in a.vectors)
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from indexer.config import MIN_FREE_MB, CollectionTuning, Settings
+from indexer.config import MIN_FREE_MB, CollectionTuning, Settings, VectorDatatype
 from indexer.store.base import (
     Backend,
     CollectionSchema,
@@ -75,9 +75,12 @@ def _checked_name(name: str) -> str:
 class EdgeBackend:
     """Embedded collections, one Qdrant Edge shard directory each under `root` (``items/``, ``topics/``)."""
 
-    def __init__(self, root: Path, *, min_free_mb: int = MIN_FREE_MB) -> None:
+    def __init__(
+        self, root: Path, *, min_free_mb: int = MIN_FREE_MB, datatype: VectorDatatype = "float16"
+    ) -> None:
         self.root = Path(root)
         self.min_free_mb = min_free_mb  # writes refused below this much free space (indexer.diskspace)
+        self.datatype = datatype  # element type of the collections this backend creates
         self._stores: dict[str, EdgeStore] = {}
 
     def __repr__(self) -> str:
@@ -89,7 +92,7 @@ class EdgeBackend:
 
         if name not in self._stores:
             path = self.root / _checked_name(name)
-            self._stores[name] = EdgeStore(path, name, min_free_mb=self.min_free_mb)
+            self._stores[name] = EdgeStore(path, name, min_free_mb=self.min_free_mb, datatype=self.datatype)
         return self._stores[name]
 
     def close(self) -> None:
@@ -102,7 +105,9 @@ def open_backend(settings: Settings) -> Backend:
     """The backend `settings.store` names; a server needs ``store.url``."""
     store = settings.store
     if store.kind == "edge":
-        return EdgeBackend(settings.data_dir / "store", min_free_mb=store.min_free_mb)
+        return EdgeBackend(
+            settings.data_dir / "store", min_free_mb=store.min_free_mb, datatype=store.vector_datatype
+        )
     from indexer.store.qdrant import QdrantBackend
 
     if store.kind == "memory":

@@ -18,6 +18,9 @@ IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid"]
 
 ITEMS = "items"  # the data plane's collection: one point per item
 TOPICS = "topics"  # the model plane's collection (written only by topics.catalog)
+# How far a stored element may be from what was written: float16 storage (the embedded default) keeps
+# 11 significant bits, so a unit vector's elements come back within 2.5e-4.
+VECTOR_ATOL = 1e-3
 COLLECTIONS = (ITEMS, TOPICS)  # every collection of a store: what backup, migrate and the owner's locks cover
 
 

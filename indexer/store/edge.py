@@ -21,7 +21,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from indexer.atomic import write_json_atomic
-from indexer.config import MIN_FREE_MB
+from indexer.config import MIN_FREE_MB, VectorDatatype
 from indexer.diskspace import disk_use, ensure_free
 from indexer.pidlock import PidLock
 from indexer.store import rules
@@ -54,6 +54,11 @@ _INDEX_TYPES: dict[IndexType, qe.PayloadSchemaType] = {
     "uuid": qe.PayloadSchemaType.Uuid,
 }
 
+_DATATYPES: dict[VectorDatatype, qe.VectorStorageDatatype] = {
+    "float32": qe.VectorStorageDatatype.Float32,
+    "float16": qe.VectorStorageDatatype.Float16,
+}
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -71,10 +76,13 @@ def _engine(call: Callable[[], T], what: str) -> T:
 class EdgeStore:
     """One collection stored in a Qdrant Edge shard under `path`; this process owns the directory."""
 
-    def __init__(self, path: Path, name: str, *, min_free_mb: int = MIN_FREE_MB) -> None:
+    def __init__(
+        self, path: Path, name: str, *, min_free_mb: int = MIN_FREE_MB, datatype: VectorDatatype = "float16"
+    ) -> None:
         self.path = Path(path)
         self.name = name
         self.min_free_mb = min_free_mb
+        self._datatype = _DATATYPES[datatype]  # for vectors this store creates; the engine keeps each one's
         self._unbacked_at = (float("-inf"), 0)  # (monotonic time, bytes) of the last walk
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock: PidLock | None = PidLock(self.path / LOCK_FILE, partial(_owned_by, self.path))
@@ -133,13 +141,18 @@ class EdgeStore:
 
     def _add_vector(self, vector_name: str, dim: int) -> None:
         # Idempotent in the engine for equal parameters, so a crash before the layout is saved is harmless.
-        op = qe.UpdateOperation.create_dense_vector(vector_name, dim, qe.Distance.Cosine)
+        op = qe.UpdateOperation.create_dense_vector(
+            vector_name, dim, qe.Distance.Cosine, datatype=self._datatype
+        )
         self._update(op, f"add vector {vector_name!r}")
 
     def _create(self, layout: rules.Layout) -> qe.EdgeShard:
         cosine = qe.Distance.Cosine
         config = qe.EdgeConfig(
-            vectors={n: qe.EdgeVectorParams(size=d, distance=cosine) for n, d in layout.vectors.items()}
+            vectors={
+                n: qe.EdgeVectorParams(size=d, distance=cosine, datatype=self._datatype)
+                for n, d in layout.vectors.items()
+            }
         )
         return _engine(lambda: qe.EdgeShard.create(str(self.path), config), f"create a shard in {self.path}")
 

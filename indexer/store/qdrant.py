@@ -44,6 +44,8 @@ _INDEX_TYPES: dict[IndexType, models.PayloadSchemaType] = {
     "uuid": models.PayloadSchemaType.UUID,
 }
 
+_DATATYPES = {"float32": models.Datatype.FLOAT32, "float16": models.Datatype.FLOAT16}
+
 T = TypeVar("T")
 
 
@@ -51,7 +53,12 @@ def create_collection_args(layout: rules.Layout, tuning: CollectionTuning) -> di
     """Keyword arguments of `create_collection` for `layout` under `tuning` (pure, so it is testable)."""
     cosine = models.Distance.COSINE
     vectors = {
-        n: models.VectorParams(size=d, distance=cosine, on_disk=tuning.on_disk_vectors or None)
+        n: models.VectorParams(
+            size=d,
+            distance=cosine,
+            on_disk=tuning.on_disk_vectors or None,
+            datatype=_DATATYPES[tuning.vector_datatype],
+        )
         for n, d in layout.vectors.items()
     }
     args: dict[str, Any] = {"vectors_config": vectors, "metadata": layout.to_json()}

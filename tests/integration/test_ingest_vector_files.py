@@ -12,6 +12,7 @@ from indexer.config import load_settings
 from indexer.index import Index
 from indexer.ingest import ingest_paths
 from indexer.sources.vector_files import VectorFileError
+from indexer.store.base import VECTOR_ATOL
 from tests.helpers import use_tiny_clip
 
 
@@ -49,8 +50,8 @@ def test_rows_get_their_side_file_vectors(index: Index, tmp_path: Path) -> None:
     assert (summary.ingested, summary.failed) == (5, 0)
     stored = {p.payload["source_id"]: p for batch in index.items.scroll(vectors=True) for p in batch}
     for i in range(5):
-        np.testing.assert_allclose(stored[f"r{i}"].vectors["image"], arrays["image"][i], atol=1e-6)
-        np.testing.assert_allclose(stored[f"r{i}"].vectors["text"], arrays["text"][i], atol=1e-6)
+        np.testing.assert_allclose(stored[f"r{i}"].vectors["image"], arrays["image"][i], atol=VECTOR_ATOL)
+        np.testing.assert_allclose(stored[f"r{i}"].vectors["text"], arrays["text"][i], atol=VECTOR_ATOL)
         assert stored[f"r{i}"].payload["caption"] == f"row {i}"
     assert ingest_paths(index, [manifest]).skipped == 5
 

@@ -14,7 +14,7 @@ from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.migrate import migrate, open_target
 from indexer.store import EdgeBackend, QdrantBackend
-from indexer.store.base import Backend, CollectionSchema, IdentityMismatch, Point, VectorStore
+from indexer.store.base import VECTOR_ATOL, Backend, CollectionSchema, IdentityMismatch, Point, VectorStore
 from topics import catalog
 from topics.migration import STORE_INDEXES
 from topics.reclustering import recluster
@@ -67,7 +67,7 @@ def _assert_same(a: Backend, b: Backend) -> None:
             assert ours[point_id].payload == theirs[point_id].payload
             assert ours[point_id].vectors.keys() == theirs[point_id].vectors.keys()
             for view, vector in ours[point_id].vectors.items():
-                np.testing.assert_allclose(vector, theirs[point_id].vectors[view], atol=1e-6)
+                np.testing.assert_allclose(vector, theirs[point_id].vectors[view], atol=VECTOR_ATOL)
         assert a.collection(name).identity() == b.collection(name).identity()
 
 

@@ -16,6 +16,7 @@ import pytest
 from indexer.config import Settings
 from indexer.store import EdgeBackend, EdgeStore, QdrantBackend, open_backend
 from indexer.store.base import (
+    VECTOR_ATOL,
     Backend,
     CollectionSchema,
     Filter,
@@ -112,8 +113,29 @@ def test_ensure_adds_a_missing_vector_name(backend: Backend) -> None:
     v = unit(np.random.default_rng(2))
     s.upsert([Point(id=pid(1), vectors={"text": v})])
     (got,) = s.retrieve([pid(1)], vectors=True)
-    np.testing.assert_allclose(got.vectors["text"], v, atol=1e-6)
+    np.testing.assert_allclose(got.vectors["text"], v, atol=VECTOR_ATOL)
     assert s.count() == 2
+
+
+@pytest.mark.parametrize("datatype", ["float16", "float32"])
+def test_edge_stores_elements_in_the_configured_datatype(tmp_path: Path, datatype: str) -> None:
+    """float16 (the default) keeps 11 significant bits of each element, float32 all of them, and a
+    collection keeps its type when reopened by a backend configured otherwise."""
+    v = unit(np.random.default_rng(3))
+    stored = v.astype(np.float16).astype(np.float32) if datatype == "float16" else v
+    backend = EdgeBackend(tmp_path, datatype=datatype)  # type: ignore[arg-type]
+    s = backend.collection("items")
+    s.ensure(SCHEMA)
+    s.upsert([Point(id=pid(0), vectors={"image": v, "text": v})])
+    s.ensure(CollectionSchema(vectors={**SCHEMA.vectors, "caption": DIM}, identity=IDENTITY))
+    s.upsert([Point(id=pid(1), vectors={"caption": v})])
+    backend.close()
+    other = EdgeBackend(tmp_path, datatype="float32" if datatype == "float16" else "float16")
+    got = {p.id: p for p in other.collection("items").retrieve([pid(0), pid(1)], vectors=True)}
+    other.close()
+    for vector in (got[pid(0)].vectors["image"], got[pid(0)].vectors["text"], got[pid(1)].vectors["caption"]):
+        np.testing.assert_allclose(vector, stored, atol=1e-7)
+    assert np.abs(stored - v).max() < VECTOR_ATOL
 
 
 def test_calls_before_ensure_raise_store_error(backend: Backend) -> None:
@@ -144,8 +166,8 @@ def test_round_trip_of_vectors_and_payload(store: VectorStore) -> None:
     assert dict(got.payload) == payload
     assert set(got.vectors) == {"image", "text"}
     assert all(v.dtype == np.float32 for v in got.vectors.values())
-    np.testing.assert_allclose(got.vectors["image"], image, atol=1e-6)
-    np.testing.assert_allclose(got.vectors["text"], text, atol=1e-6)
+    np.testing.assert_allclose(got.vectors["image"], image, atol=VECTOR_ATOL)
+    np.testing.assert_allclose(got.vectors["text"], text, atol=VECTOR_ATOL)
     (only_text,) = store.retrieve([pid(0)], vectors=["text"], payload=False)
     assert set(only_text.vectors) == {"text"} and dict(only_text.payload) == {}
 
@@ -156,7 +178,7 @@ def test_points_with_some_named_vectors(store: VectorStore) -> None:
     for point_id, point in points.items():
         assert set(got[point_id].vectors) == set(point.vectors)
         for name, vector in point.vectors.items():
-            np.testing.assert_allclose(got[point_id].vectors[name], vector, atol=1e-6)
+            np.testing.assert_allclose(got[point_id].vectors[name], vector, atol=VECTOR_ATOL)
     assert store.count(Filter(has_vector="text")) == 4  # k = 0, 2, 3, 4... minus image-only 1, 4
     assert set(all_ids(store, Filter(has_vector="image"))) == {pid(k) for k in (0, 1, 2, 4)}
 
@@ -340,7 +362,7 @@ def test_search_orders_filters_thresholds_and_limits(store: VectorStore) -> None
     assert [h.id for h in hits][:3] == [pid(0), pid(1), pid(2)]
     assert len(hits) == 5
     scores = [h.score for h in hits]
-    assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(1.0, abs=VECTOR_ATOL)
     assert hits[0].payload == {"tag": "a"} and dict(hits[0].vectors) == {}
     only_b = store.search("image", query, limit=3, where=Filter(must={"tag": "b"}), vectors=["image"])
     assert [h.id for h in only_b] == [pid(1), pid(3), pid(5)]
@@ -394,7 +416,7 @@ def test_persists_across_close_and_reopen(kind: str, tmp_path: Path) -> None:
         assert store.count() == 40
         (got,) = store.retrieve([pid(0)], vectors=True)
         assert got.payload["topic"] == 9
-        np.testing.assert_allclose(got.vectors["image"], points[pid(0)].vectors["image"], atol=1e-6)
+        np.testing.assert_allclose(got.vectors["image"], points[pid(0)].vectors["image"], atol=VECTOR_ATOL)
         with pytest.raises(IdentityMismatch):
             store.ensure(CollectionSchema(vectors={"image": DIM}, identity={"arch": "other"}))
     finally:
