@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import topics.priority as priority
+import topics.reclustering as reclustering
 import topics.search as search_module
 from evaluation import synthetic
 from indexer.config import load_settings
@@ -119,3 +121,26 @@ def test_search_answers_while_a_recluster_rewrites_the_items(
         worker.join(60)
     assert during == expected
     assert _found(index)[0] == expected[0]
+
+
+def test_a_recluster_waits_while_a_search_runs(
+    index: Index, corpus: synthetic.Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one process the engine holds the GIL per call: the job steps aside at its batch boundaries."""
+    monkeypatch.setattr(priority, "MAX_WAIT_S", 60.0)
+    monkeypatch.setattr(priority, "SEARCHES", gate := priority.Priority())
+    monkeypatch.setattr(reclustering, "SEARCHES", gate)
+    phases: list[str] = []
+    worker = threading.Thread(
+        target=recluster, args=(index.settings, index.backend), kwargs={"on_phase": phases.append}
+    )
+    with gate.serving():
+        worker.start()
+        for _ in range(600):
+            if gate.waits:
+                break
+            worker.join(0.05)
+        assert gate.waits == 1, "the recluster never reached a yield point"
+        assert worker.is_alive() and "sampled" not in phases
+    worker.join(60)
+    assert not worker.is_alive() and "cleaned" in phases
