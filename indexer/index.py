@@ -46,6 +46,16 @@ class Index:
         return build_clip(self.settings)
 
     @cached_property
+    def clip_texts(self) -> Embedder:
+        """CLIP for texts only: the full model when this process has loaded it (a service that
+        searches), else one without the image tower (the recluster command: 0.35 GB less)."""
+        if "clip" in self.__dict__:
+            return self.clip
+        from indexer.embed import build_clip
+
+        return build_clip(self.settings, text_only=True)
+
+    @cached_property
     def caption_embedder(self) -> Embedder | None:
         from indexer.embed import build_caption_embedder
 

@@ -14,8 +14,8 @@ NEXT_STEP = {
     "started": "sampling",
     "sampled": "fitting clusters",
     "fitted": "matching topic ids",
-    "matched": "writing item topics",
-    "items_written": "representing topics: words",
+    "matched": "writing item topics and reading their words",
+    "items_written": "representing topics",
     "represented": "writing topics",
     "topics_written": "switching",
     "switched": "cleaning up",
@@ -69,10 +69,11 @@ def _event(event: LineageEvent) -> dict[str, Any]:
 
 
 def _representer(index: Index, on_step: Callable[[str], None] | None = None):
-    from topics.represent.from_store import represent_run
+    from topics.represent.from_store import StoreRepresent
 
-    step = None if on_step is None else lambda what: on_step(f"representing topics: {what}")
-    return lambda topics, themes, items, run: represent_run(index, topics, themes, items, run, step)
+    return StoreRepresent(
+        index, None if on_step is None else lambda what: on_step(f"representing topics: {what}")
+    )
 
 
 def assign_online(index: Index) -> dict[str, Any]:

@@ -15,8 +15,10 @@ Phases (``on_phase`` is called with each name, for tests and progress):
 5. ``items_written`` (and ``items_batch`` per batch): a second scroll; sampled items keep their fit
    label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
    current run does not use (see `topics.catalog`), invisible to readers. Sizes and per-view centroid
-   sums are accumulated on the way.
-6. ``topics_written``: the live topic and theme records (after the optional `represent` hook), a
+   sums are accumulated on the way, and the optional `represent` hook sees each batch (words,
+   exemplar candidates): the items are read twice in all, not three times.
+6. ``represented``, ``topics_written``: the hook's representations (`RepresentPass.finish`); the live
+   topic and theme records, a
    lasting ``vanished`` record for each topic or theme that ended in this run (written once, kept for
    ever, no vectors), lineage events of both levels, the run record and the curation followed through
    this run's lineage (`topics.curation`), under the new run id; both collections flushed.
@@ -56,10 +58,11 @@ from topics.cluster import Clustering, ClusterParams, fit_clusters
 from topics.geometry import leave_one_out_cosines
 from topics.identity import Identity, MatchParams, contingency, match_topics
 from topics.ids import OUTLIER
+from topics.priority import SEARCHES
 
 log = logging.getLogger(__name__)
 
-SCROLL_BATCH = 1024
+SCROLL_BATCH = 256  # as fast as 1024 a point, and a quarter of the GIL held per engine call
 THRESHOLD_PERCENTILE = 2.0  # online assignment accepts what the weakest 2% of members would reach
 _FUSED_PARTS = ("image", "text")
 
@@ -69,12 +72,28 @@ class ReclusterError(RuntimeError):
 
 
 class Represent(Protocol):
-    """Fills words, exemplars, labels, tiles of the new run's topics and themes (items of a topic:
-    `catalog.topic_filter`; of a theme: those of the topics whose `theme_id` it is)."""
+    """Words, exemplars, labels, tiles of the new run's topics and themes, from the items pass itself
+    (no scroll of its own): `start` before the pass, `RepresentPass.add` per batch, `finish` after."""
 
-    def __call__(
-        self, topics: list[Topic], themes: list[Theme], items: VectorStore, run: Run
-    ) -> tuple[list[Topic], list[Theme]]: ...
+    def start(
+        self,
+        view: str,
+        topics: Mapping[int, np.ndarray],
+        themes: Mapping[int, np.ndarray],
+        theme_of: Mapping[int, int],
+    ) -> RepresentPass:
+        """A pass over the run's items; centroids (clustered view) by public topic and theme id."""
+        ...
+
+
+class RepresentPass(Protocol):
+    def add(self, points: Sequence[Point], topic_ids: np.ndarray) -> None:
+        """One batch of items (payloads and vectors) and the public topic each got (-1 outlier,
+        `NO_VECTOR` where an item lacks the clustered view)."""
+
+    def finish(self, topics: list[Topic], themes: list[Theme]) -> tuple[list[Topic], list[Theme]]:
+        """The records with their representations filled in."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,16 @@ def _recluster(
     themes = _match_themes(sample, clustering, before, themes_before, view, previous, match)
     clock.mark("matched")
 
-    written = _write_items(items, view, sample, clustering, identity, run_id, slot, clock)
+    theme_of = {identity.ids[raw]: themes.identity.ids[int(t)] for raw, t in enumerate(clustering.themes)}
+    feed = None
+    if represent is not None:
+        feed = represent.start(
+            view,
+            {identity.ids[raw]: clustering.centroids[raw] for raw in identity.ids},
+            {themes.identity.ids[raw]: themes.centroids[raw] for raw in themes.identity.ids},
+            theme_of,
+        )
+    written = _write_items(items, view, sample, clustering, identity, run_id, slot, clock, feed)
     clock.mark("items_written")
     run = Run(
         run_id=run_id,
@@ -190,11 +218,10 @@ def _recluster(
         n_themes=len(themes.identity.ids),
         next_theme_id=themes.identity.next_topic_id,
     )
-    theme_of = {identity.ids[raw]: themes.identity.ids[int(t)] for raw, t in enumerate(clustering.themes)}
     new_topics = _topic_records(written, sample, clustering, identity, before, run, theme_of)
     new_themes = _theme_records(written, themes, themes_before, run)
-    if represent is not None:
-        new_topics, new_themes = represent(new_topics, new_themes, items, run)
+    if feed is not None:
+        new_topics, new_themes = feed.finish(new_topics, new_themes)
         clock.mark("represented")
     events, theme_events = _lineage(identity, run, "topic"), _lineage(themes.identity, run, "theme")
     records = [*new_topics, *new_themes]
@@ -323,6 +350,7 @@ def reservoir_sample(
     prev = np.full(size, NOT_PRESENT, np.int64)
     seen = 0
     for points in items.scroll(vectors=_needed_vectors(view), batch=SCROLL_BATCH):
+        SEARCHES.yield_to_searches()
         rows, batch = view_vectors(points, view)
         if len(rows) == 0:
             continue
@@ -477,15 +505,20 @@ def _write_items(
     run_id: int,
     slot: int,
     clock: _Phases,
+    feed: RepresentPass | None,
 ) -> _WriteTotals:
+    """Every item's assignment into `slot`; `feed` (represent) sees each batch with its topics."""
     k = clustering.centroids.shape[0]
     written = _WriteTotals(sizes=np.zeros(k, np.int64))
     in_sample = {item_id: i for i, item_id in enumerate(sample.ids)}
     sample_scores = _sample_scores(sample, clustering)
     public = np.array([identity.ids[b] for b in range(k)], np.int64)
-    for points in items.scroll(vectors=True, batch=SCROLL_BATCH):
+    for points in items.scroll(vectors=True, payload=feed is not None, batch=SCROLL_BATCH):
+        SEARCHES.yield_to_searches()
         labels, scores = _label_batch(points, view, clustering, in_sample, sample_scores)
         topic_ids = np.where(labels >= 0, public[np.maximum(labels, 0)] if k else OUTLIER, OUTLIER)
+        if feed is not None:
+            feed.add(points, np.where(labels == NO_VECTOR, NO_VECTOR, topic_ids))
         updates = {
             p.id: catalog.assignment_payload(
                 slot, ItemAssignment(int(topic_ids[i]), float(scores[i]), run_id, "recluster")
@@ -684,4 +717,5 @@ def _cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
 
 def _id_batches(store: VectorStore, where: Filter) -> Iterator[list[str]]:
     for points in store.scroll(where, payload=False, batch=SCROLL_BATCH * 4):
+        SEARCHES.yield_to_searches()
         yield [p.id for p in points]

@@ -27,8 +27,9 @@ __all__ = [
 ]
 
 
-def build_clip(settings: Settings) -> ClipEmbedder:
-    """The CLIP embedder the settings describe (weights, device, batch size)."""
+def build_clip(settings: Settings, *, text_only: bool = False) -> ClipEmbedder:
+    """The CLIP embedder the settings describe (weights, device, batch size); `text_only`: without
+    the image tower."""
     from indexer.embed.clip import ClipEmbedder
 
     model = settings.model
@@ -41,6 +42,7 @@ def build_clip(settings: Settings) -> ClipEmbedder:
         device=settings.device,
         batch_size=settings.ingest.batch_size,
         load_timeout_s=model.load_timeout_s,
+        text_only=text_only,
     )
 
 

@@ -169,6 +169,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def clip_model_id(identity: dict[str, object]) -> str:
+    """`ClipEmbedder.model_id` from the `identity` a store recorded, without loading the model."""
+    return f"open_clip:{identity['arch']}/{identity.get('pretrained') or identity.get('checkpoint')}"
+
+
 class ClipEmbedder:
     """An open_clip model: images and texts into one L2-normalised space."""
 
@@ -184,7 +189,10 @@ class ClipEmbedder:
         device: str = "auto",
         batch_size: int = 32,
         load_timeout_s: float = 15.0,
+        text_only: bool = False,
     ) -> None:
+        """`text_only` drops the image tower once loaded (ViT-B-32: 88M of its 151M parameters), for a
+        process that only embeds texts, such as the recluster's keyword vocabulary."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.arch = arch
@@ -219,6 +227,9 @@ class ClipEmbedder:
         self.image_size = int(size) if isinstance(size, int) else int(max(size))
         self._init_transform()
         self.model_id = f"open_clip:{arch}/{self._weights_label()}"
+        if text_only:
+            self._model.visual = None  # its parameters are freed here; encode_text never reads them
+            self.modalities = frozenset({"text"})
 
     # ---- loading -------------------------------------------------------------------------------
 
@@ -340,6 +351,8 @@ class ClipEmbedder:
         return l2_normalise(out)
 
     def _encode_image_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        if "image" not in self.modalities:
+            raise RuntimeError(f"this {self.model_id} was loaded for texts only (text_only=True)")
         tensor = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
         with torch.inference_mode():
             tensor = self._to_device(tensor).to(self._input_dtype)

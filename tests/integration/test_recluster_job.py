@@ -23,7 +23,7 @@ from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
 from topics import catalog
-from topics.catalog import Run, Theme, Topic
+from topics.catalog import Theme, Topic
 from topics.ids import OUTLIER
 from topics.reclustering import ReclusterError, recluster
 
@@ -165,21 +165,32 @@ def test_vanished_topics_stay_readable_and_ids_are_never_reused() -> None:
     backend.close()
 
 
-def test_represent_hook_sees_the_new_run_members() -> None:
+def test_represent_hook_sees_each_item_once_with_its_new_topic() -> None:
     settings = _settings()
     backend = open_backend(settings)
     synthetic.store_corpus(backend.collection("items"), synthetic.drift_scenario("steady", **SMALL).runs[0])
     seen: dict[int, int] = {}
+    items_seen: list[str] = []
 
-    def represent(
-        topics: list[Topic], themes: list[Theme], items, run: Run
-    ) -> tuple[list[Topic], list[Theme]]:
-        for t in topics:
-            seen[t.topic_id] = items.count(catalog.topic_filter(run, t.topic_id))
-        return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics], themes
+    class Feed:
+        def add(self, points, topic_ids) -> None:
+            items_seen.extend(p.id for p in points)
+            assert all("pending" in p.payload and p.vectors for p in points)  # payloads and vectors
+            for topic_id in topic_ids[topic_ids >= 0]:
+                seen[int(topic_id)] = seen.get(int(topic_id), 0) + 1
 
-    recluster(settings, backend, represent=represent)
+        def finish(self, topics: list[Topic], themes: list[Theme]) -> tuple[list[Topic], list[Theme]]:
+            return [replace(t, label=f"topic {t.topic_id}", words=("a", "b")) for t in topics], themes
+
+    class Hook:
+        def start(self, view, topics, themes, theme_of) -> Feed:
+            assert view == settings.cluster.view and set(theme_of) == set(topics)
+            assert set(theme_of.values()) <= set(themes)
+            return Feed()
+
+    recluster(settings, backend, represent=Hook())
     topics = catalog.list_topics(backend)
+    assert sorted(items_seen) == sorted(p.id for batch in backend.collection("items").scroll() for p in batch)
     assert seen == {t.topic_id: t.size for t in topics}
     assert [t.label for t in topics] == [f"topic {t.topic_id}" for t in topics]
     assert topics[0].words == ("a", "b")

@@ -242,6 +242,7 @@ PHASES = [
     "fitted",
     "matched",
     "items_written",
+    "represented",
     "topics_written",
     "switched",
     "cleaned",

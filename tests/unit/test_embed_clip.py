@@ -26,7 +26,7 @@ from PIL import Image
 from indexer.config import load_settings
 from indexer.embed import ImageEmbedder, ModelUnavailable, build_caption_embedder, build_clip
 from indexer.embed import clip as clip_module
-from indexer.embed.clip import ClipEmbedder
+from indexer.embed.clip import ClipEmbedder, clip_model_id
 from indexer.embed.hub import DeadlineExceeded, call_with_deadline, hub_unreachable_reason
 
 
@@ -97,6 +97,17 @@ def test_same_seed_same_weights_same_vectors() -> None:
     np.testing.assert_array_equal(first.embed_texts(["same"]), second.embed_texts(["same"]))
     other = tiny_clip(seed=4).embed_texts(["same"])
     assert not np.allclose(first.embed_texts(["same"]), other)
+
+
+def test_a_text_only_model_embeds_texts_alike_and_refuses_images() -> None:
+    full, texts = tiny_clip(seed=3), tiny_clip(seed=3, text_only=True)
+    np.testing.assert_array_equal(full.embed_texts(["a tractor"]), texts.embed_texts(["a tractor"]))
+    assert texts.modalities == frozenset({"text"}) and texts.model_id == full.model_id
+    sizes = [sum(p.numel() for p in e._model.parameters()) for e in (texts, full)]
+    assert sizes[0] < sizes[1]
+    assert clip_model_id(full.identity()) == full.model_id  # what a store's identity names
+    with pytest.raises(RuntimeError, match="texts only"):
+        texts.embed_images([random_image(64, 48)])
 
 
 def test_batches_equal_one_at_a_time(embedder: ClipEmbedder) -> None:

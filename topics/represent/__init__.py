@@ -18,6 +18,7 @@ sparse term counts and one running image-vector sum.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from indexer.items import ItemId
 from topics.ids import OUTLIER
 from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
 from topics.represent.exemplars import Exemplar, ExemplarPicker, group_rows, mmr, typicality
-from topics.represent.keywords import TextEmbedder, Vocabulary
+from topics.represent.keywords import EmbedderUnavailable, TextEmbedder, Vocabulary
 from topics.represent.tiles import build_tile, tile_fingerprint, tile_is_current
 from topics.represent.words import WordCounter, label_from_words, load_word_list
 
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 Scored = tuple[str, float]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -272,13 +274,17 @@ class Representer:
         terms += [w for scored in words.values() for w, _ in scored]
         terms += self._words.frequent_terms(self.options.max_vocabulary)
         self._on_step("keywords")
-        vocabulary = Vocabulary.build(
-            terms,
-            self._embedder,
-            cache_dir=self.options.cache_dir,
-            budget=self.options.vocabulary_budget,
-            on_batch=lambda done, todo: self._on_step(f"keywords: embedded {done}/{todo} new terms"),
-        )
+        try:
+            vocabulary = Vocabulary.build(
+                terms,
+                self._embedder,
+                cache_dir=self.options.cache_dir,
+                budget=self.options.vocabulary_budget,
+                on_batch=lambda done, todo: self._on_step(f"keywords: embedded {done}/{todo} new terms"),
+            )
+        except EmbedderUnavailable as error:
+            log.warning("no keywords this run: %s", error)
+            return {}
         centroids = np.stack([self._tally[t].image_sum for t in with_images]).astype(np.float32)
         return dict(
             zip(with_images, vocabulary.keywords_many(centroids, self.options.n_keywords), strict=True)

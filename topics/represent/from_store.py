@@ -1,19 +1,21 @@
-"""The recluster job's `represent` hook: one scroll over the items feeds the `Representer`."""
+"""The recluster job's `represent` hook: its items pass feeds the `Representer`s of topics and themes."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from indexer.store.base import Point, VectorStore
-from topics.catalog import Run, Theme, Topic, slot_fields
+from indexer.embed.clip import clip_model_id
+from indexer.store.base import Point
+from topics.catalog import Theme, Topic
 from topics.ids import OUTLIER
 from topics.reclustering import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
+from topics.represent.keywords import EmbedderUnavailable, TextEmbedder
 
 if TYPE_CHECKING:
     from indexer.index import Index
@@ -22,85 +24,96 @@ log = logging.getLogger(__name__)
 _Record = TypeVar("_Record", Topic, Theme)
 
 
-def represent_run(
-    index: Index,
-    topics: list[Topic],
-    themes: list[Theme],
-    items: VectorStore,
-    run: Run,
-    on_step: Callable[[str], None] | None = None,
-) -> tuple[list[Topic], list[Theme]]:
-    """Words, exemplars, keywords and tiles for the run's live topics and themes, in one scroll.
+class StoreRepresent:
+    """The recluster's `Represent` hook: a `Representer` for topics and one for themes, fed by the
+    recluster's own items pass (`topics.reclustering.RepresentPass`), so it reads nothing itself.
 
     A theme is represented from its topics' items, exactly as a topic is from its own. Themes embed
     no keyword terms of their own: they use those the topics' vocabulary just embedded (the cache).
     """
-    live = {t.topic_id: t for t in topics if t.status != "vanished" and run.view in t.centroids}
-    if not live:
-        return topics, themes
-    live_themes = {t.theme_id: t for t in themes if t.status != "vanished" and run.view in t.centroids}
-    theme_of = np.full(max(live) + 1, OUTLIER, np.int64)
-    for topic_id, topic in live.items():
-        theme_of[topic_id] = topic.theme_id if topic.theme_id in live_themes else OUTLIER
-    options = RepresentOptions.from_settings(index.settings)
-    embedder = _text_embedder(index)
-    by_topic = Representer(
-        {tid: t.centroids[run.view] for tid, t in live.items()}, options, embedder=embedder, on_step=on_step
-    )
-    by_theme = Representer(
-        {tid: t.centroids[run.view] for tid, t in live_themes.items()},
-        replace(options, tile_prefix="theme", vocabulary_budget=0),
-        embedder=embedder,
-    )
-    names = slot_fields(run.slot)
-    for batch in items.scroll(vectors=True, batch=1024):
-        mine = [p for p in batch if p.payload.get(names["run"]) == run.run_id]
-        if mine:
-            _add(by_topic, by_theme, theme_of, mine, names["topic"], run.view)
-    found, found_themes = by_topic.finish(), by_theme.finish()
-    return (
-        [_with(t, found[t.topic_id]) if t.topic_id in found else t for t in topics],
-        [_with(t, found_themes[t.theme_id]) if t.theme_id in found_themes else t for t in themes],
-    )
+
+    def __init__(self, index: Index, on_step: Callable[[str], None] | None = None) -> None:
+        self._index = index
+        self._on_step = on_step
+
+    def start(
+        self,
+        view: str,
+        topics: Mapping[int, np.ndarray],
+        themes: Mapping[int, np.ndarray],
+        theme_of: Mapping[int, int],
+    ) -> _Pass:
+        return _Pass(self._index, view, topics, themes, theme_of, self._on_step)
 
 
-def _text_embedder(index: Index):
-    """CLIP's text tower embeds keyword vocabularies; without CLIP in the store there are none."""
-    identity = index.items.identity() or {}
-    if "clip" not in identity:
-        return None
-    try:
-        return index.clip
-    except Exception as error:  # keywords are optional: words and exemplars still get made
-        log.warning("no keywords this run: CLIP could not be loaded (%s)", error)
-        return None
+class _Pass:
+    def __init__(
+        self,
+        index: Index,
+        view: str,
+        topics: Mapping[int, np.ndarray],
+        themes: Mapping[int, np.ndarray],
+        theme_of: Mapping[int, int],
+        on_step: Callable[[str], None] | None,
+    ) -> None:
+        self._view = view
+        self._theme_of = np.full(max(topics, default=0) + 1, OUTLIER, np.int64)  # never empty
+        for topic_id, theme_id in theme_of.items():
+            self._theme_of[topic_id] = theme_id if theme_id in themes else OUTLIER
+        options = RepresentOptions.from_settings(index.settings)
+        # CLIP is loaded when the keywords need it, after the pass (`Vocabulary.build`), not here.
+        embedder = _LazyTexts(index) if _has_clip(index) else None
+        self._topics = Representer(topics, options, embedder=embedder, on_step=on_step)
+        self._themes = Representer(
+            themes, replace(options, tile_prefix="theme", vocabulary_budget=0), embedder=embedder
+        )
+
+    def add(self, points: Sequence[Point], topic_ids: np.ndarray) -> None:
+        rows, vectors = view_vectors(points, self._view)
+        if not len(rows):
+            return
+        chosen = [points[i] for i in rows]
+        ids = np.asarray(topic_ids, np.int64)[rows]
+        known = (ids >= 0) & (ids < len(self._theme_of))
+        columns = {
+            "image_vectors": _vectors_or_zero(chosen, "image"),
+            "text_vectors": _vectors_or_zero(chosen, "caption" if self._view == "caption" else "text"),
+            "captions": [p.payload.get("caption") for p in chosen],
+            "image_paths": [p.payload.get("path") for p in chosen],
+        }
+        item_ids = [p.id for p in chosen]
+        self._topics.add_batch(ids, item_ids, vectors, **columns)
+        themes = np.where(known, self._theme_of[np.where(known, ids, 0)], OUTLIER)
+        self._themes.add_batch(themes, item_ids, vectors, **columns)
+
+    def finish(self, topics: list[Topic], themes: list[Theme]) -> tuple[list[Topic], list[Theme]]:
+        found, found_themes = self._topics.finish(), self._themes.finish()
+        return (
+            [_with(t, found[t.topic_id]) if t.topic_id in found else t for t in topics],
+            [_with(t, found_themes[t.theme_id]) if t.theme_id in found_themes else t for t in themes],
+        )
 
 
-def _add(
-    by_topic: Representer,
-    by_theme: Representer,
-    theme_of: np.ndarray,
-    points: Sequence[Point],
-    topic_field: str,
-    view: str,
-) -> None:
-    rows, vectors = view_vectors(points, view)
-    if not len(rows):
-        return
-    chosen = [points[i] for i in rows]
-    topic_ids = np.asarray([int(p.payload[topic_field]) for p in chosen])
-    known = (topic_ids >= 0) & (topic_ids < len(theme_of))
-    columns = {
-        "image_vectors": _vectors_or_zero(chosen, "image"),
-        "text_vectors": _vectors_or_zero(chosen, "caption" if view == "caption" else "text"),
-        "captions": [p.payload.get("caption") for p in chosen],
-        "image_paths": [p.payload.get("path") for p in chosen],
-    }
-    item_ids = [p.id for p in chosen]
-    by_topic.add_batch(topic_ids, item_ids, vectors, **columns)
-    by_theme.add_batch(
-        np.where(known, theme_of[np.where(known, topic_ids, 0)], OUTLIER), item_ids, vectors, **columns
-    )
+class _LazyTexts:
+    """CLIP's text tower, loaded on the first terms to embed: never when the vocabulary is cached."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+        self.model_id = clip_model_id(index.items.identity()["clip"])
+        self._loaded: TextEmbedder | None = None
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if self._loaded is None:
+            try:
+                self._loaded = self._index.clip_texts
+            except Exception as error:  # keywords are optional: words and exemplars still get made
+                raise EmbedderUnavailable(f"CLIP could not be loaded ({error})") from error
+        return self._loaded.embed_texts(texts)
+
+
+def _has_clip(index: Index) -> bool:
+    """Keyword vocabularies are embedded with CLIP's text tower; without CLIP in the store there are none."""
+    return "clip" in (index.items.identity() or {})
 
 
 def _vectors_or_zero(points: Sequence[Point], name: str) -> np.ndarray | None:

@@ -25,6 +25,10 @@ Scored = tuple[str, float]
 DEFAULT_TEMPLATE = "a photo of {}"  # CLIP ranks bare words worse than short captions containing them
 
 
+class EmbedderUnavailable(RuntimeError):
+    """The text model could not be loaded: no keywords this run (words and exemplars still are made)."""
+
+
 class TextEmbedder(Protocol):
     model_id: str
 
