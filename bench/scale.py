@@ -63,6 +63,33 @@ class Child:
     cpu_s: float
     peak_rss_gb: float
     output: str
+    peak_anon_gb: float = float("nan")  # the process's own memory; the rest of RSS is mapped files
+
+
+class AnonPeak:
+    """Samples a child's RssAnon (its own memory, not the page cache its mapped files use) twice a second."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak_kb = 0
+        self._pid = pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                status = Path(f"/proc/{self._pid}/status").read_text()
+            except OSError:
+                return
+            found = re.search(r"RssAnon:\s+(\d+) kB", status)
+            if found:
+                self.peak_kb = max(self.peak_kb, int(found.group(1)))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb * 1024 / GB
 
 
 def line(name: str, value: float | str, unit: str = "", target: str = "") -> None:
@@ -74,22 +101,23 @@ def topics_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli", *args]
 
 
-def finish(proc: subprocess.Popen, started: float, log: Path) -> Child:
+def finish(proc: subprocess.Popen, started: float, log: Path, anon: AnonPeak | None = None) -> Child:
     """Wait for `proc` with wait4: its own peak RSS and CPU time, not the largest child's so far."""
     _, status, usage = os.wait4(proc.pid, 0)
+    peak_anon = anon.stop() if anon is not None else float("nan")
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     output = log.read_text(errors="replace")
     if proc.returncode not in (0, -15):
         raise SystemExit(f"{proc.args[3:]} failed ({proc.returncode}):\n{output[-2000:]}")
-    return Child(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024 / GB, output)
+    return Child(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024 / GB, output, peak_anon)
 
 
 def run(args: list[str], env: dict[str, str], log: Path) -> Child:
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    return finish(proc, started, log)
+    return finish(proc, started, log, AnonPeak(proc.pid))
 
 
 def du_gb(path: Path) -> float:
@@ -272,11 +300,13 @@ def main() -> int:
         line("ingest_rate", opts.n / ingest.wall_s, "items/s", ">= 5000")
         line("ingest_rate_per_cpu_s", opts.n / ingest.cpu_s, "items/cpu-s")
         line("ingest_peak_rss", ingest.peak_rss_gb, "GB")
+        line("ingest_peak_rss_anon", ingest.peak_anon_gb, "GB")
 
     first = run(topics_cmd("-v", "recluster"), env, logs / "recluster.log")
     line("recluster_wall", first.wall_s, "s", "<= 900 s")
     line("recluster_cpu", first.cpu_s, "cpu-s")
     line("recluster_peak_rss", first.peak_rss_gb, "GB", "<= 6 GB")
+    line("recluster_peak_rss_anon", first.peak_anon_gb, "GB (own memory; the rest is mapped store files)")
     phase_lines("recluster", first.output)
     quality(settings, files["truth"])
     store_gb = du_gb(data_dir / "store")
