@@ -88,6 +88,8 @@ class Represent(Protocol):
 
 
 class RepresentPass(Protocol):
+    payload_fields: tuple[str, ...]  # the item payload fields `add` reads: the pass reads no others
+
     def add(self, points: Sequence[Point], topic_ids: np.ndarray) -> None:
         """One batch of items (payloads and vectors) and the public topic each got (-1 outlier,
         `NO_VECTOR` where an item lacks the clustered view)."""
@@ -350,7 +352,8 @@ def reservoir_sample(
     vectors: np.ndarray | None = None
     prev = np.full(size, NOT_PRESENT, np.int64)
     seen = 0
-    for points in items.scroll(vectors=_needed_vectors(view), batch=SCROLL_BATCH):
+    fields = list(catalog.slot_fields(previous.slot).values()) if previous else False
+    for points in items.scroll(vectors=_needed_vectors(view), payload=fields, batch=SCROLL_BATCH):
         SEARCHES.yield_to_searches()
         rows, batch = view_vectors(points, view)
         if len(rows) == 0:
@@ -514,7 +517,8 @@ def _write_items(
     in_sample = {item_id: i for i, item_id in enumerate(sample.ids)}
     sample_scores = _sample_scores(sample, clustering)
     public = np.array([identity.ids[b] for b in range(k)], np.int64)
-    for points in items.scroll(vectors=True, payload=feed is not None, batch=SCROLL_BATCH):
+    fields = list(feed.payload_fields) if feed is not None else False
+    for points in items.scroll(vectors=True, payload=fields, batch=SCROLL_BATCH):
         SEARCHES.yield_to_searches()
         labels, scores = _label_batch(points, view, clustering, in_sample, sample_scores)
         topic_ids = np.where(labels >= 0, public[np.maximum(labels, 0)] if k else OUTLIER, OUTLIER)

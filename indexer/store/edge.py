@@ -282,7 +282,7 @@ class EdgeStore:
     def retrieve(
         self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
     ) -> list[Point]:
-        records = self._records(ids, payload, rules.vector_selection(vectors))
+        records = self._records(ids, payload, rules.selection(vectors))
         return [_point(r) for r in records]
 
     def existing(self, ids: Sequence[PointId]) -> set[PointId]:
@@ -303,18 +303,22 @@ class EdgeStore:
         where: Filter | None = None,
         *,
         vectors: bool | Sequence[str] = False,
-        payload: bool = True,
+        payload: bool | Sequence[str] = True,
         batch: int = 1024,
     ) -> Iterator[list[Point]]:
         """Matching points in id order, `batch` at a time; each batch is one engine call."""
         if batch < 1:
             raise ValueError(f"batch must be positive, got {batch}")
         edge_where = None if where is None else edge_filter(where)
-        with_vector = rules.vector_selection(vectors)
+        with_vector = rules.selection(vectors)
         offset: Any = None
         while True:
             request = qe.ScrollRequest(
-                offset=offset, limit=batch, filter=edge_where, with_payload=payload, with_vector=with_vector
+                offset=offset,
+                limit=batch,
+                filter=edge_where,
+                with_payload=rules.selection(payload),
+                with_vector=with_vector,
             )
             records, offset = self._engine_call(lambda s, r=request: s.scroll(r), "scroll")
             if records:
@@ -340,7 +344,7 @@ class EdgeStore:
             filter=None if where is None else edge_filter(where),
             score_threshold=score_threshold,
             with_payload=True,
-            with_vector=rules.vector_selection(vectors),
+            with_vector=rules.selection(vectors),
         )
         hits = self._engine_call(lambda s: s.query(request), "search")
         return [_scored(h) for h in hits]

@@ -361,7 +361,7 @@ class QdrantStore:
     def retrieve(
         self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
     ) -> list[Point]:
-        records = self._records(ids, payload, rules.vector_selection(vectors))
+        records = self._records(ids, payload, rules.selection(vectors))
         return [_point(r) for r in records]
 
     def existing(self, ids: Sequence[PointId]) -> set[PointId]:
@@ -387,7 +387,7 @@ class QdrantStore:
         where: Filter | None = None,
         *,
         vectors: bool | Sequence[str] = False,
-        payload: bool = True,
+        payload: bool | Sequence[str] = True,
         batch: int = 1024,
     ) -> Iterator[list[Point]]:
         """Matching points in id order, `batch` per request."""
@@ -395,7 +395,7 @@ class QdrantStore:
             raise ValueError(f"batch must be positive, got {batch}")
         self._dims()
         scroll_filter = None if where is None else qdrant_filter(where)
-        with_vectors = rules.vector_selection(vectors)
+        with_vectors = rules.selection(vectors)
         offset: Any = None
         while True:
             records, offset = self._call(
@@ -404,7 +404,7 @@ class QdrantStore:
                     scroll_filter=scroll_filter,
                     limit=batch,
                     offset=o,
-                    with_payload=payload,
+                    with_payload=rules.selection(payload),
                     with_vectors=with_vectors,
                 ),
                 "scroll",
@@ -435,7 +435,7 @@ class QdrantStore:
                 query_filter=None if where is None else qdrant_filter(where),
                 score_threshold=score_threshold,
                 with_payload=True,
-                with_vectors=rules.vector_selection(vectors),
+                with_vectors=rules.selection(vectors),
             ),
             "search",
         )

@@ -113,13 +113,13 @@ def query_vector(vector_name: str, vector: np.ndarray, dims: Mapping[str, int]) 
     return array.tolist()
 
 
-def vector_selection(vectors: Selection) -> bool | list[str]:
-    """`with_vector` as engines take it: True, False, or a list of names."""
-    if isinstance(vectors, bool):
-        return vectors
-    if isinstance(vectors, str):
-        return [vectors]
-    return list(vectors)
+def selection(names: Selection) -> bool | list[str]:
+    """`with_vector` / `with_payload` as engines take them: True, False, or a list of names."""
+    if isinstance(names, bool):
+        return names
+    if isinstance(names, str):
+        return [names]
+    return list(names)
 
 
 def as_vectors(raw: Mapping[str, Any] | None) -> dict[str, np.ndarray]:

@@ -173,9 +173,11 @@ def test_represent_hook_sees_each_item_once_with_its_new_topic() -> None:
     items_seen: list[str] = []
 
     class Feed:
+        payload_fields = ("pending",)
+
         def add(self, points, topic_ids) -> None:
             items_seen.extend(p.id for p in points)
-            assert all("pending" in p.payload and p.vectors for p in points)  # payloads and vectors
+            assert all(set(p.payload) == {"pending"} and p.vectors for p in points)  # what it asked for
             for topic_id in topic_ids[topic_ids >= 0]:
                 seen[int(topic_id)] = seen.get(int(topic_id), 0) + 1
 

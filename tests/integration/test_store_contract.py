@@ -278,6 +278,14 @@ def test_scroll_streams_every_point_once_in_id_order(store: VectorStore) -> None
     assert [p.id for p in tagged] == sorted(p.id for p in tagged)
 
 
+def test_scroll_reads_only_the_payload_fields_asked_for(store: VectorStore) -> None:
+    fill(store, 10)
+    full = [p for b in store.scroll() for p in b]
+    assert all({"tag", "n"} <= set(p.payload) for p in full)
+    named = [p for b in store.scroll(payload=["n", "absent"]) for p in b]
+    assert [p.payload for p in named] == [{"n": p.payload["n"]} for p in full]
+
+
 def test_scroll_of_nothing_yields_no_batches(store: VectorStore) -> None:
     assert list(store.scroll()) == []
     fill(store, 3)

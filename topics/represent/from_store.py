@@ -47,6 +47,8 @@ class StoreRepresent:
 
 
 class _Pass:
+    payload_fields = ("caption", "path")
+
     def __init__(
         self,
         index: Index,
