@@ -6,6 +6,9 @@ Runs the recluster in this process (as `topics recluster` does, words and keywor
 prints, at each progress step, the anonymous RSS (the process's own memory) and the file-backed RSS
 (mapped files: the store's vectors and payloads, the libraries), now and at their peak since the step
 before (sampled every 0.25 s). Stop `topics serve` first: the embedded store is locked to one process.
+Run it with the settings the store was made with: for `bench/scale.py`'s store,
+`TOPICS_MODEL__PRETRAINED=none` (else the keywords' CLIP is not found offline and the run goes on
+without keywords).
 """
 
 from __future__ import annotations
@@ -50,10 +53,15 @@ def main() -> int:
     )
     parser.add_argument("--data", type=Path, required=True)
     opts = parser.parse_args()
-    print(f"imports: anon / file now {rss_mb()} MB")
+    import torch  # the fit's kNN graph and the keywords' CLIP use it: count it with the imports
+
     from indexer.config import load_settings
     from indexer.index import Index
     from topics.jobs import rebuild_topics
+    from topics.represent import from_store
+
+    del torch, from_store
+    print(f"imports: anon / file now {rss_mb()} MB")
 
     peak = Peak()
     started = time.perf_counter()

@@ -100,8 +100,8 @@ def main() -> int:
                     found.append(len(exact[view] & {h.id for h in hits}) / 10)
                 seconds.append(time.perf_counter() - started)
             name = "12_topics" if budget == 0 else f"budget_{budget}"
-            default = " (default)" if budget == routing.PROBE_ITEMS else ""
-            line(f"{name}_recall_at_10", float(np.mean(found)), default.strip(" ()"))
+            default = "(the default budget)" if budget == routing.PROBE_ITEMS else ""
+            line(f"{name}_recall_at_10", float(np.mean(found)), default)
             line(f"{name}_engine_p50", 1000 * float(np.median(seconds)), "ms (both views)")
             line(f"{name}_probed_items_p50", float(np.median(probed)), "items")
         started = time.perf_counter()
