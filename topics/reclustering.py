@@ -90,9 +90,11 @@ class Represent(Protocol):
 class RepresentPass(Protocol):
     payload_fields: tuple[str, ...]  # the item payload fields `add` reads: the pass reads no others
 
-    def add(self, points: Sequence[Point], topic_ids: np.ndarray) -> None:
-        """One batch of items (payloads and vectors) and the public topic each got (-1 outlier,
-        `NO_VECTOR` where an item lacks the clustered view)."""
+    def add(
+        self, points: Sequence[Point], rows: np.ndarray, vectors: np.ndarray, topic_ids: np.ndarray
+    ) -> None:
+        """One batch of items (payloads and vectors): `rows`, those with the clustered view, their unit
+        vectors in it (`view_vectors`) and the public topic each got (-1 outlier)."""
 
     def finish(self, topics: list[Topic], themes: list[Theme]) -> tuple[list[Topic], list[Theme]]:
         """The records with their representations filled in."""
@@ -520,10 +522,11 @@ def _write_items(
     fields = list(feed.payload_fields) if feed is not None else False
     for points in items.scroll(vectors=True, payload=fields, batch=SCROLL_BATCH):
         SEARCHES.yield_to_searches()
-        labels, scores = _label_batch(points, view, clustering, in_sample, sample_scores)
+        rows, vectors = view_vectors(points, view)
+        labels, scores = _label_batch(points, rows, vectors, clustering, in_sample, sample_scores)
         topic_ids = np.where(labels >= 0, public[np.maximum(labels, 0)] if k else OUTLIER, OUTLIER)
         if feed is not None:
-            feed.add(points, np.where(labels == NO_VECTOR, NO_VECTOR, topic_ids))
+            feed.add(points, rows, vectors, topic_ids[rows])
         for start in range(0, len(points), WRITE_STEP):  # each score is its own engine call: ~0.2 ms
             SEARCHES.yield_to_searches()
             part = range(start, min(start + WRITE_STEP, len(points)))
@@ -542,15 +545,16 @@ def _write_items(
 
 def _label_batch(
     points: Sequence[Point],
-    view: str,
+    rows: np.ndarray,
+    vectors: np.ndarray,
     clustering: Clustering,
     in_sample: Mapping[str, int],
     sample_scores: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw labels and scores of a scroll batch: fit labels for sampled items, assignment for the rest."""
+    """Raw labels and scores of a scroll batch (`rows`, `vectors`: its `view_vectors`): fit labels for
+    sampled items, assignment for the rest, `NO_VECTOR` for items without the view."""
     labels = np.full(len(points), OUTLIER, np.int64)
     scores = np.zeros(len(points), np.float32)
-    rows, vectors = view_vectors(points, view)
     fresh: list[int] = []
     for j, row in enumerate(rows):
         at = in_sample.get(points[row].id)

@@ -175,9 +175,11 @@ def test_represent_hook_sees_each_item_once_with_its_new_topic() -> None:
     class Feed:
         payload_fields = ("pending",)
 
-        def add(self, points, topic_ids) -> None:
+        def add(self, points, rows, vectors, topic_ids) -> None:
             items_seen.extend(p.id for p in points)
             assert all(set(p.payload) == {"pending"} and p.vectors for p in points)  # what it asked for
+            assert len(rows) == len(vectors) == len(topic_ids)
+            np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
             for topic_id in topic_ids[topic_ids >= 0]:
                 seen[int(topic_id)] = seen.get(int(topic_id), 0) + 1
 

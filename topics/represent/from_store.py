@@ -13,7 +13,6 @@ from indexer.embed.clip import clip_model_id
 from indexer.store.base import Point
 from topics.catalog import Theme, Topic
 from topics.ids import OUTLIER
-from topics.reclustering import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
 from topics.represent.keywords import EmbedderUnavailable, TextEmbedder
 
@@ -70,12 +69,13 @@ class _Pass:
             themes, replace(options, tile_prefix="theme", vocabulary_budget=0), embedder=embedder
         )
 
-    def add(self, points: Sequence[Point], topic_ids: np.ndarray) -> None:
-        rows, vectors = view_vectors(points, self._view)
+    def add(
+        self, points: Sequence[Point], rows: np.ndarray, vectors: np.ndarray, topic_ids: np.ndarray
+    ) -> None:
         if not len(rows):
             return
         chosen = [points[i] for i in rows]
-        ids = np.asarray(topic_ids, np.int64)[rows]
+        ids = np.asarray(topic_ids, np.int64)
         known = (ids >= 0) & (ids < len(self._theme_of))
         columns = {
             "image_vectors": _vectors_or_zero(chosen, "image"),
