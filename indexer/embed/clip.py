@@ -170,7 +170,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def clip_model_id(identity: dict[str, object]) -> str:
-    """`ClipEmbedder.model_id` from the `identity` a store recorded, without loading the model."""
+    """`ClipEmbedder.model_id` from its `identity()`, or from the one a store recorded without loading
+    the model: the weights' tag, else the checkpoint's file name, else `RANDOM_WEIGHTS`."""
     return f"open_clip:{identity['arch']}/{identity.get('pretrained') or identity.get('checkpoint')}"
 
 
@@ -226,7 +227,7 @@ class ClipEmbedder:
         size = self._preprocess_cfg.get("size", 224)
         self.image_size = int(size) if isinstance(size, int) else int(max(size))
         self._init_transform()
-        self.model_id = f"open_clip:{arch}/{self._weights_label()}"
+        self.model_id = clip_model_id(self.identity())
         if text_only:
             self._model.visual = None  # its parameters are freed here; encode_text never reads them
             self.modalities = frozenset({"text"})
@@ -290,13 +291,6 @@ class ClipEmbedder:
             interpolation=cfg.get("interpolation"),
             fill_color=cfg.get("fill_color", 0),
         )
-
-    def _weights_label(self) -> str:
-        if self._weights.tag:
-            return self._weights.tag
-        if self._weights.path is not None:
-            return self._weights.path.name
-        return RANDOM_WEIGHTS
 
     # ---- protocol ------------------------------------------------------------------------------
 
