@@ -13,6 +13,7 @@ routed item searches, p50. Stop `topics serve` first: the embedded store is lock
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -52,20 +53,6 @@ def query_vectors(index: Index, count: int, seed: int) -> list[np.ndarray]:
     return out
 
 
-def probe(ranked: list[routing.TopicHit], budget: int) -> list[int]:
-    if budget == routing.PROBE_ITEMS:
-        return routing.probed_topics(ranked)
-    if budget == 0:
-        return [t.topic_id for t in ranked[: routing.PROBE_TOPICS]]
-    chosen, held = [], 0
-    for topic in ranked[: routing.PROBE_TOPICS]:
-        if chosen and held >= budget:
-            break
-        chosen.append(topic.topic_id)
-        held += topic.size
-    return chosen
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -91,7 +78,7 @@ def main() -> int:
         for budget in [routing.PROBE_ITEMS, *opts.budgets]:
             found, seconds, probed = [], [], []
             for query, exact, nearest in zip(queries, truth, ranked, strict=True):
-                topics = probe(nearest, budget)
+                topics = routing.probed_topics(nearest, budget or math.inf)
                 probed.append(sum(t.size for t in nearest if t.topic_id in topics))
                 wheres = routing._routed_filters(Filter(), run, topics)
                 started = time.perf_counter()

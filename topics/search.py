@@ -158,13 +158,13 @@ def search_index(index: Index, run: catalog.Run | None) -> dict[str, Any]:
     return {"mode": "exact", "built": built, "detail": detail}
 
 
-def probed_topics(ranked: Sequence[TopicHit]) -> list[int]:
-    """The nearest topics whose items a routed search scores: nearest first, until they hold
-    `PROBE_ITEMS` items or `PROBE_TOPICS` topics are taken (always at least one)."""
+def probed_topics(ranked: Sequence[TopicHit], budget: float = PROBE_ITEMS) -> list[int]:
+    """The nearest topics whose items a routed search scores: nearest first, until they hold `budget`
+    items or `PROBE_TOPICS` topics are taken (always at least one)."""
     probe: list[int] = []
     held = 0
     for topic in ranked[:PROBE_TOPICS]:
-        if probe and held >= PROBE_ITEMS:
+        if probe and held >= budget:
             break
         probe.append(topic.topic_id)
         held += topic.size
