@@ -372,15 +372,34 @@ def run_of(point: Point) -> Run:
 # ---- item assignment ----
 
 
+SCORE_DECIMALS = 3  # an assignment's cosine as stored: fewer distinct payloads to write (reclustering)
+
+
+def score_units(scores: np.ndarray) -> np.ndarray:
+    """Scores as integers in units of the stored precision (`SCORE_DECIMALS`)."""
+    return np.rint(np.asarray(scores, np.float64) * 10**SCORE_DECIMALS).astype(np.int64)
+
+
+def score_of_units(units: int) -> float:
+    return round(units / 10**SCORE_DECIMALS, SCORE_DECIMALS)
+
+
 def assignment_payload(slot: int, assignment: ItemAssignment) -> dict[str, Any]:
     """The payload fields that record `assignment` in `slot`."""
-    names = slot_fields(slot)
     return {
-        names["topic"]: int(assignment.topic),
-        names["score"]: round(float(assignment.score), 4),
-        names["run"]: int(assignment.run_id),
-        names["assigned"]: assignment.assigned,
+        **placement_payload(slot, assignment.topic, assignment.run_id, assignment.assigned),
+        **score_payload(slot, assignment.score),
     }
+
+
+def placement_payload(slot: int, topic: TopicId, run_id: int, assigned: AssignedBy) -> dict[str, Any]:
+    """An assignment's fields but its score: the same for every item of a topic in a run."""
+    names = slot_fields(slot)
+    return {names["topic"]: int(topic), names["run"]: int(run_id), names["assigned"]: assigned}
+
+
+def score_payload(slot: int, score: float) -> dict[str, Any]:
+    return {slot_fields(slot)["score"]: round(float(score), SCORE_DECIMALS)}
 
 
 def read_assignment(payload: Mapping[str, Any], run: Run | None) -> ItemAssignment | None:

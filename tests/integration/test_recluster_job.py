@@ -119,6 +119,56 @@ def test_steady_runs_keep_every_id_and_history_is_readable() -> None:
     backend.close()
 
 
+def _assignments(backend: Backend) -> dict[str, catalog.ItemAssignment | None]:
+    run = catalog.current_run(backend)
+    return {
+        p.id: catalog.read_assignment(p.payload, run)
+        for ps in backend.collection("items").scroll()
+        for p in ps
+    }
+
+
+def test_assignments_written_in_groups_are_each_items_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grouped writes (one engine call per topic and per score, over several buffers) store what a
+    write per item would: the item's topic and its cosine to the topic's centroid, to 3 decimals."""
+    corpus = synthetic.drift_scenario("steady", **SMALL, seed=5).runs[0]
+    settings = _settings()
+    whole, split = open_backend(settings), open_backend(settings)
+    for backend in (whole, split):
+        synthetic.store_corpus(backend.collection("items"), corpus)
+    recluster(settings, whole)
+    monkeypatch.setattr(reclustering, "WRITE_BUFFER", 50)  # 240 items: five flushes, the last partial
+    monkeypatch.setattr(reclustering, "WRITE_IDS", 7)
+    calls: list[int] = []  # sizes of the assignment writes (the cleanup's `pending` writes are not)
+    items = split.collection("items")
+    set_payload = items.set_payload
+    monkeypatch.setattr(
+        items,
+        "set_payload",
+        lambda ids, payload: (
+            ("pending" not in payload and calls.append(len(ids))) or set_payload(ids, payload)
+        ),
+    )
+    scored: dict[str, float] = {}
+    label_batch = reclustering._label_batch
+
+    def recording(points, *args):
+        labels, scores = label_batch(points, *args)
+        scored.update({p.id: float(s) for p, s in zip(points, scores, strict=True)})
+        return labels, scores
+
+    monkeypatch.setattr(reclustering, "_label_batch", recording)
+    recluster(settings, split)
+    assert calls and max(calls) <= 7
+    got = _assignments(split)
+    assert got == _assignments(whole)
+    assert len(scored) == len(got) == len(corpus.ids)
+    assert all(a is not None and a.score == round(scored[i], catalog.SCORE_DECIMALS) for i, a in got.items())
+    _assert_consistent(split)
+    whole.close()
+    split.close()
+
+
 def test_topic_records_hold_sizes_centroids_thresholds_and_members() -> None:
     settings = _settings()
     backend = open_backend(settings)
