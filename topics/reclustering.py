@@ -4,9 +4,9 @@ Phases (``on_phase`` is called with each name, for tests and progress):
 
 1. ``started``: read the current run; delete debris of an interrupted run (records with a higher run
    id) and finish the previous run's pending bookkeeping if it was cut short after its switch.
-2. ``sampled``: one scroll over the items; a reservoir sample (``cluster.sample_size``) of the
-   clustered view's vectors, with each sampled item's topic under the previous run. Memory is the
-   sample plus one scroll batch, whatever the corpus size.
+2. ``sampled``: one scroll over the items' ids; a reservoir sample (``cluster.sample_size``) of them,
+   with each sampled item's topic under the previous run, then the sampled items' vectors of the
+   clustered view, read by id. Memory is the sample plus one batch, whatever the corpus size.
 3. ``fitted``: `fit_clusters` on the sample only.
 4. ``matched``: public ids and lineage from the overlap between the previous run's topics and the
    new clusters on the sample (`topics.identity`); then the same for themes (the fit's groups of
@@ -349,35 +349,57 @@ def _previous_topics(points: Sequence[Point], previous: Run | None) -> np.ndarra
 def reservoir_sample(
     items: VectorStore, view: str, size: int, previous: Run | None, *, seed: int = 0
 ) -> Sample:
-    """A uniform sample of at most `size` items with the view (Algorithm R over one scroll)."""
+    """A uniform sample of at most `size` items with the view (Algorithm R over one scroll).
+
+    The scroll reads ids (and the previous run's slot) only; the chosen items' vectors are read by id
+    afterwards: a scroll's cost is mostly the vectors it converts, and 1M items' vectors are 20 times
+    the sample's. An item deleted in between drops out of the sample; one updated gives its new vectors."""
     rng = np.random.default_rng(seed)
     ids: list[str] = []
-    vectors: np.ndarray | None = None
     prev = np.full(size, NOT_PRESENT, np.int64)
     seen = 0
     fields = list(catalog.slot_fields(previous.slot).values()) if previous else False
-    for points in items.scroll(vectors=_needed_vectors(view), payload=fields, batch=SCROLL_BATCH):
+    where = None if view == "fused" else Filter(has_vector=view)  # fused: an item has image or text
+    for points in items.scroll(where, payload=fields, batch=SCROLL_BATCH):
         SEARCHES.yield_to_searches()
+        batch_prev = _previous_topics(points, previous)
+        for j, slot in enumerate(_reservoir_slots(seen, len(points), size, rng)):
+            if slot < 0:
+                continue
+            if slot == len(ids):
+                ids.append(points[j].id)
+            else:
+                ids[slot] = points[j].id
+            prev[slot] = batch_prev[j]
+        seen += len(points)
+    kept_ids, vectors, kept_prev = _sample_vectors(items, view, ids, prev[: len(ids)])
+    return Sample(ids=kept_ids, vectors=vectors, previous=kept_prev, n_items=seen)
+
+
+def _sample_vectors(
+    items: VectorStore, view: str, ids: list[str], prev: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The view's vectors of the sampled `ids`, read by id in scroll-sized calls (sample order kept)."""
+    at = {item_id: i for i, item_id in enumerate(ids)}
+    vectors: np.ndarray | None = None
+    found = np.zeros(len(ids), bool)
+    for start in range(0, len(ids), SCROLL_BATCH):
+        SEARCHES.yield_to_searches()
+        points = items.retrieve(
+            ids[start : start + SCROLL_BATCH], vectors=_needed_vectors(view), payload=False
+        )
         rows, batch = view_vectors(points, view)
         if len(rows) == 0:
             continue
         if vectors is None:
-            vectors = np.zeros((size, batch.shape[1]), np.float32)
-        batch_prev = _previous_topics([points[r] for r in rows], previous)
-        slots = _reservoir_slots(seen, len(rows), size, rng)
-        for j, slot in enumerate(slots):
-            if slot < 0:
-                continue
-            if slot == len(ids):
-                ids.append(points[rows[j]].id)
-            else:
-                ids[slot] = points[rows[j]].id
-            vectors[slot] = batch[j]
-            prev[slot] = batch_prev[j]
-        seen += len(rows)
-    n = len(ids)
-    kept = np.zeros((0, 0), np.float32) if vectors is None else vectors[:n]
-    return Sample(ids=ids, vectors=kept, previous=prev[:n], n_items=seen)
+            vectors = np.zeros((len(ids), batch.shape[1]), np.float32)
+        where = [at[points[r].id] for r in rows]
+        vectors[where], found[where] = batch, True
+    if vectors is None:
+        return [], np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    if found.all():
+        return ids, vectors, prev
+    return [i for i, f in zip(ids, found, strict=True) if f], vectors[found], prev[found]
 
 
 def _reservoir_slots(seen: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -298,6 +298,41 @@ def test_the_fit_never_sees_more_than_the_sample(monkeypatch: pytest.MonkeyPatch
     backend.close()
 
 
+@pytest.mark.parametrize("kind", ["memory", "edge"])
+def test_the_sample_holds_items_with_the_view_and_skips_one_deleted_before_its_vectors_are_read(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(kind)
+    backend = open_backend(settings)
+    items = backend.collection("items")
+    corpus = synthetic.drift_scenario("steady", k=4, size=50, seed=2).runs[0]
+    synthetic.store_corpus(items, corpus)
+    caption_only = corpus.ids[::4]  # 50 of 200 items lose their image vector
+    kept = {p.id: p for p in items.retrieve(caption_only, vectors=True)}
+    items.upsert([Point(i, {"text": kept[i].vectors["text"]}, kept[i].payload) for i in caption_only])
+    whole = reclustering.reservoir_sample(items, "image", 500, None)
+    assert whole.n_items == 150 and len(whole.ids) == 150 and not set(whole.ids) & set(caption_only)
+    fused = reclustering.reservoir_sample(items, "fused", 500, None)
+    assert fused.n_items == 200 and len(fused.ids) == 200 and fused.vectors.shape == (200, 512)
+    by_id = {p.id: p for p in items.retrieve(corpus.ids, vectors=True)}
+    expected = reclustering.view_vectors([by_id[i] for i in fused.ids], "fused")[1]
+    np.testing.assert_allclose(fused.vectors, expected, atol=1e-6)  # each row is its own item's view
+
+    retrieve = items.retrieve
+    gone = corpus.ids[1]
+
+    def deleted_meanwhile(ids, **kwargs):
+        return [p for p in retrieve(ids, **kwargs) if p.id != gone]
+
+    monkeypatch.setattr(items, "retrieve", deleted_meanwhile)
+    sample = reclustering.reservoir_sample(items, "fused", 500, None)  # every item chosen, one then gone
+    assert (
+        gone not in sample.ids and len(sample.ids) == sample.vectors.shape[0] == len(sample.previous) == 199
+    )
+    assert sample.n_items == 200
+    backend.close()
+
+
 def test_reservoir_keeps_a_uniform_sample() -> None:
     slots_taken = np.zeros(1_000)
     for seed in range(200):
