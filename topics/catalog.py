@@ -372,7 +372,7 @@ def run_of(point: Point) -> Run:
 # ---- item assignment ----
 
 
-SCORE_DECIMALS = 3  # an assignment's cosine as stored: fewer distinct payloads to write (reclustering)
+SCORE_DECIMALS = 2  # an assignment's cosine as stored: a topic's items share few payloads (reclustering)
 
 
 def score_units(scores: np.ndarray) -> np.ndarray:
@@ -386,20 +386,13 @@ def score_of_units(units: int) -> float:
 
 def assignment_payload(slot: int, assignment: ItemAssignment) -> dict[str, Any]:
     """The payload fields that record `assignment` in `slot`."""
-    return {
-        **placement_payload(slot, assignment.topic, assignment.run_id, assignment.assigned),
-        **score_payload(slot, assignment.score),
-    }
-
-
-def placement_payload(slot: int, topic: TopicId, run_id: int, assigned: AssignedBy) -> dict[str, Any]:
-    """An assignment's fields but its score: the same for every item of a topic in a run."""
     names = slot_fields(slot)
-    return {names["topic"]: int(topic), names["run"]: int(run_id), names["assigned"]: assigned}
-
-
-def score_payload(slot: int, score: float) -> dict[str, Any]:
-    return {slot_fields(slot)["score"]: round(float(score), SCORE_DECIMALS)}
+    return {
+        names["topic"]: int(assignment.topic),
+        names["score"]: round(float(assignment.score), SCORE_DECIMALS),
+        names["run"]: int(assignment.run_id),
+        names["assigned"]: assignment.assigned,
+    }
 
 
 def read_assignment(payload: Mapping[str, Any], run: Run | None) -> ItemAssignment | None:

@@ -53,7 +53,7 @@ from indexer.diskspace import ensure_free, store_commitment
 from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog, curation
-from topics.catalog import LineageEvent, Run, Theme, Topic
+from topics.catalog import ItemAssignment, LineageEvent, Run, Theme, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
 from topics.geometry import leave_one_out_cosines
 from topics.identity import Identity, MatchParams, contingency, match_topics
@@ -63,7 +63,7 @@ from topics.priority import SEARCHES
 log = logging.getLogger(__name__)
 
 SCROLL_BATCH = 256  # as fast as 1024 a point, and a quarter of the GIL held per engine call
-WRITE_BUFFER = 16_384  # assignments held, then written grouped: one engine call per topic, per score
+WRITE_BUFFER = 65_536  # assignments held, then written grouped: one engine call per (topic, score)
 WRITE_IDS = 256  # ids per grouped write: one engine call between two yields to searches
 THRESHOLD_PERCENTILE = 2.0  # online assignment accepts what the weakest 2% of members would reach
 _FUSED_PARTS = ("image", "text")
@@ -560,48 +560,42 @@ def _write_items(
 
 
 class _AssignmentWriter:
-    """The items pass's assignments, written grouped: every item gets a payload of its own (its score),
-    and on the embedded engine each distinct payload is one call (~0.2 ms, ~200 s for 1M items). Held
-    until `WRITE_BUFFER` items, then written as one call per topic (topic, run, how) and one per score
-    (rounded to `catalog.SCORE_DECIMALS`), `WRITE_IDS` ids each, yielding to searches between calls.
-    The slot is invisible until the switch, so a run cut short between the two writes shows nothing."""
+    """The items pass's assignments, written grouped. On the embedded engine each distinct payload is
+    one call, and a score makes nearly every item's payload its own. Scores are stored to
+    `catalog.SCORE_DECIMALS` (2), so a topic's items share a few dozen payloads; held until
+    `WRITE_BUFFER` items, each (topic, score) group is one call of up to `WRITE_IDS` ids, with a yield
+    to searches before each. 50k items of a 1M store (`bench/assignment_writes.py`): 49 us an item,
+    against 69 for a call per item and 62 for two grouped writes (topic; score to 3 decimals): what is
+    left is the engine's own cost per point (its payload read, merged, written, indexed)."""
 
     def __init__(self, items: VectorStore, slot: int, run_id: int) -> None:
         self.items, self.slot, self.run_id = items, slot, run_id
         self.ids: list[str] = []
-        self.topics: list[np.ndarray] = []
-        self.scores: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
 
     def add(self, points: Sequence[Point], topic_ids: np.ndarray, scores: np.ndarray) -> None:
         self.ids.extend(p.id for p in points)
-        self.topics.append(np.asarray(topic_ids, np.int64))
-        self.scores.append(catalog.score_units(scores))
+        self.keys.append(np.stack([np.asarray(topic_ids, np.int64), catalog.score_units(scores)], axis=1))
         if len(self.ids) >= WRITE_BUFFER:
             self.flush()
 
     def flush(self) -> None:
         if not self.ids:
             return
-        ids = np.array(self.ids, dtype=object)
-        topics, units = np.concatenate(self.topics), np.concatenate(self.scores)
-        self.ids, self.topics, self.scores = [], [], []
-        for topic, members in _groups(topics):
-            self._write(ids[members], catalog.placement_payload(self.slot, topic, self.run_id, "recluster"))
-        for unit, members in _groups(units):
-            self._write(ids[members], catalog.score_payload(self.slot, catalog.score_of_units(unit)))
-
-    def _write(self, ids: np.ndarray, payload: Mapping[str, Any]) -> None:
-        for start in range(0, len(ids), WRITE_IDS):
-            SEARCHES.yield_to_searches()
-            self.items.set_payload(ids[start : start + WRITE_IDS].tolist(), payload)
-
-
-def _groups(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """(value, positions holding it) for each distinct value."""
-    order = np.argsort(values, kind="stable")
-    distinct, starts = np.unique(values[order], return_index=True)
-    for value, members in zip(distinct, np.split(order, starts[1:]), strict=True):
-        yield int(value), members
+        ids, keys = np.array(self.ids, dtype=object), np.concatenate(self.keys)
+        self.ids, self.keys = [], []
+        distinct, group = np.unique(keys, axis=0, return_inverse=True)
+        order = np.argsort(group.ravel(), kind="stable")
+        bounds = np.searchsorted(group.ravel()[order], np.arange(len(distinct) + 1))
+        for g, (topic, units) in enumerate(distinct):
+            payload = catalog.assignment_payload(
+                self.slot,
+                ItemAssignment(int(topic), catalog.score_of_units(int(units)), self.run_id, "recluster"),
+            )
+            members = ids[order[bounds[g] : bounds[g + 1]]]
+            for start in range(0, len(members), WRITE_IDS):
+                SEARCHES.yield_to_searches()
+                self.items.set_payload(members[start : start + WRITE_IDS].tolist(), payload)
 
 
 def _label_batch(
