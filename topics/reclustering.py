@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from scipy import sparse
 
 from indexer.config import Settings
 from indexer.diskspace import ensure_free, store_commitment
@@ -309,25 +310,23 @@ def _prepare(backend: Backend, items: VectorStore, topics: VectorStore) -> Run |
 
 
 def view_vectors(points: Sequence[Point], view: str) -> tuple[np.ndarray, np.ndarray]:
-    """(rows that have the view, their L2-normalised vectors as float32)."""
-    rows: list[int] = []
-    vectors: list[np.ndarray] = []
-    for i, point in enumerate(points):
-        vector = _view_of(point.vectors, view)
-        if vector is not None:
-            rows.append(i)
-            vectors.append(vector)
-    if not vectors:
+    """(rows that have the view, their L2-normalised vectors as float32), a matrix per vector name."""
+    parts = _FUSED_PARTS if view == "fused" else (view,)
+    total: np.ndarray | None = None
+    present = np.zeros(len(points), bool)
+    for name in parts:
+        rows = [i for i, point in enumerate(points) if name in point.vectors]
+        if not rows:
+            continue
+        part = np.stack([np.asarray(points[i].vectors[name], np.float32) for i in rows])
+        if total is None:
+            total = np.zeros((len(points), part.shape[1]), np.float32)
+        total[rows] += l2_normalise(part) if view == "fused" else part
+        present[rows] = True
+    if total is None:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    return np.asarray(rows, np.int64), l2_normalise(np.stack(vectors))
-
-
-def _view_of(vectors: Mapping[str, np.ndarray], view: str) -> np.ndarray | None:
-    if view != "fused":
-        found = vectors.get(view)
-        return None if found is None else np.asarray(found, np.float32)
-    parts = [l2_normalise(np.asarray(vectors[v], np.float32)[None])[0] for v in _FUSED_PARTS if v in vectors]
-    return None if not parts else np.sum(parts, axis=0)
+    rows_with = np.flatnonzero(present)
+    return rows_with, l2_normalise(total[rows_with])
 
 
 def _needed_vectors(view: str) -> list[str]:
@@ -636,7 +635,16 @@ def _accumulate(written: _WriteTotals, points: Sequence[Point], labels: np.ndarr
             continue
         vectors = l2_normalise(np.stack([np.asarray(points[i].vectors[view_name], np.float32) for i in rows]))
         sums = written.sums.setdefault(view_name, np.zeros((k, vectors.shape[1]), np.float64))
-        np.add.at(sums, labels[rows], vectors)
+        sums += _sum_by_label(labels[rows], vectors, k)
+
+
+def _sum_by_label(labels: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+    """(k, d) float64 sums of `vectors` per label 0..k-1: one sparse product (np.add.at was 40 s of a
+    1M-item recluster)."""
+    members = sparse.csr_matrix(
+        (np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(k, len(labels))
+    )
+    return np.asarray(members @ vectors.astype(np.float64))
 
 
 # ---- phase 6: records ----

@@ -181,8 +181,10 @@ class Representer:
         text_vectors: np.ndarray | None = None,
         captions: Sequence[str | None] | None = None,
         image_paths: Sequence[str | None] | None = None,
+        caption_terms: Sequence[Sequence[str]] | None = None,
     ) -> None:
-        """Feed one scrolled batch: topics, ids, clustering-space vectors, and what each item has."""
+        """Feed one scrolled batch: topics, ids, clustering-space vectors, and what each item has;
+        `caption_terms`: the captions' `terms`, when another representer has analysed them."""
         topic_ids = np.asarray(topic_ids, dtype=np.int64)
         n = len(topic_ids)
         _check_lengths(
@@ -195,7 +197,7 @@ class Representer:
             image_paths=image_paths,
         )
         if captions is not None:
-            self._words.add(topic_ids, captions)
+            self._words.add(topic_ids, captions, terms=caption_terms)
         scores = typicality(vectors, topic_ids, self._centroids)
         has_image = _nonzero_rows(image_vectors, n)
         has_caption = _nonzero_rows(text_vectors, n) if text_vectors is not None else _present(captions, n)
@@ -208,6 +210,10 @@ class Representer:
             shown = [(c or "")[:500] for c in captions]
             text = text_vectors if text_vectors is not None else vectors
             self._texts.add(topic_ids, item_ids, np.where(has_caption, scores, np.nan), text, shown)
+
+    def terms(self, captions: Sequence[str | None]) -> list[list[str]]:
+        """The captions' terms as this representer counts them (`WordCounter.terms`)."""
+        return self._words.terms(captions)
 
     def _tally_batch(
         self,

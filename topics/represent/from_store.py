@@ -84,9 +84,10 @@ class _Pass:
             "image_paths": [p.payload.get("path") for p in chosen],
         }
         item_ids = [p.id for p in chosen]
-        self._topics.add_batch(ids, item_ids, vectors, **columns)
+        terms = self._topics.terms(columns["captions"])  # analysed once for both levels (same settings)
+        self._topics.add_batch(ids, item_ids, vectors, **columns, caption_terms=terms)
         themes = np.where(known, self._theme_of[np.where(known, ids, 0)], OUTLIER)
-        self._themes.add_batch(themes, item_ids, vectors, **columns)
+        self._themes.add_batch(themes, item_ids, vectors, **columns, caption_terms=terms)
 
     def finish(self, topics: list[Topic], themes: list[Theme]) -> tuple[list[Topic], list[Theme]]:
         found, found_themes = self._topics.finish(), self._themes.finish()

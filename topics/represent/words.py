@@ -96,18 +96,32 @@ class WordCounter:
         self._topic_row: dict[int, int] = {}
         self._counts: list[sparse.csr_matrix] = []
 
-    def add(self, topic_ids: Sequence[int] | np.ndarray, captions: Sequence[str | None]) -> None:
-        """Count the terms of one batch of captions under their topics (missing captions are skipped)."""
+    def terms(self, captions: Sequence[str | None]) -> list[list[str]]:
+        """Each caption's terms as this counter counts them (none for a missing caption)."""
+        return [self._analyse(clean_caption(c, self.max_caption_chars)) if c else [] for c in captions]
+
+    def add(
+        self,
+        topic_ids: Sequence[int] | np.ndarray,
+        captions: Sequence[str | None],
+        *,
+        terms: Sequence[Sequence[str]] | None = None,
+    ) -> None:
+        """Count the terms of one batch of captions under their topics (missing captions are skipped);
+        `terms`: the captions' `terms`, when already analysed (by a counter with the same settings)."""
         if len(topic_ids) != len(captions):
             raise ValueError(f"{len(topic_ids)} topic ids but {len(captions)} captions")
+        if terms is None:
+            terms = self.terms(captions)
+        elif len(terms) != len(captions):
+            raise ValueError(f"{len(captions)} captions but {len(terms)} term lists")
         index_of = self._term_index.setdefault  # the default, len(), is the next free index
         cols: list[int] = []
         indptr = [0]
         topic_rows: list[int] = []
-        for topic, caption in zip(topic_ids, captions, strict=True):
-            terms = self._analyse(clean_caption(caption, self.max_caption_chars)) if caption else ()
-            if terms:
-                cols.extend([index_of(term, len(self._term_index)) for term in terms])
+        for topic, caption_terms in zip(topic_ids, terms, strict=True):
+            if caption_terms:
+                cols.extend([index_of(term, len(self._term_index)) for term in caption_terms])
                 indptr.append(len(cols))
                 topic_rows.append(self._topic_row.setdefault(int(topic), len(self._topic_row)))
         if topic_rows:
