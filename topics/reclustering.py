@@ -13,8 +13,9 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    topics), from the overlap of the previous run's themes (each sampled item's old topic's theme)
    with the new ones. Theme ids are their own sequence (`Run.next_theme_id`).
 5. ``items_written`` (and ``items_batch`` per batch): a second scroll; sampled items keep their fit
-   label, the rest are assigned by the clustering; each batch's assignments go to the item slot the
-   current run does not use (see `topics.catalog`), invisible to readers. Sizes and per-view centroid
+   label, the rest are assigned by the clustering; the assignments go to the item slot the current
+   run does not use (see `topics.catalog`), invisible to readers, written grouped by topic and score
+   every `WRITE_BUFFER` items (`_AssignmentWriter`). Sizes and per-view centroid
    sums are accumulated on the way, and the optional `represent` hook sees each batch (words,
    exemplar candidates): the items are read twice in all, not three times.
 6. ``represented``, ``topics_written``: the hook's representations (`RepresentPass.finish`); the live
