@@ -36,7 +36,7 @@ SLOT, RUN = 1, 10**6
 
 
 class Counting:
-    """The store with its `set_payload` calls counted."""
+    """The store with its `set_payload` calls counted (the grouped writer also flushes each buffer)."""
 
     def __init__(self, store: VectorStore) -> None:
         self.store, self.calls = store, 0
@@ -44,6 +44,9 @@ class Counting:
     def set_payload(self, ids: list[str], payload: dict) -> None:
         self.calls += 1
         self.store.set_payload(ids, payload)
+
+    def flush(self) -> None:
+        self.store.flush()
 
 
 def per_item(store: Counting, ids: np.ndarray, topics: np.ndarray, scores: np.ndarray) -> None:

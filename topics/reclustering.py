@@ -566,7 +566,8 @@ class _AssignmentWriter:
     `WRITE_BUFFER` items, each (topic, score) group is one call of up to `WRITE_IDS` ids, with a yield
     to searches before each. 50k items of a 1M store (`bench/assignment_writes.py`): 49 us an item,
     against 69 for a call per item and 62 for two grouped writes (topic; score to 3 decimals): what is
-    left is the engine's own cost per point (its payload read, merged, written, indexed)."""
+    left is the engine's own cost per point (its payload read, merged, written, indexed). Each
+    buffer is flushed to disk once written."""
 
     def __init__(self, items: VectorStore, slot: int, run_id: int) -> None:
         self.items, self.slot, self.run_id = items, slot, run_id
@@ -596,6 +597,9 @@ class _AssignmentWriter:
             for start in range(0, len(members), WRITE_IDS):
                 SEARCHES.yield_to_searches()
                 self.items.set_payload(members[start : start + WRITE_IDS].tolist(), payload)
+        SEARCHES.yield_to_searches()
+        self.items.flush()  # a share of the run's writes made durable now: the flush before the
+        # switch would otherwise hold the process for all of them (17 s at 1M, searches waiting)
 
 
 def _label_batch(
