@@ -786,14 +786,23 @@ def _cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
     """Drop older runs' topic and theme records and settle `pending`; all idempotent, safe to repeat."""
     topics.delete_where(Filter(must={"kind": ["topic", "theme"]}, must_not={"run_id": run.run_id}))
     names = catalog.slot_fields(run.slot)
-    assigned = Filter(must={"pending": 1, names["run"]: run.run_id})
-    for ids in _id_batches(items, assigned):
-        items.set_payload(ids, {"pending": 0})
-    missed = Filter(must_not={names["run"]: run.run_id, "pending": 1})
-    for ids in _id_batches(items, missed):
-        items.set_payload(ids, {"pending": 1})
+    _settle(items, Filter(must={"pending": 1, names["run"]: run.run_id}), {"pending": 0})
+    _settle(items, Filter(must_not={names["run"]: run.run_id, "pending": 1}), {"pending": 1})
     items.flush()
     topics.flush()
+
+
+def _settle(items: VectorStore, where: Filter, payload: Mapping[str, Any]) -> None:
+    """`payload` on every item `where` matches, flushed every `WRITE_BUFFER` items: the engine's memory
+    grows with unflushed payload writes (a first run settles all 1M items)."""
+    unflushed = 0
+    for ids in _id_batches(items, where):
+        items.set_payload(ids, payload)
+        unflushed += len(ids)
+        if unflushed >= WRITE_BUFFER:
+            SEARCHES.yield_to_searches()
+            items.flush()
+            unflushed = 0
 
 
 def _id_batches(store: VectorStore, where: Filter) -> Iterator[list[str]]:

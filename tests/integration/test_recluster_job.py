@@ -350,6 +350,25 @@ def test_reservoir_keeps_a_uniform_sample() -> None:
     assert abs(halves[0] - halves[1]) < 0.1 * sum(halves)  # early and late items equally likely
 
 
+def test_writes_are_flushed_every_buffer_and_pending_still_settles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The items pass and the cleanup flush every `WRITE_BUFFER` items (the engine's memory grows with
+    unflushed writes); the run's result is the same."""
+    monkeypatch.setattr(reclustering, "WRITE_BUFFER", 50)
+    monkeypatch.setattr(reclustering, "SCROLL_BATCH", 20)  # the cleanup scrolls 80 ids a call
+    settings = _settings("edge")
+    backend = open_backend(settings)
+    items = backend.collection("items")
+    synthetic.store_corpus(items, synthetic.drift_scenario("steady", **SMALL).runs[0])
+    flushes: list[int] = []
+    flush = items.flush
+    monkeypatch.setattr(items, "flush", lambda: flushes.append(1) or flush())
+    recluster(settings, backend)
+    assert len(flushes) >= 240 // 60 + 240 // 80  # the assignments' buffers, then pending settled
+    assert items.count(Filter(must={"pending": 1})) == 0
+    _assert_consistent(backend)
+    backend.close()
+
+
 @pytest.mark.parametrize("kind", ["memory", "edge"])
 def test_pending_is_cleared_for_assigned_items_and_set_for_missed_ones(kind: str) -> None:
     settings = _settings(kind)
