@@ -1,4 +1,4 @@
-"""Cosine arithmetic on unit rows shared by the recluster and the online updates."""
+"""Array arithmetic shared by the recluster, represent and the online updates."""
 
 from __future__ import annotations
 
@@ -15,3 +15,13 @@ def leave_one_out_cosines(members: np.ndarray) -> np.ndarray:
     dots = members @ total
     rest = np.sqrt(np.maximum(total @ total - 2.0 * dots + 1.0, 1e-12))
     return ((dots - 1.0) / rest).astype(np.float32)
+
+
+def group_rows(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(label, row indices) for each distinct label: one sort instead of one mask per label."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return []
+    order = np.argsort(labels, kind="stable")
+    distinct, starts = np.unique(labels[order], return_index=True)
+    return [(int(label), rows) for label, rows in zip(distinct, np.split(order, starts[1:]), strict=True)]

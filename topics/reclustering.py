@@ -57,7 +57,7 @@ from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog, curation
 from topics.catalog import ItemAssignment, LineageEvent, Run, Theme, Topic
 from topics.cluster import Clustering, ClusterParams, fit_clusters
-from topics.geometry import leave_one_out_cosines
+from topics.geometry import group_rows, leave_one_out_cosines
 from topics.identity import Identity, MatchParams, contingency, match_topics
 from topics.ids import OUTLIER
 from topics.priority import SEARCHES
@@ -586,14 +586,13 @@ class _AssignmentWriter:
         ids, keys = np.array(self.ids, dtype=object), np.concatenate(self.keys)
         self.ids, self.keys = [], []
         distinct, group = np.unique(keys, axis=0, return_inverse=True)
-        order = np.argsort(group.ravel(), kind="stable")
-        bounds = np.searchsorted(group.ravel()[order], np.arange(len(distinct) + 1))
-        for g, (topic, units) in enumerate(distinct):
+        for g, rows in group_rows(group.ravel()):
+            topic, units = distinct[g]
             payload = catalog.assignment_payload(
                 self.slot,
                 ItemAssignment(int(topic), catalog.score_of_units(int(units)), self.run_id, "recluster"),
             )
-            members = ids[order[bounds[g] : bounds[g + 1]]]
+            members = ids[rows]
             for start in range(0, len(members), WRITE_IDS):
                 SEARCHES.yield_to_searches()
                 self.items.set_payload(members[start : start + WRITE_IDS].tolist(), payload)

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from indexer.items import ItemId
+from topics.geometry import group_rows
 from topics.ids import OUTLIER
 from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
-from topics.represent.exemplars import Exemplar, ExemplarPicker, group_rows, mmr, typicality
+from topics.represent.exemplars import Exemplar, ExemplarPicker, mmr, typicality
 from topics.represent.keywords import EmbedderUnavailable, TextEmbedder, Vocabulary
 from topics.represent.tiles import build_tile, tile_fingerprint, tile_is_current
 from topics.represent.words import WordCounter, label_from_words, load_word_list

@@ -16,6 +16,7 @@ import numpy as np
 
 from indexer.embed.base import l2_normalise
 from indexer.items import ItemId
+from topics.geometry import group_rows
 
 
 @dataclass(frozen=True)
@@ -81,16 +82,6 @@ class _Pool:
             self.floor = float(merged.scores.min())
         self._chunks, self._count = [merged], len(merged.scores)
         return merged
-
-
-def group_rows(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(label, row indices) for each distinct label: one sort instead of one mask per label."""
-    labels = np.asarray(labels)
-    if len(labels) == 0:
-        return []
-    order = np.argsort(labels, kind="stable")
-    distinct, starts = np.unique(labels[order], return_index=True)
-    return [(int(label), rows) for label, rows in zip(distinct, np.split(order, starts[1:]), strict=True)]
 
 
 def typicality(vectors: np.ndarray, topic_ids: np.ndarray, centroids: Mapping[int, np.ndarray]) -> np.ndarray:
