@@ -11,6 +11,7 @@ Prints a table, then `name: value unit (target ...)` lines, means over seeds.
 
     .venv/bin/python bench/quality.py                 # everything, 3 seeds
     .venv/bin/python bench/quality.py --only emoji two-level --seeds 1
+    .venv/bin/python bench/quality.py --no-bertopic --set split_resolution=none   # one knob changed
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +83,9 @@ def datasets(only: set[str] | None) -> list[Dataset]:
     return out
 
 
-def ours(data: Dataset, seed: int) -> Run:
+def ours(data: Dataset, seed: int, changed: dict[str, object] | None = None) -> Run:
     start = time.perf_counter()
-    fit = fit_clusters(data.vectors, ClusterParams(seed=seed))
+    fit = fit_clusters(data.vectors, replace(ClusterParams(seed=seed), **(changed or {})))
     seconds = time.perf_counter() - start
     themes = fit.theme_of(fit.labels)
     return Run(agreement(data.fine, fit.labels), agreement(data.coarse, themes), seconds)
@@ -151,18 +152,36 @@ def report(data: Dataset, mine: list[Run], theirs: list[Run] | None) -> list[str
     return lines
 
 
+def knob(text: str) -> tuple[str, object]:
+    """`name=value` of a `ClusterParams` field: a number, or `none` for the field's off value."""
+    name, _, value = text.partition("=")
+    known = {f.name for f in fields(ClusterParams)}
+    if name not in known or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+    if value.lower() == "none":
+        return name, None
+    try:
+        return name, int(value) if value.lstrip("-").isdigit() else float(value)
+    except ValueError:
+        return name, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="*", help=f"dataset names ({' '.join(LOADERS)} hard-k20 two-level)")
     parser.add_argument("--no-bertopic", action="store_true")
     parser.add_argument("--fresh-bertopic", action="store_true", help="rerun BERTopic, ignoring its cache")
+    parser.add_argument(
+        "--set", type=knob, action="append", default=[], metavar="NAME=VALUE", help="a ClusterParams knob"
+    )
     args = parser.parse_args()
+    changed = dict(args.set)
     with_bertopic = not args.no_bertopic and has_bertopic()
     print(HEADER)
     targets: list[str] = []
     for data in datasets(set(args.only) if args.only else None):
-        mine = [ours(data, seed) for seed in range(args.seeds)]
+        mine = [ours(data, seed, changed) for seed in range(args.seeds)]
         print("\n".join(rows(data.name, "ours", mine)), flush=True)
         theirs = None
         if with_bertopic and data.kind == "real":

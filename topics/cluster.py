@@ -4,17 +4,23 @@ fit: exact cosine kNN graph (k=15, UMAP-style fuzzy weights) on at most ``graph_
 sample -> Leiden modularity communities at ``resolution`` (2) -> communities that are only cuts through
 one group merged back (topics.merge) -> communities under ``min_cluster_size`` (sqrt(n)/10) and those
 no tighter than chance become outliers -> two nearest-centroid rounds over the whole sample (so the fit
-agrees with `Clustering.assign`) -> per-topic cosine floor (median - 4 robust sigmas); members below it
-are outliers, unless ``outlier_threshold`` lets them join their nearest topic -> themes: Leiden on the
-same graph with each topic contracted to one node, at ``theme_resolution`` (topics.themes).
+agrees with `Clustering.assign`) -> the same at ``split_resolution`` (16), whose finer topics split a
+topic where they lie ``split_separation`` (6) member spreads apart (`separation`) -> per-topic cosine
+floor (median - 4 robust sigmas); members below it are outliers, unless ``outlier_threshold`` lets them
+join their nearest topic -> themes: Leiden on the same graph with each topic contracted to one node, at
+``theme_resolution`` (topics.themes).
 assign: nearest centroid in the input space, with the same floors; an item's theme is its topic's.
 ``method="hdbscan"`` (PCA 32 + HDBSCAN, leaf selection) is kept as the alternative.
 
 Why: the defaults are chosen by chance-adjusted agreement (AMI, ARI; all items, outliers one cluster)
 with labelled corpora at both levels, against BERTopic's defaults on the same vectors (bench/quality.py;
 figures and the sweep in docs/quality.md). A high resolution gave hundreds of topics: NMI rewards that,
-AMI and ARI do not. Fuzzy weights (each item's edges scaled by its own neighbourhood) find classes in
-text embeddings better than raw cosines, which are nearly equal over a neighbourhood.
+AMI and ARI do not. Yet modularity at one resolution cannot tell apart topics that each hold a small
+share of a big graph: with hundreds of fine topics, siblings merge (docs/scaling.md). The split step
+keeps the finer topics whose members form separate groups: on the scale corpus that recovers them
+(ARI 0.76 -> 0.96), on the labelled text corpora it changes little (docs/quality.md). Fuzzy weights
+(each item's edges scaled by its own neighbourhood) find classes in text embeddings better than raw
+cosines, which are nearly equal over a neighbourhood.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ _CHANCE_MARGIN = 3.0  # a topic must be this many times tighter than random vect
 _FLOOR_SIGMAS = 4.0  # robust sigmas below a topic's median cosine where its edge lies
 _HDBSCAN_DIMS = 32  # HDBSCAN's trees are slow in high dimensions
 _SUBSET_MIN_COMMUNITY = 5  # smallest graph community kept when the graph is a subset of the sample
+_SPLIT_MIN_MEMBERS = 20  # a piece this small cannot split a topic: halves of one topic under 20 members
+# measured up to 13.7 spreads apart (`separation`; bench/resolution.py's corpus), from 20 to 40 up to 6.3
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class ClusterParams:
     refine_rounds: int = 2  # nearest-centroid rounds over the whole sample after the community search
     theme_join_cosine: float = 0.5  # themes whose centred centroids are this alike join (topics.themes)
     theme_resolution: float = 4.0  # modularity resolution of the topic graph (topics.themes): more themes
+    split_resolution: float | None = 16.0  # finer communities proposed as splits of a topic; None: no splits
+    split_separation: float = 6.0  # ...kept where they lie this many member spreads apart (`separation`)
 
     @classmethod
     def from_settings(cls, s: ClusterSettings) -> ClusterParams:
@@ -82,6 +92,8 @@ class ClusterParams:
             n_neighbors=s.n_neighbors,
             theme_resolution=s.theme_resolution,
             theme_join_cosine=s.theme_join_cosine,
+            split_resolution=s.split_resolution or None,
+            split_separation=s.split_separation,
         )
 
 
@@ -150,19 +162,13 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
     min_size = max(2, min(params.min_cluster_size or default_min_cluster_size(m), m))
     subset = m < n and params.refine_rounds > 0
     graph_min_size = max(_SUBSET_MIN_COMMUNITY, round(min_size * m / n)) if subset else min_size
-    labels = np.full(n, OUTLIER, np.int64)
     graph = knn_igraph(reduced[on_graph], params.n_neighbors)
-    if use_leiden:
-        labels[on_graph] = _leiden_labels(graph, params, graph_min_size)
-    else:
-        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, graph_min_size)
-    if subset:  # grow the graph's communities over the whole sample, then judge their size and distinctness
-        labels = _refine(sample, _drop_incoherent(sample, labels), params.refine_rounds)
-        labels = _drop_small(_merge_indistinct(sample, _drop_incoherent(sample, labels)), min_size)
-    else:
-        labels = _merge_indistinct(sample, _drop_incoherent(sample, labels))
-        if params.refine_rounds:
-            labels = _drop_incoherent(sample, _refine(sample, labels, params.refine_rounds))
+    sizes = (min_size, graph_min_size, subset)
+    labels = _topic_labels(sample, reduced, on_graph, graph, params, params.resolution, sizes)
+    if params.split_resolution and use_leiden:
+        fine = _topic_labels(sample, reduced, on_graph, graph, params, params.split_resolution, sizes)
+        pieces_from = max(min_size, _SPLIT_MIN_MEMBERS)
+        labels = split_separated(sample, labels, fine, pieces_from, params.split_separation)
     labels = _relabel_by_size(labels)
     centroids = _centroids(sample, labels)
     floors = _floors(sample, labels, centroids, params.outlier_threshold)
@@ -173,6 +179,30 @@ def fit_clusters(sample: np.ndarray, params: ClusterParams) -> Clustering:
         graph, labels[on_graph], centroids, params.theme_resolution, params.theme_join_cosine, params.seed
     )
     return Clustering(labels=labels, centroids=centroids, floors=floors, themes=themes)
+
+
+def _topic_labels(
+    sample: np.ndarray,
+    reduced: np.ndarray,
+    on_graph: np.ndarray,
+    graph: igraph.Graph,
+    params: ClusterParams,
+    resolution: float,
+    sizes: tuple[int, int, bool],
+) -> np.ndarray:
+    min_size, graph_min_size, subset = sizes
+    labels = np.full(sample.shape[0], OUTLIER, np.int64)
+    if params.method == "leiden":
+        labels[on_graph] = _leiden_labels(graph, params, graph_min_size, resolution)
+    else:
+        labels[on_graph] = _hdbscan_labels(reduced[on_graph], params, graph_min_size)
+    if subset:  # grow the graph's communities over the whole sample, then judge their size and distinctness
+        labels = _refine(sample, _drop_incoherent(sample, labels), params.refine_rounds)
+        return _drop_small(_merge_indistinct(sample, _drop_incoherent(sample, labels)), min_size)
+    labels = _merge_indistinct(sample, _drop_incoherent(sample, labels))
+    if params.refine_rounds:
+        labels = _drop_incoherent(sample, _refine(sample, labels, params.refine_rounds))
+    return labels
 
 
 def _graph_subsample(sample: np.ndarray, params: ClusterParams) -> np.ndarray:
@@ -220,17 +250,85 @@ def _hdbscan_labels(reduced: np.ndarray, params: ClusterParams, min_size: int) -
     return clusterer.fit_predict(reduced.astype(np.float64)).astype(np.int64)
 
 
-def _leiden_labels(graph: igraph.Graph, params: ClusterParams, min_size: int) -> np.ndarray:
+def _leiden_labels(
+    graph: igraph.Graph, params: ClusterParams, min_size: int, resolution: float
+) -> np.ndarray:
     """Modularity communities of the cosine kNN graph, arbitrary cuts merged back (topics.merge);
     communities under `min_size` items are outliers. The merge runs on the whole partition: dropping the
     small communities first would cut the graph links between pieces of one topic."""
-    labels = leiden(graph, params.resolution, params.seed)
+    labels = leiden(graph, resolution, params.seed)
     if params.merge_threshold > 0:
         pairs = np.asarray(graph.get_edgelist(), np.int64).reshape(-1, 2)
         weights = np.asarray(graph.es["weight"], np.float64)
         labels = merge_cut_communities(pairs, weights, labels, params.merge_threshold)
     sizes = np.bincount(labels)
     return np.where(sizes[labels] >= min_size, labels, OUTLIER)
+
+
+def separation(a: np.ndarray, b: np.ndarray) -> float:
+    """How far apart two groups of vectors lie: the gap between their medians on the line through their
+    means, in pooled member spreads on that line (1.4826 MAD), 0 when a lies on b's side.
+
+    Each member is projected on the line drawn without it (its own group's mean less itself): drawn
+    with it, a group of 10-40 members in hundreds of dimensions pulls the line towards each of its
+    members and looks separate from anything. Medians and MADs, so members of the other group do not
+    close the gap. Not a test: it does not grow with the sizes. One group cut in two by a plane scores
+    ~2.3 (up to ~6 under 40 members), two groups with a gap between them as far apart as the gap is
+    (`bench/resolution.py` prints both over its corpus).
+    """
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        raise ValueError(f"separation needs two members on each side, got {na} and {nb}")
+    sum_a, sum_b = a.sum(axis=0, dtype=np.float64), b.sum(axis=0, dtype=np.float64)
+    own_a, own_b = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
+    on_a = (a @ sum_a - own_a) / (na - 1) - a @ (sum_b / nb)
+    on_b = b @ (sum_a / na) - (b @ sum_b - own_b) / (nb - 1)
+    centre_a, centre_b = float(np.median(on_a)), float(np.median(on_b))
+    mad_a, mad_b = np.median(np.abs(on_a - centre_a)), np.median(np.abs(on_b - centre_b))
+    spread = 1.4826 * math.sqrt((mad_a**2 * na + mad_b**2 * nb) / (na + nb))
+    return max(centre_a - centre_b, 0.0) / max(spread, 1e-12)
+
+
+def split_separated(
+    vectors: np.ndarray, labels: np.ndarray, fine: np.ndarray, min_size: int, apart: float
+) -> np.ndarray:
+    """Each topic of `labels` split into the pieces a finer partition `fine` cuts it into, where those
+    pieces lie at least `apart` member spreads from each other (`separation`).
+
+    Members of pieces under `min_size` (and outliers of `fine`) join their nearest piece; then the two
+    least separated pieces merge until every pair is `apart` or more. A topic the finer partition only
+    cuts through comes back whole; new topics get ids after the last one of `labels`.
+    """
+    out = labels.copy()
+    next_id = int(labels.max()) + 1
+    for topic in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == topic)
+        ids, counts = np.unique(fine[members], return_counts=True)
+        kept = ids[(ids >= 0) & (counts >= min_size)]
+        if len(kept) < 2:
+            continue
+        pieces = [members[fine[members] == f] for f in kept]
+        crumbs = members[~np.isin(fine[members], kept)]
+        if len(crumbs):
+            means = np.stack([vectors[p].mean(axis=0) for p in pieces])
+            nearest = (vectors[crumbs] @ means.T).argmax(axis=1)
+            pieces = [np.concatenate([p, crumbs[nearest == i]]) for i, p in enumerate(pieces)]
+        while len(pieces) > 1:
+            best, pair = math.inf, (0, 1)
+            for i in range(len(pieces)):
+                for j in range(i + 1, len(pieces)):
+                    score = separation(vectors[pieces[i]], vectors[pieces[j]])
+                    if score < best:
+                        best, pair = score, (i, j)
+            if best >= apart:
+                break
+            i, j = pair
+            pieces[i] = np.concatenate([pieces[i], pieces[j]])
+            del pieces[j]
+        for piece in pieces[1:]:
+            out[piece] = next_id
+            next_id += 1
+    return out
 
 
 def leiden(graph: igraph.Graph, resolution: float, seed: int) -> np.ndarray:

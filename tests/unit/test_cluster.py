@@ -15,6 +15,8 @@ from topics.cluster import (
     default_min_cluster_size,
     fit_clusters,
     fuzzy_weights,
+    separation,
+    split_separated,
 )
 
 DIM = 128
@@ -122,6 +124,82 @@ def test_params_come_from_settings() -> None:
     p = ClusterParams.from_settings(s)
     got = (p.min_cluster_size, p.min_samples, p.reduce_dim, p.outlier_threshold, p.seed, p.theme_resolution)
     assert got == (40, 3, 16, 0.4, 7, 3)
+    assert (p.split_resolution, p.split_separation) == (16.0, 6.0)
+    off = ClusterParams.from_settings(ClusterSettings(split_resolution=0, split_separation=4))
+    assert (off.split_resolution, off.split_separation) == (None, 4.0)
+
+
+def _blob(rng: np.random.Generator, centre: np.ndarray, n: int, spread: float = 0.03) -> np.ndarray:
+    return _unit(centre + spread * rng.normal(size=(n, DIM)))
+
+
+def test_separation_tells_a_cut_blob_from_two_blobs_whatever_their_size() -> None:
+    rng = np.random.default_rng(0)
+    centre = _unit(rng.normal(size=DIM))
+    for n in (60, 600, 3000):
+        blob = _blob(rng, centre, 2 * n)
+        axis = np.linalg.svd(blob - blob.mean(axis=0), full_matrices=False)[2][0]
+        side = (blob - blob.mean(axis=0)) @ axis > 0
+        assert separation(blob[side], blob[~side]) < 3.5  # ~2.3: a plane through one group
+        other = _unit(centre + 12 * 0.03 * _unit(rng.normal(size=DIM)))  # 12 spreads away
+        two = separation(_blob(rng, centre, n), _blob(rng, other, n // 3))
+        assert 9 < two < 15
+
+
+def test_separation_of_a_small_group_split_at_random_stays_low() -> None:
+    """Eight members against eight in 128 dimensions: a line drawn with each member would separate them."""
+    rng = np.random.default_rng(3)
+    values = []
+    for _ in range(40):
+        blob = _blob(rng, _unit(rng.normal(size=DIM)), 16)
+        values.append(separation(blob[:8], blob[8:]))
+    assert np.median(values) < 1.0 and max(values) < 4.5
+    with pytest.raises(ValueError, match="two members"):
+        separation(blob[:1], blob[1:])
+
+
+def test_separation_holds_when_some_members_belong_to_the_other_group() -> None:
+    rng = np.random.default_rng(1)
+    a_centre = _unit(rng.normal(size=DIM))
+    b_centre = _unit(a_centre + 12 * 0.03 * _unit(rng.normal(size=DIM)))
+    a, b = _blob(rng, a_centre, 300), _blob(rng, b_centre, 100)
+    mixed_a = np.concatenate([a, b[:30]])  # 9 % of a's members are b's
+    assert separation(mixed_a, b[30:]) > 0.75 * separation(a, b) > 6
+
+
+def test_split_separated_keeps_separate_groups_apart_and_a_cut_group_whole() -> None:
+    rng = np.random.default_rng(2)
+    a_centre = _unit(rng.normal(size=DIM))
+    b_centre = _unit(a_centre + 12 * 0.03 * _unit(rng.normal(size=DIM)))
+    vectors = np.concatenate([_blob(rng, a_centre, 400), _blob(rng, b_centre, 200), _blob(rng, a_centre, 50)])
+    truth = np.repeat([0, 1, 0], [400, 200, 50])
+    labels = np.zeros(len(vectors), np.int64)  # one topic holding both groups
+    fine = np.repeat([0, 1, 2, 3], [200, 200, 200, 50])  # group a cut in two, b, and a crumb of a
+    fine[-50:] = -1  # the crumb: outliers of the finer partition
+    split = split_separated(vectors, labels, fine, min_size=20, apart=6.0)
+    assert adjusted_rand(truth, split) == 1.0
+    assert set(np.unique(split)) == {0, 1}  # the first piece keeps the topic's id, the new one is next
+    one_group = split_separated(vectors[truth == 0], labels[truth == 0], fine[truth == 0], 20, 6.0)
+    assert (one_group == 0).all()
+
+
+def test_hundreds_of_small_topics_survive_modularitys_resolution_limit() -> None:
+    """At one resolution modularity merges siblings that each hold a small share of the graph (the scale
+    corpus: ~300 fine topics); the split step gets them back (docs/scaling.md)."""
+    from dataclasses import replace
+
+    from evaluation.scale_corpus import chunks
+    from evaluation.scale_corpus import two_level_mixture as many_topics
+    from indexer.embed.base import l2_normalise
+
+    corpus = next(chunks(many_topics(), 12_000, seed=5, chunk=12_000))
+    fused = l2_normalise(l2_normalise(corpus.image) + l2_normalise(corpus.text)).astype(np.float32)
+    with_splits = fit_clusters(fused, ClusterParams())
+    without = fit_clusters(fused, replace(ClusterParams(), split_resolution=None))
+    ari = adjusted_rand(corpus.labels, with_splits.labels)
+    ari_without = adjusted_rand(corpus.labels, without.labels)
+    assert ari > 0.9 and ari > ari_without + 0.1
+    assert with_splits.n_topics > without.n_topics
 
 
 def test_bad_input_is_refused(fitted: Clustering) -> None:
