@@ -6,7 +6,7 @@
 2. two grouped writes per item: one call per topic (topic, run, how), one per score to 3 decimals;
 3. `topics.reclustering._AssignmentWriter`: one call per (topic, score to `catalog.SCORE_DECIMALS`).
 
-`--n` items of the store get a random topic of 300 and a score spread around their topic's (as a
+`--n` items of the store get a random topic of `--topics` (300) and a score spread around their topic's (as a
 recluster's are), written into slot 1 of a copy of the store (copied `--data` must not be in use:
 the embedded store is locked to one process). Prints microseconds an item and the engine calls.
 """
@@ -92,10 +92,11 @@ def main() -> int:
     )
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--topics", type=int, default=300, help="topics the items are spread over")
     opts = parser.parse_args()
     rng = np.random.default_rng(0)
-    topics = rng.integers(0, 300, size=opts.n)
-    scores = np.clip(rng.uniform(0.6, 0.85, size=300)[topics] + rng.normal(0, 0.05, size=opts.n), 0, 1)
+    topics = rng.integers(0, opts.topics, size=opts.n)
+    scores = np.clip(rng.uniform(0.6, 0.85, size=opts.topics)[topics] + rng.normal(0, 0.05, size=opts.n), 0, 1)
     with tempfile.TemporaryDirectory(dir=opts.data.parent) as scratch:
         for name, way in WAYS.items():
             copy = Path(scratch) / name
