@@ -96,7 +96,8 @@ def main() -> int:
     opts = parser.parse_args()
     rng = np.random.default_rng(0)
     topics = rng.integers(0, opts.topics, size=opts.n)
-    scores = np.clip(rng.uniform(0.6, 0.85, size=opts.topics)[topics] + rng.normal(0, 0.05, size=opts.n), 0, 1)
+    centres = rng.uniform(0.6, 0.85, size=opts.topics)
+    scores = np.clip(centres[topics] + rng.normal(0, 0.05, size=opts.n), 0, 1)
     with tempfile.TemporaryDirectory(dir=opts.data.parent) as scratch:
         for name, way in WAYS.items():
             copy = Path(scratch) / name
