@@ -313,18 +313,20 @@ def split_separated(
             means = np.stack([vectors[p].mean(axis=0) for p in pieces])
             nearest = (vectors[crumbs] @ means.T).argmax(axis=1)
             pieces = [np.concatenate([p, crumbs[nearest == i]]) for i, p in enumerate(pieces)]
+        apart_by = np.full((len(pieces), len(pieces)), np.inf)
+        for i, j in zip(*np.triu_indices(len(pieces), 1), strict=True):
+            apart_by[i, j] = apart_by[j, i] = separation(vectors[pieces[i]], vectors[pieces[j]])
         while len(pieces) > 1:
-            best, pair = math.inf, (0, 1)
-            for i in range(len(pieces)):
-                for j in range(i + 1, len(pieces)):
-                    score = separation(vectors[pieces[i]], vectors[pieces[j]])
-                    if score < best:
-                        best, pair = score, (i, j)
-            if best >= apart:
+            i, j = np.unravel_index(np.argmin(apart_by), apart_by.shape)  # i < j: the first row wins
+            if apart_by[i, j] >= apart:
                 break
-            i, j = pair
             pieces[i] = np.concatenate([pieces[i], pieces[j]])
             del pieces[j]
+            apart_by = np.delete(np.delete(apart_by, j, axis=0), j, axis=1)
+            merged = vectors[pieces[i]]
+            for other in range(len(pieces)):  # only the merged piece's separations changed
+                if other != i:
+                    apart_by[i, other] = apart_by[other, i] = separation(merged, vectors[pieces[other]])
         for piece in pieces[1:]:
             out[piece] = next_id
             next_id += 1
