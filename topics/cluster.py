@@ -190,6 +190,8 @@ def _topic_labels(
     resolution: float,
     sizes: tuple[int, int, bool],
 ) -> np.ndarray:
+    """The sample's topics at one `resolution`: communities of the graph, grown over the whole sample
+    (a subset graph) or refined by nearest centroid, then judged by size and distinctness."""
     min_size, graph_min_size, subset = sizes
     labels = np.full(sample.shape[0], OUTLIER, np.int64)
     if params.method == "leiden":
@@ -273,8 +275,8 @@ def separation(a: np.ndarray, b: np.ndarray) -> float:
     with it, a group of 10-40 members in hundreds of dimensions pulls the line towards each of its
     members and looks separate from anything. Medians and MADs, so members of the other group do not
     close the gap. Not a test: it does not grow with the sizes. One group cut in two by a plane scores
-    ~2.3 (up to ~6 under 40 members), two groups with a gap between them as far apart as the gap is
-    (`bench/resolution.py` prints both over its corpus).
+    ~2.3 (up to ~6 with 20-40 members, up to ~14 under 20: hence `_SPLIT_MIN_MEMBERS`), two groups with
+    a gap between them as far apart as the gap is (`bench/resolution.py` prints both over its corpus).
     """
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
