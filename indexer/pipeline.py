@@ -85,6 +85,14 @@ class InFlight:
     payload: dict[str, Any] = field(default_factory=dict)
     checked: bool = False  # the store was already asked about this id
     copies: list[InFlight] = field(default_factory=list)  # folder files with the same content
+    _signature: str | None = None
+
+    @property
+    def signature(self) -> str:
+        """`content_signature` of its item, computed once (three steps ask for it)."""
+        if self._signature is None:
+            self._signature = content_signature(self.item)
+        return self._signature
 
 
 def item_schema(clip: Embedder | None, caption: Embedder | None, views: Sequence[str]) -> CollectionSchema:
@@ -249,7 +257,7 @@ class Pipeline:
         ask = [w.item_id for w in works if w.item_id and w.item_id not in self._in_flight]
         stored = {p.id: p.payload.get("sig") for p in self.store.retrieve(ask)} if ask else {}
         for work in works:
-            signature = content_signature(work.item)
+            signature = work.signature
             if work.item_id is not None:
                 if self._in_flight.get(work.item_id, stored.get(work.item_id)) == signature:
                     self._skip(summary, 1)
@@ -260,7 +268,7 @@ class Pipeline:
     def _landed(self, works: Iterable[InFlight]) -> None:
         """These versions are stored (or failed): the store speaks for their ids again."""
         for work in works:
-            if work.item_id is not None and self._in_flight.get(work.item_id) == content_signature(work.item):
+            if work.item_id is not None and self._in_flight.get(work.item_id) == work.signature:
                 del self._in_flight[work.item_id]
 
     # -- decode, embed, upsert ----------------------------------------------------------------
@@ -326,8 +334,9 @@ class Pipeline:
         works = self._skip_known_content(_last_of_each_id(works, summary), summary)
         if works:
             vectors = self._embed(works)
+            now = datetime.now(UTC).isoformat(timespec="seconds")
             points = [
-                self._point(w, {k: v[i] for k, v in vectors.items() if v[i] is not None})
+                self._point(w, {k: v[i] for k, v in vectors.items() if v[i] is not None}, now)
                 for i, w in enumerate(works)
             ]
             self.store.upsert(points)
@@ -348,7 +357,7 @@ class Pipeline:
         stored = {p.id: p.payload.get("sig") for p in self.store.retrieve(ids)} if ids else {}
         keep, known = [], []
         for work in works:
-            if not work.checked and stored.get(work.item_id, "") == content_signature(work.item):
+            if not work.checked and stored.get(work.item_id, "") == work.signature:
                 known.append(work)
             else:
                 keep.append(work)
@@ -384,16 +393,16 @@ class Pipeline:
             for row, i in enumerate(todo):
                 out[view][i] = emb[row]
 
-    def _point(self, work: InFlight, vectors: dict[str, np.ndarray]) -> Point:
+    def _point(self, work: InFlight, vectors: dict[str, np.ndarray], ingested_at: str) -> Point:
         item = work.item
         payload: dict[str, Any] = {
             "source": item.source,
             "origin": item.origin,
             "caption": item.caption,
             "created_at": item.created_at,
-            "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "ingested_at": ingested_at,
             "model": self.clip.model_id if self.clip else None,
-            "sig": content_signature(item),
+            "sig": work.signature,
             "pending": 1,
             **work.payload,
         }
@@ -415,7 +424,7 @@ class Pipeline:
                 summary.updated += 1
             else:
                 summary.ingested += 1
-            self.ledger.clear_failure(work.item.origin)
+        self.ledger.clear_failures(work.item.origin for work in works)
         self._progress(len(works))
 
     def _skip(self, summary: IngestSummary, n: int) -> None:
