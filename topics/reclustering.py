@@ -351,18 +351,16 @@ def reservoir_sample(
 ) -> Sample:
     """A uniform sample of at most `size` items with the view (Algorithm R over one scroll).
 
-    The scroll reads ids (and the previous run's slot) only; the chosen items' vectors are read by id
-    afterwards: a scroll's cost is mostly the vectors it converts, and 1M items' vectors are 20 times
-    the sample's. An item deleted in between drops out of the sample; one updated gives its new vectors."""
+    The scroll reads ids only; the chosen items' vectors and their previous run's slot are read by id
+    afterwards: a scroll's cost is mostly what it converts, and 1M items are 20 times the sample (the
+    slot of every item made a nightly's sample pass 4 times the first run's). An item deleted in
+    between drops out of the sample; one updated gives its new vectors."""
     rng = np.random.default_rng(seed)
     ids: list[str] = []
-    prev = np.full(size, NOT_PRESENT, np.int64)
     seen = 0
-    fields = list(catalog.slot_fields(previous.slot).values()) if previous else False
     where = None if view == "fused" else Filter(has_vector=view)  # fused: an item has image or text
-    for points in items.scroll(where, payload=fields, batch=SCROLL_BATCH):
+    for points in items.scroll(where, payload=False, batch=SCROLL_BATCH):
         SEARCHES.yield_to_searches()
-        batch_prev = _previous_topics(points, previous)
         for j, slot in enumerate(_reservoir_slots(seen, len(points), size, rng)):
             if slot < 0:
                 continue
@@ -370,23 +368,25 @@ def reservoir_sample(
                 ids.append(points[j].id)
             else:
                 ids[slot] = points[j].id
-            prev[slot] = batch_prev[j]
         seen += len(points)
-    kept_ids, vectors, kept_prev = _sample_vectors(items, view, ids, prev[: len(ids)])
+    kept_ids, vectors, kept_prev = _sample_vectors(items, view, ids, previous)
     return Sample(ids=kept_ids, vectors=vectors, previous=kept_prev, n_items=seen)
 
 
 def _sample_vectors(
-    items: VectorStore, view: str, ids: list[str], prev: np.ndarray
+    items: VectorStore, view: str, ids: list[str], previous: Run | None
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The view's vectors of the sampled `ids`, read by id in scroll-sized calls (sample order kept)."""
+    """The view's vectors of the sampled `ids` and their topics under `previous`, read by id in
+    scroll-sized calls (sample order kept)."""
     at = {item_id: i for i, item_id in enumerate(ids)}
     vectors: np.ndarray | None = None
     found = np.zeros(len(ids), bool)
+    prev = np.full(len(ids), NOT_PRESENT, np.int64)
+    fields = list(catalog.slot_fields(previous.slot).values()) if previous else False
     for start in range(0, len(ids), SCROLL_BATCH):
         SEARCHES.yield_to_searches()
         points = items.retrieve(
-            ids[start : start + SCROLL_BATCH], vectors=_needed_vectors(view), payload=False
+            ids[start : start + SCROLL_BATCH], vectors=_needed_vectors(view), payload=fields
         )
         rows, batch = view_vectors(points, view)
         if len(rows) == 0:
@@ -395,6 +395,7 @@ def _sample_vectors(
             vectors = np.zeros((len(ids), batch.shape[1]), np.float32)
         where = [at[points[r].id] for r in rows]
         vectors[where], found[where] = batch, True
+        prev[where] = _previous_topics([points[r] for r in rows], previous)
     if vectors is None:
         return [], np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     if found.all():

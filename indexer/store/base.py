@@ -116,7 +116,11 @@ class VectorStore(Protocol):
     def delete_where(self, where: Filter) -> None: ...
 
     def retrieve(
-        self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
+        self,
+        ids: Sequence[PointId],
+        *,
+        vectors: bool | Sequence[str] = False,
+        payload: bool | Sequence[str] = True,
     ) -> list[Point]:
         """The points that exist among `ids` (missing ids are left out; order not guaranteed)."""
 

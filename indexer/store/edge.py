@@ -280,9 +280,13 @@ class EdgeStore:
     # ---- reads ----
 
     def retrieve(
-        self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
+        self,
+        ids: Sequence[PointId],
+        *,
+        vectors: bool | Sequence[str] = False,
+        payload: bool | Sequence[str] = True,
     ) -> list[Point]:
-        records = self._records(ids, payload, rules.selection(vectors))
+        records = self._records(ids, rules.selection(payload), rules.selection(vectors))
         return [_point(r) for r in records]
 
     def existing(self, ids: Sequence[PointId]) -> set[PointId]:
@@ -290,7 +294,7 @@ class EdgeStore:
         return {str(r.id) for r in self._records(ids, False, False)}
 
     def _records(
-        self, ids: Sequence[PointId], payload: bool, with_vector: bool | list[str]
+        self, ids: Sequence[PointId], payload: bool | list[str], with_vector: bool | list[str]
     ) -> list[qe.Record]:
         shard = self._ready()
         out: list[qe.Record] = []

@@ -359,16 +359,22 @@ class QdrantStore:
     # ---- reads ----
 
     def retrieve(
-        self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
+        self,
+        ids: Sequence[PointId],
+        *,
+        vectors: bool | Sequence[str] = False,
+        payload: bool | Sequence[str] = True,
     ) -> list[Point]:
-        records = self._records(ids, payload, rules.selection(vectors))
+        records = self._records(ids, rules.selection(payload), rules.selection(vectors))
         return [_point(r) for r in records]
 
     def existing(self, ids: Sequence[PointId]) -> set[PointId]:
         """Stored ids among `ids` (no payload, no vectors sent back)."""
         return {str(r.id) for r in self._records(ids, False, False)}
 
-    def _records(self, ids: Sequence[PointId], payload: bool, with_vectors: rules.Selection) -> list[Any]:
+    def _records(
+        self, ids: Sequence[PointId], payload: bool | list[str], with_vectors: rules.Selection
+    ) -> list[Any]:
         self._dims()
         out: list[Any] = []
         for batch in rules.chunks(rules.canonical_ids(ids), ID_BATCH):

@@ -235,7 +235,11 @@ class RemoteStore(VectorStore):
         self._call("delete_where", where)
 
     def retrieve(
-        self, ids: Sequence[PointId], *, vectors: bool | Sequence[str] = False, payload: bool = True
+        self,
+        ids: Sequence[PointId],
+        *,
+        vectors: bool | Sequence[str] = False,
+        payload: bool | Sequence[str] = True,
     ):
         return self._call("retrieve", list(ids), vectors=vectors, payload=payload)
 

@@ -286,6 +286,13 @@ def test_scroll_reads_only_the_payload_fields_asked_for(store: VectorStore) -> N
     assert [p.payload for p in named] == [{"n": p.payload["n"]} for p in full]
 
 
+def test_retrieve_reads_only_the_payload_fields_asked_for(store: VectorStore) -> None:
+    fill(store, 4)
+    full = {p.id: p for p in store.retrieve([pid(i) for i in range(4)])}
+    named = store.retrieve([pid(1), pid(3)], vectors=["image"], payload=["n", "absent"])
+    assert {p.id: p.payload for p in named} == {i: {"n": full[i].payload["n"]} for i in (pid(1), pid(3))}
+
+
 def test_scroll_of_nothing_yields_no_batches(store: VectorStore) -> None:
     assert list(store.scroll()) == []
     fill(store, 3)
