@@ -5,8 +5,8 @@ Phases (``on_phase`` is called with each name, for tests and progress):
 1. ``started``: read the current run; delete debris of an interrupted run (records with a higher run
    id) and finish the previous run's pending bookkeeping if it was cut short after its switch.
 2. ``sampled``: one scroll over the items' ids; a reservoir sample (``cluster.sample_size``) of them,
-   with each sampled item's topic under the previous run, then the sampled items' vectors of the
-   clustered view, read by id. Memory is the sample plus one batch, whatever the corpus size.
+   then the sampled items' vectors of the clustered view and their topic under the previous run,
+   read by id. Memory is the sample plus one batch, whatever the corpus size.
 3. ``fitted``: `fit_clusters` on the sample only.
 4. ``matched``: public ids and lineage from the overlap between the previous run's topics and the
    new clusters on the sample (`topics.identity`); then the same for themes (the fit's groups of
@@ -352,9 +352,8 @@ def reservoir_sample(
     """A uniform sample of at most `size` items with the view (Algorithm R over one scroll).
 
     The scroll reads ids only; the chosen items' vectors and their previous run's slot are read by id
-    afterwards: a scroll's cost is mostly what it converts, and 1M items are 20 times the sample (the
-    slot of every item made a nightly's sample pass 4 times the first run's). An item deleted in
-    between drops out of the sample; one updated gives its new vectors."""
+    afterwards: a scroll's cost is mostly what it converts, and 1M items are 20 times the sample. An
+    item deleted in between drops out of the sample; one updated gives its new vectors."""
     rng = np.random.default_rng(seed)
     ids: list[str] = []
     seen = 0
