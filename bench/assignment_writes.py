@@ -30,7 +30,6 @@ from indexer.index import Index
 from indexer.store.base import Point, VectorStore
 from topics import catalog
 from topics.catalog import ItemAssignment
-from topics.ids import OUTLIER
 from topics.reclustering import SCROLL_BATCH, _AssignmentWriter
 
 SLOT, RUN = 1, 10**6
@@ -76,7 +75,7 @@ def grouped(store: Counting, ids: np.ndarray, topics: np.ndarray, scores: np.nda
     for start in range(0, len(ids), SCROLL_BATCH):
         part = slice(start, start + SCROLL_BATCH)
         points = [Point(i, {}, {}) for i in ids[part]]
-        writer.add(points, topics[part], scores[part], np.full(len(points), OUTLIER))
+        writer.add(points, topics[part], scores[part])
     writer.flush()
 
 

@@ -19,9 +19,7 @@ Layout of the `topics` collection (every point has a payload ``kind``):
   point, which Qdrant applies atomically: this is the switch.
 
 Item assignment is double-buffered: each item's payload has two slots of fields,
-``topic_<s>``, ``topic_score_<s>``, ``topic_run_<s>``, ``assigned_<s>`` for s in {0, 1}, and on an
-outlier ``topic_near_<s>``: its nearest topic, which routes searches to it (`topics.search`; the
-outlier id where it has none, a value left on a member is not read). The current
+``topic_<s>``, ``topic_score_<s>``, ``topic_run_<s>``, ``assigned_<s>`` for s in {0, 1}. The current
 run (the pointer) names its slot; a recluster writes the *other* slot, which no reader looks at, then
 flips the pointer. So a reader sees all items under the old topics or all under the new ones, never a
 mix, and a kill -9 at any moment leaves the old run's slot and records intact. A slot value counts only
@@ -84,7 +82,6 @@ def slot_fields(slot: int) -> dict[str, str]:
         "score": f"topic_score_{slot}",
         "run": f"topic_run_{slot}",
         "assigned": f"assigned_{slot}",
-        "near": f"topic_near_{slot}",
     }
 
 
@@ -92,7 +89,6 @@ ASSIGNMENT_INDEXES: dict[str, IndexType] = {  # the topic slots of items
     "pending": "integer",
     **{slot_fields(s)["topic"]: "integer" for s in SLOTS},
     **{slot_fields(s)["run"]: "integer" for s in SLOTS},
-    **{slot_fields(s)["near"]: "integer" for s in SLOTS},
 }
 
 
@@ -165,7 +161,6 @@ class Run:
     params: Mapping[str, Any] = field(default_factory=dict)
     n_themes: int = 0
     next_theme_id: int = 0
-    routed_outliers: bool = False  # its outliers carry their nearest topic (runs before did not)
 
 
 @dataclass(frozen=True)
@@ -345,7 +340,6 @@ def _run_payload(run: Run) -> dict[str, Any]:
         "params": dict(run.params),
         "n_themes": run.n_themes,
         "next_theme_id": run.next_theme_id,
-        "routed_outliers": run.routed_outliers,
     }
 
 
@@ -372,7 +366,6 @@ def run_of(point: Point) -> Run:
         params=dict(p.get("params") or {}),
         n_themes=int(p.get("n_themes") or 0),
         next_theme_id=int(p.get("next_theme_id") or 0),
-        routed_outliers=bool(p.get("routed_outliers")),
     )
 
 
@@ -391,19 +384,15 @@ def score_of_units(units: int) -> float:
     return round(units / 10**SCORE_DECIMALS, SCORE_DECIMALS)
 
 
-def assignment_payload(slot: int, assignment: ItemAssignment, near: TopicId | None = None) -> dict[str, Any]:
-    """The payload fields that record `assignment` in `slot`; an outlier's also name `near`, its
-    nearest topic (the outlier id when not given: every search then scores it)."""
+def assignment_payload(slot: int, assignment: ItemAssignment) -> dict[str, Any]:
+    """The payload fields that record `assignment` in `slot`."""
     names = slot_fields(slot)
-    out = {
+    return {
         names["topic"]: int(assignment.topic),
         names["score"]: round(float(assignment.score), SCORE_DECIMALS),
         names["run"]: int(assignment.run_id),
         names["assigned"]: assignment.assigned,
     }
-    if assignment.topic == OUTLIER:
-        out[names["near"]] = OUTLIER if near is None else int(near)
-    return out
 
 
 def read_assignment(payload: Mapping[str, Any], run: Run | None) -> ItemAssignment | None:

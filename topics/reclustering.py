@@ -225,7 +225,6 @@ def _recluster(
         params={**asdict(params), "sample_size": settings.cluster.sample_size},
         n_themes=len(themes.identity.ids),
         next_theme_id=themes.identity.next_topic_id,
-        routed_outliers=True,
     )
     new_topics = _topic_records(written, sample, clustering, identity, before, run, theme_of)
     new_themes = _theme_records(written, themes, themes_before, run)
@@ -553,31 +552,18 @@ def _write_items(
         if feed is not None:
             SEARCHES.yield_to_searches()  # labelling and word counts hold the GIL too
             feed.add(points, rows, vectors, topic_ids[rows])
-        writes.add(points, topic_ids, scores, _nearest(labels, rows, vectors, clustering, public))
+        writes.add(points, topic_ids, scores)
         _accumulate(written, points, labels, k)
         clock.tick("items_batch")
     writes.flush()
     return written
 
 
-def _nearest(
-    labels: np.ndarray, rows: np.ndarray, vectors: np.ndarray, clustering: Clustering, public: np.ndarray
-) -> np.ndarray:
-    """Each outlier's nearest topic (public id), which routes searches to it; `OUTLIER` for the rest
-    and for items without the view (every routed search scores those)."""
-    near = np.full(len(labels), OUTLIER, np.int64)
-    lost = np.flatnonzero(labels[rows] == OUTLIER)
-    if len(lost) and len(public):
-        near[rows[lost]] = public[(vectors[lost] @ clustering.centroids.T).argmax(axis=1)]
-    return near
-
-
 class _AssignmentWriter:
     """The items pass's assignments, written grouped. On the embedded engine each distinct payload is
     one call, and a score makes nearly every item's payload its own. Scores are stored to
     `catalog.SCORE_DECIMALS` (2), so a topic's items share a few dozen payloads; held until
-    `WRITE_BUFFER` items, each (topic, score, nearest topic of an outlier) group is one call of up to
-    `WRITE_IDS` ids, with a yield
+    `WRITE_BUFFER` items, each (topic, score) group is one call of up to `WRITE_IDS` ids, with a yield
     to searches before each. 50k items of a 1M store (`bench/assignment_writes.py`): 49 us an item,
     against 69 for a call per item and 62 for two grouped writes (topic; score to 3 decimals): what is
     left is the engine's own cost per point (its payload read, merged, written, indexed). Each
@@ -588,13 +574,9 @@ class _AssignmentWriter:
         self.ids: list[str] = []
         self.keys: list[np.ndarray] = []
 
-    def add(
-        self, points: Sequence[Point], topic_ids: np.ndarray, scores: np.ndarray, near: np.ndarray
-    ) -> None:
+    def add(self, points: Sequence[Point], topic_ids: np.ndarray, scores: np.ndarray) -> None:
         self.ids.extend(p.id for p in points)
-        topic_ids = np.asarray(topic_ids, np.int64)
-        near = np.where(topic_ids == OUTLIER, near, OUTLIER)  # a member's is not written
-        self.keys.append(np.stack([topic_ids, catalog.score_units(scores), near], axis=1))
+        self.keys.append(np.stack([np.asarray(topic_ids, np.int64), catalog.score_units(scores)], axis=1))
         if len(self.ids) >= WRITE_BUFFER:
             self.flush()
 
@@ -605,11 +587,10 @@ class _AssignmentWriter:
         self.ids, self.keys = [], []
         distinct, group = np.unique(keys, axis=0, return_inverse=True)
         for g, rows in group_rows(group.ravel()):
-            topic, units, near = distinct[g]
+            topic, units = distinct[g]
             payload = catalog.assignment_payload(
                 self.slot,
                 ItemAssignment(int(topic), catalog.score_of_units(int(units)), self.run_id, "recluster"),
-                int(near),
             )
             members = ids[rows]
             for start in range(0, len(members), WRITE_IDS):

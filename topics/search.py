@@ -8,14 +8,13 @@ scales of different models. `--not` terms push the query away from a concept (ve
 
 On the embedded store, a run of more than `ROUTE_ABOVE` items is searched through its topics, as an
 inverted file: the items of the topics nearest the query (nearest first, until they hold `PROBE_ITEMS`
-items, at most `PROBE_TOPICS` topics), the outliers nearest those topics and the items not assigned
-yet are scored exactly (the topic slot's payload indexes hand the engine only those), the rest are
-not looked at. The budget is in items, not topics, because the cost is: at 1M items
-(bench/scale.py), 12 topics meant ~117k items and 134 ms of engine time per query, 50k items 63-80 ms
-at recall@10 0.998-1.0 against the exact scan (item-derived queries). The embedded engine's HNSW is
-no option there: every recluster rewrites each item's assignment, which moves every point out of an
-HNSW segment (it is rebuilt from scratch after each run), and the build holds the GIL for its whole
-length (minutes at 100k items), freezing
+items, at most `PROBE_TOPICS` topics), the outliers and the items not assigned yet are scored exactly
+(the topic slot's payload index hands the engine only those), the rest are not looked at. The budget
+is in items, not topics, because the cost is: at 1M items (bench/scale.py), 12 topics meant ~117k
+items and 134 ms of engine time per query, 50k items 63-80 ms at recall@10 0.998-1.0 against the
+exact scan (item-derived queries). The embedded engine's HNSW is no option there: every recluster rewrites
+each item's assignment, which moves every point out of an HNSW segment (it is rebuilt from scratch
+after each run), and the build holds the GIL for its whole length (minutes at 100k items), freezing
 `topics serve`. A Qdrant server builds its HNSW in the background and is searched whole.
 """
 
@@ -173,28 +172,20 @@ def probed_topics(ranked: Sequence[TopicHit], budget: float = PROBE_ITEMS) -> li
 
 
 def _routed_filters(where: Filter, run: catalog.Run | None, probe: list[int]) -> list[Filter]:
-    """The probed topics' items, the outliers nearest to them, and the items the current run has not
-    assigned.
+    """The probed topics' items and the outliers of the current run, and the items it has not assigned.
 
-    The slot's topic field alone selects members: an item whose slot still holds an older run's topic
-    is pending (the recluster's cleanup sets it, re-ingest clears the slot), so the last filter finds
+    The slot's topic field alone selects them: an item whose slot still holds an older run's topic
+    is pending (the recluster's cleanup sets it, re-ingest clears the slot), so the second filter finds
     it anyway, and `read_assignment` shows it unassigned. Adding the run to the first filter would be
     redundant and costs as much again (a second indexed condition checked per candidate: 123 vs 58 ms
-    for 12 topics at 1M items). An outlier is routed like a member of its nearest topic (the slot's
-    ``near``; the outlier id where it has none, e.g. no vector of the clustered view): scoring every
-    outlier cost ~12 ms per view at 1M items (34k outliers), as much as a third of the probed topics.
-    A run from before outliers carried ``near`` scores them all.
+    for 12 topics at 1M items).
     """
     assert run is not None
     names = catalog.slot_fields(run.slot)
-    pending = Filter(must={**where.must, "pending": 1}, ranges=where.ranges)
-    if not run.routed_outliers:
-        return [Filter(must={**where.must, names["topic"]: [*probe, OUTLIER]}, ranges=where.ranges), pending]
-    outliers = {**where.must, names["topic"]: OUTLIER, names["near"]: [*probe, OUTLIER]}
+    assigned = {**where.must, names["topic"]: [*probe, OUTLIER]}
     return [
-        Filter(must={**where.must, names["topic"]: probe}, ranges=where.ranges),
-        Filter(must=outliers, ranges=where.ranges),
-        pending,
+        Filter(must=assigned, ranges=where.ranges),
+        Filter(must={**where.must, "pending": 1}, ranges=where.ranges),
     ]
 
 

@@ -4,7 +4,6 @@ while a recluster rewrites every item's assignment."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,7 @@ import topics.search as search_module
 from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.index import Index
-from indexer.store.base import Filter, Point
-from topics import catalog
-from topics.ids import OUTLIER
+from indexer.store.base import Point
 from topics.reclustering import recluster
 from topics.search import search
 from topics.status import status
@@ -80,48 +77,6 @@ def test_a_routed_search_finds_the_nearest_items_and_new_ones(
     fresh = synthetic.item_id(10_000)  # ingested after the run: pending, searched exactly
     index.items.upsert([Point(fresh, {"image": probe, "text": probe}, {"pending": 1})])
     assert fresh in _found(index)
-
-
-def test_an_outlier_is_searched_through_its_nearest_topic(
-    index: Index, corpus: synthetic.Corpus, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    noise = synthetic.normalise(np.random.default_rng(5).standard_normal((30, corpus.vectors.shape[1])))
-    index.items.upsert(
-        [
-            Point(synthetic.item_id(20_000 + i), {"image": v, "text": v}, {"pending": 1})
-            for i, v in enumerate(noise)
-        ]
-    )
-    recluster(index.settings, index.backend)
-    run = catalog.current_run(index.backend)
-    assert run is not None and run.routed_outliers
-    names = catalog.slot_fields(run.slot)
-    points = [p for batch in index.items.scroll(vectors=["text"]) for p in batch]
-    outliers = [p for p in points if p.payload[names["topic"]] == OUTLIER]
-    members = [p for p in points if p.payload[names["topic"]] != OUTLIER]
-    assert outliers and members
-    live = {t.topic_id for t in catalog.run_topics(index.backend, run)}
-    assert all(p.payload[names["near"]] in live for p in outliers)  # each has its nearest topic
-    assert all(names["near"] not in p.payload for p in members)
-    searched = _record_item_searches(index, monkeypatch)
-    for outlier in outliers[:5]:
-        _query_by(monkeypatch, np.asarray(outlier.vectors["text"]))
-        result = search(index, "query", limit=5)
-        assert [h.item_id for h in result.unassigned][:1] == [outlier.id]  # through its nearest topic
-    routed = [w for w in searched if names["near"] in w.must]
-    assert routed and all(OUTLIER in w.must[names["near"]] for w in routed)  # and those without one
-    assert not any(w.must.get(names["topic"]) == OUTLIER and len(w.must) == 1 for w in searched)
-
-
-def test_a_run_from_before_routed_outliers_scores_them_all() -> None:
-    """A run whose outliers carry no nearest topic: the probed topics and every outlier, as before."""
-    run = catalog.Run(1, *[catalog.datetime.now(catalog.UTC)] * 2, 10**6, 50, 1, 50, "fused")
-    first, pending = search_module._routed_filters(Filter(), run, [3, 4])
-    assert first.must == {"topic_1": [3, 4, OUTLIER]} and pending.must == {"pending": 1}
-    routed = replace(run, routed_outliers=True)
-    members, outliers, _ = search_module._routed_filters(Filter(must={"source": "a"}), routed, [3])
-    assert members.must == {"source": "a", "topic_1": [3]}
-    assert outliers.must == {"source": "a", "topic_1": OUTLIER, "topic_near_1": [3, OUTLIER]}
 
 
 def test_status_says_whether_the_search_index_is_built(index: Index, corpus: synthetic.Corpus) -> None:

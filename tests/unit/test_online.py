@@ -107,19 +107,6 @@ def test_items_join_their_topic_and_noise_stays_out(world: World) -> None:
     np.testing.assert_allclose(scores, sims.max(axis=1), atol=1e-5)
 
 
-def test_a_batch_names_each_outliers_nearest_topic_and_no_members(world: World) -> None:
-    """The nearest topic routes searches to an outlier (`topics.search`), whatever its threshold."""
-    corpus = world.stream(1_000, background=0.2, seed=5)
-    result = world.state(detect=False).process(corpus.ids, corpus.vectors)
-    near = result.nearest()
-    outliers = [i for i, t in zip(result.ids, result.topics, strict=True) if t == OUTLIER]
-    assert len(outliers) >= 100 and set(near) == set(outliers)
-    sims = corpus.vectors @ np.stack(list(world.centroids.values())).T
-    row = {item: r for r, item in enumerate(corpus.ids)}
-    assert all(near[i] == world.ids[int(sims[row[i]].argmax())] for i in outliers)
-    assert OnlineAssigner({}, {}, dim=512).nearest(corpus.vectors[:3]).tolist() == [OUTLIER] * 3
-
-
 def test_each_topic_has_its_own_threshold(world: World) -> None:
     a, b = world.ids[:2]
     centroids = world.centroids

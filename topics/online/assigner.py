@@ -101,13 +101,6 @@ class OnlineAssigner:
         topics = np.where(scores >= self._thresholds[best], self._ids[best], OUTLIER)
         return topics.astype(np.int64), scores.astype(np.float32)
 
-    def nearest(self, vectors: np.ndarray) -> np.ndarray:
-        """The nearest topic's id for each row, whatever the threshold (`OUTLIER` with no topics)."""
-        x = unit_rows(vectors, self.dim)
-        if x.shape[0] == 0 or len(self._ids) == 0:
-            return np.full(x.shape[0], OUTLIER, np.int64)
-        return self._ids[(x @ self._current.T).argmax(axis=1)].astype(np.int64)
-
     def learn(self, vectors: np.ndarray, topic_ids: np.ndarray) -> None:
         """Fold items assigned online into their topics' running means (outliers are ignored)."""
         x = unit_rows(vectors, self.dim)

@@ -153,9 +153,8 @@ def _assign_batch(
         assignments.update(result.assignments())
     in_batch = {p.id for p in points}
     done = {"pending": 0} | ({BATCH_FIELD: result.batch} if result is not None else {})
-    near = result.nearest() if result is not None else {}
     updates = {
-        item_id: _slot(run, topic, score, near.get(item_id)) | (done if item_id in in_batch else {})
+        item_id: _slot(run, topic, score) | (done if item_id in in_batch else {})
         for item_id, (topic, score) in assignments.items()
     }
     for topic in result.emerged if result is not None else ():  # the record first: no item names a topic
@@ -168,9 +167,9 @@ def _assign_batch(
     tally.reassigned += len(assignments) - len(in_batch)
 
 
-def _slot(run: Run, topic: int, score: float, near: int | None = None) -> dict:
+def _slot(run: Run, topic: int, score: float) -> dict:
     return catalog.assignment_payload(
-        run.slot, ItemAssignment(int(topic), float(score), run.run_id, "online"), near
+        run.slot, ItemAssignment(int(topic), float(score), run.run_id, "online")
     )
 
 

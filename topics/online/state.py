@@ -67,13 +67,6 @@ class BatchResult:
     emerged: tuple[EmergedTopic, ...]
     batch: int  # this batch's number since the run
     first_seq: int  # sequence number of the batch's first item since the run
-    near: np.ndarray | None = None  # each outlier's nearest topic (routes searches to it), else OUTLIER
-
-    def nearest(self) -> dict[str, TopicId]:
-        """The batch's outliers' nearest topics: id -> topic id."""
-        if self.near is None:
-            return {}
-        return {i: int(n) for i, t, n in zip(self.ids, self.topics, self.near, strict=True) if t == OUTLIER}
 
     def assignments(self) -> dict[str, tuple[TopicId, float]]:
         """Every item to (re)write, founders of earlier batches included: id -> (topic, score)."""
@@ -136,12 +129,8 @@ class OnlineState:
         topics, scores = self.assigner.assign(x)
         founders = np.zeros(len(ids), dtype=bool)
         born = self._grow(list(ids), x, topics, scores, founders)
-        near = np.full(len(ids), OUTLIER, np.int64)
-        lost = topics == OUTLIER
-        if lost.any():
-            near[lost] = self.assigner.nearest(x[lost])
         self.assigner.learn(x, np.where(founders, OUTLIER, topics))
-        result = BatchResult(tuple(ids), topics, scores, tuple(born), self.batches, self.seq, near)
+        result = BatchResult(tuple(ids), topics, scores, tuple(born), self.batches, self.seq)
         self.seq += len(ids)
         self.batches += 1
         return result
