@@ -129,6 +129,8 @@ def phase_lines(prefix: str, output: str) -> None:
     """The recluster's phase durations from its log (``topics -v``)."""
     for name, seconds in re.findall(r"recluster: (\w+) \(([\d.]+) s\)", output):
         line(f"{prefix}_phase_{name}", float(seconds), "s")
+    for seconds, waits in re.findall(r"recluster: waited ([\d.]+) s for searches at (\d+) yield", output):
+        line(f"{prefix}_waited_for_searches", float(seconds), f"s (at {waits} yield points)")
 
 
 def percentile(values: list[float], q: float) -> float:

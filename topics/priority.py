@@ -26,6 +26,7 @@ class Priority:
         self._active = 0
         self._changed = threading.Condition()
         self.waits = 0  # yield points that found a search running (for tests and logs)
+        self.waited_s = 0.0  # seconds jobs spent waiting at them, since the process started
 
     @contextmanager
     def serving(self) -> Iterator[None]:
@@ -49,7 +50,9 @@ class Priority:
             started = time.monotonic()
             limit = MAX_WAIT_S if max_wait_s is None else max_wait_s
             self._changed.wait_for(lambda: not self._active, timeout=limit)
-            return time.monotonic() - started
+            waited = time.monotonic() - started
+            self.waited_s += waited
+            return waited
 
 
 SEARCHES = Priority()

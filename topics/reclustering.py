@@ -121,6 +121,7 @@ class RunReport:
     n_themes: int = 0
     theme_events: list[LineageEvent] = field(default_factory=list)
     theme_ids: dict[int, int] = field(default_factory=dict)  # raw theme label -> public theme id
+    waited_s: float = 0.0  # of `seconds`, spent waiting while searches ran in this process (priority)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def _recluster(
     optimize: bool,
 ) -> RunReport:
     clock = _Phases(on_phase)
+    waits_before, waited_before = SEARCHES.waits, SEARCHES.waited_s
     started = now or datetime.now(UTC)
     params = params or ClusterParams.from_settings(settings.cluster)
     view = settings.cluster.view
@@ -251,6 +253,9 @@ def _recluster(
     if optimize:
         topics.optimize()
         clock.mark("optimized")
+    waited = round(SEARCHES.waited_s - waited_before, 3)
+    waits = SEARCHES.waits - waits_before
+    log.info("recluster: waited %.2f s for searches at %d yield points", waited, waits)
     return RunReport(
         run_id=run_id,
         n_items=written.n_items,
@@ -265,6 +270,7 @@ def _recluster(
         n_themes=len(themes.identity.ids),
         theme_events=theme_events,
         theme_ids=dict(themes.identity.ids),
+        waited_s=waited,
     )
 
 

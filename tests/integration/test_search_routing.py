@@ -4,6 +4,7 @@ while a recluster rewrites every item's assignment."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,9 @@ def test_a_recluster_waits_while_a_search_runs(
     monkeypatch.setattr(priority, "SEARCHES", gate := priority.Priority())
     monkeypatch.setattr(reclustering, "SEARCHES", gate)
     phases: list[str] = []
+    reports: list[reclustering.RunReport] = []
     worker = threading.Thread(
-        target=recluster, args=(index.settings, index.backend), kwargs={"on_phase": phases.append}
+        target=lambda: reports.append(recluster(index.settings, index.backend, on_phase=phases.append))
     )
     with gate.serving():
         worker.start()
@@ -142,5 +144,7 @@ def test_a_recluster_waits_while_a_search_runs(
             worker.join(0.05)
         assert gate.waits == 1, "the recluster never reached a yield point"
         assert worker.is_alive() and "sampled" not in phases
+        time.sleep(0.2)  # the job waits for as long as the search runs, and says so in its report
     worker.join(60)
     assert not worker.is_alive() and "cleaned" in phases
+    assert reports[0].waited_s == round(gate.waited_s, 3) and gate.waited_s >= 0.2

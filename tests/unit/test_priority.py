@@ -11,7 +11,7 @@ from topics.search import PROBE_ITEMS, PROBE_TOPICS, TopicHit, probed_topics
 def test_a_yield_point_without_a_search_returns_at_once() -> None:
     gate = Priority()
     assert gate.yield_to_searches(max_wait_s=30) == 0.0
-    assert gate.waits == 0
+    assert gate.waits == 0 and gate.waited_s == 0.0
 
 
 def test_a_job_waits_until_the_search_ends() -> None:
@@ -38,7 +38,8 @@ def test_a_wait_is_bounded_so_searches_never_stop_a_job() -> None:
     gate = Priority()
     with gate.serving():
         waited = gate.yield_to_searches(max_wait_s=0.05)
-    assert 0.0 < waited < 30
+        waited += gate.yield_to_searches(max_wait_s=0.05)
+    assert 0.09 < waited < 30 and gate.waited_s == waited  # the seconds add up across waits
 
 
 def _hit(topic_id: int, size: int) -> TopicHit:
