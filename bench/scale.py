@@ -11,7 +11,8 @@
    command, a new process each time) and the library call over the socket.
 4. The nightly day: the day's items through ``topics ingest`` (answered by serve), assigned online
    by serve (from the ingest's end until nothing is pending, polled), then ``topics recluster`` in
-   serve while searches keep running.
+   serve while searches keep running (``nightly_waited_for_searches``: the part of its wall time it
+   spent waiting while they ran).
 
 Each phase runs in a child process; its wall time, CPU time and peak RSS (`wait4`) are printed as
 ``name: value unit (target ...)`` lines. CLIP has random weights (no hub here): the vectors are
