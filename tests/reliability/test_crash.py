@@ -321,14 +321,15 @@ def _recluster_killed_at(
 
 
 def _phases_logged(log: Path, start: int) -> list[str]:
-    """The phases `recluster -v` logged ("INFO topics.reclustering: recluster: fitted (0.12 s)")."""
+    """The phases `recluster -v` logged ("INFO topics.reclustering: recluster: fitted (0.12 s)"); its other
+    lines ("recluster: waited 0.00 s for searches ...") are not phases."""
     text = log.read_text(errors="replace")[start:]
     marks = [
         line.split("recluster: ", 1)[1]
         for line in text.splitlines()
         if "topics.reclustering: recluster: " in line
     ]
-    return [mark.split(" ", 1)[0] for mark in marks]
+    return [name for name in (mark.split(" ", 1)[0] for mark in marks) if name in PHASES]
 
 
 def test_kill_9_of_recluster_at_random_phases_keeps_topics_consistent(
