@@ -1,6 +1,6 @@
 """Ingest throughput: model-bound rate vs end-to-end rate, and the no-op re-ingest rate.
 
-    python bench/ingest.py [--n 512] [--batch 32] [--arch ViT-B-32]
+    python bench/ingest.py [--n 512] [--batch 32] [--arch ViT-B-32] [--precision auto]
 
 On N generated 640×480 JPEGs with captions, for the same model and batch size:
 - model-bound rate: forward passes (image and text towers) on tensors that are already decoded;
@@ -75,17 +75,20 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--arch", default="ViT-B-32")
     parser.add_argument("--pretrained", default=os.environ.get("TOPICS_MODEL__PRETRAINED", "none"))
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16 (model.precision)")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)
         make_corpus(root / "in", opts.n)
         settings = load_settings(
             data_dir=root / "data",
-            model={"arch": opts.arch, "pretrained": opts.pretrained},
+            model={"arch": opts.arch, "pretrained": opts.pretrained, "precision": opts.precision},
             ingest={"batch_size": opts.batch, "views": ("image", "text")},
         )
         with Index(settings) as index:
-            print(f"model: {index.clip.model_id} on {index.clip.device}, batch {opts.batch}, {opts.n} files")
+            clip = index.clip
+            where = f"{clip.device} in {clip.precision}"
+            print(f"model: {clip.model_id} on {where}, batch {opts.batch}, {opts.n} files")
             print(f"torch threads: {__import__('torch').get_num_threads()}")
             warm = ingest_paths(index, [make_warmup(root)])  # loads the model, creates the collection
             assert warm.failed == 0

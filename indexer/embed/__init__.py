@@ -43,6 +43,7 @@ def build_clip(settings: Settings, *, text_only: bool = False) -> ClipEmbedder:
         batch_size=settings.ingest.batch_size,
         load_timeout_s=model.load_timeout_s,
         text_only=text_only,
+        precision=model.precision,
     )
 
 

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from indexer.embed.base import ModelUnavailable, l2_normalise
-from indexer.embed.device import resolve_device
+from indexer.embed.device import DTYPES, resolve_device, resolve_precision
 from indexer.embed.hub import DeadlineExceeded, call_with_deadline, hub_unavailable_reason
 
 log = logging.getLogger(__name__)
@@ -191,9 +191,11 @@ class ClipEmbedder:
         batch_size: int = 32,
         load_timeout_s: float = 15.0,
         text_only: bool = False,
+        precision: str = "auto",
     ) -> None:
         """`text_only` drops the image tower once loaded (ViT-B-32: 88M of its 151M parameters), for a
-        process that only embeds texts, such as the recluster's keyword vocabulary."""
+        process that only embeds texts, such as the recluster's keyword vocabulary. `precision`: the
+        number format of the forward (`indexer.embed.device.resolve_precision`)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.arch = arch
@@ -217,8 +219,8 @@ class ClipEmbedder:
                 arch,
             )
         self.device = resolve_device(device)
-        self._precision = "fp16" if self.device.type == "cuda" else "fp32"
-        self._input_dtype = torch.float16 if self._precision == "fp16" else torch.float32
+        self.precision = resolve_precision(precision, self.device)
+        self._input_dtype = DTYPES[self.precision]
         self._model = self._create_model(cache)
         self._tokenizer = self._create_tokenizer(cache, load_timeout_s)
         self.dim = int(config["embed_dim"])
@@ -240,7 +242,7 @@ class ClipEmbedder:
             model = open_clip.create_model(
                 self.arch,
                 pretrained=str(weights.path) if weights.path else None,
-                precision=self._precision,
+                precision=self.precision,
                 device=self.device,
                 force_quick_gelu=weights.quick_gelu,
                 force_preprocess_cfg=weights.preprocess or None,

@@ -27,6 +27,7 @@ from indexer.config import load_settings
 from indexer.embed import ImageEmbedder, ModelUnavailable, build_caption_embedder, build_clip
 from indexer.embed import clip as clip_module
 from indexer.embed.clip import ClipEmbedder, clip_model_id
+from indexer.embed.device import resolve_precision
 from indexer.embed.hub import DeadlineExceeded, call_with_deadline, hub_unreachable_reason
 
 
@@ -42,7 +43,8 @@ def _one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def embedder() -> ClipEmbedder:
-    return tiny_clip()
+    """fp32, so that tests of batching and trimming can ask for equal vectors (bf16: see below)."""
+    return tiny_clip(precision="fp32")
 
 
 def random_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
@@ -122,7 +124,7 @@ def test_batches_equal_one_at_a_time(embedder: ClipEmbedder) -> None:
 
 def test_embed_pixels_chunks_by_batch_size(embedder: ClipEmbedder) -> None:
     pixels = np.stack([embedder.preprocess(random_image(32, 32, seed)) for seed in range(20)])
-    one_chunk = tiny_clip(batch_size=64).embed_pixels(pixels)
+    one_chunk = tiny_clip(batch_size=64, precision="fp32").embed_pixels(pixels)
     np.testing.assert_allclose(embedder.embed_pixels(pixels), one_chunk, atol=1e-5)
 
 
@@ -253,7 +255,9 @@ def test_checkpoint_round_trip(embedder: ClipEmbedder, tmp_path: Path, suffix: s
         save_file(state, str(path))
     else:
         torch.save({"state_dict": state}, path)
-    loaded = tiny_clip(seed=99, checkpoint=path)  # a different seed: only the file can make them equal
+    loaded = tiny_clip(
+        seed=99, checkpoint=path, precision="fp32"
+    )  # a different seed: only the file can make them equal
     image, text = random_image(70, 50), ["a checkpoint round trip"]
     np.testing.assert_array_equal(loaded.embed_images([image]), embedder.embed_images([image]))
     np.testing.assert_array_equal(loaded.embed_texts(text), embedder.embed_texts(text))
@@ -285,7 +289,7 @@ def test_a_pretrained_tag_loads_from_the_hub_cache_offline(
     monkeypatch.setattr(
         open_clip, "get_pretrained_cfg", lambda arch, tag: tag_cfg if tag == "example" else known(arch, tag)
     )
-    loaded = tiny_clip(pretrained="example", cache_dir=tmp_path / "hub")
+    loaded = tiny_clip(pretrained="example", cache_dir=tmp_path / "hub", precision="fp32")
     assert loaded.model_id == f"open_clip:{TINY_CLIP_ARCH}/example"
     assert loaded.identity()["pretrained"] == "example" and loaded.identity()["random_weights"] is False
     text = ["weights from the cache"]
@@ -406,6 +410,45 @@ def test_built_from_environment_settings(monkeypatch: pytest.MonkeyPatch) -> Non
     assert embedder.arch == TINY_CLIP_ARCH and embedder.batch_size == 5
     assert embedder.device.type == "cpu" and embedder.random_weights
     assert build_caption_embedder(settings) is None  # default views: image, text
+    monkeypatch.setenv("TOPICS_MODEL__PRECISION", "fp32")
+    assert build_clip(load_settings())._input_dtype == torch.float32
+
+
+# ---- precision ---------------------------------------------------------------------------------
+
+
+def test_auto_precision_is_fp16_on_cuda_bf16_on_a_cpu_with_native_bf16_else_fp32() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cuda) == "fp16"
+    assert resolve_precision("auto", cpu, frozenset({"avx2", "avx512_bf16"})) == "bf16"
+    assert resolve_precision("auto", cpu, frozenset({"amx_bf16"})) == "bf16"
+    assert resolve_precision("auto", cpu, frozenset({"avx2", "avx512f"})) == "fp32"  # bf16 emulated: slower
+    assert resolve_precision("auto", torch.device("mps"), frozenset({"avx512_bf16"})) == "fp32"
+    assert resolve_precision("fp32", cpu, frozenset({"avx512_bf16"})) == "fp32"
+    assert resolve_precision("bf16", cpu, frozenset()) == "bf16"  # asked for: given
+    with pytest.raises(ValueError, match="fp16 needs a GPU"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="one of auto, fp32, bf16, fp16"):
+        resolve_precision("int8", cpu)
+
+
+def test_bf16_vectors_stay_within_cosine_0_999_of_fp32(embedder: ClipEmbedder) -> None:
+    bf16 = tiny_clip(precision="bf16")
+    assert bf16._input_dtype == torch.bfloat16
+    assert {p.dtype for p in bf16._model.transformer.parameters()} >= {torch.bfloat16}
+    images = [random_image(60 + seed, 45, seed) for seed in range(5)]
+    texts = ["a tractor", "farmers drive tractors into the city " * 3, ""]
+    for got, want in (
+        (bf16.embed_images(images), embedder.embed_images(images)),
+        (bf16.embed_texts(texts), embedder.embed_texts(texts)),
+    ):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+        assert (got * want).sum(axis=1).min() > 0.999
+    with torch.inference_mode():  # trimmed to the end token in bf16 too: as close to the whole forward
+        full = bf16._model.encode_text(bf16._tokenizer(texts)).float().numpy()
+    full /= np.linalg.norm(full, axis=1, keepdims=True)
+    assert (bf16.embed_texts(texts) * full).sum(axis=1).min() > 0.999
 
 
 @pytest.mark.gpu
