@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 View = Literal["image", "text", "caption"]
 VectorDatatype = Literal["float32", "float16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]  # CLIP's number format (indexer.embed.device)
 
 
 class ModelSettings(BaseModel):
@@ -34,7 +35,7 @@ class ModelSettings(BaseModel):
     load_timeout_s: float = 15.0
     # CLIP's number format: auto = fp16 on a GPU, bf16 on a CPU with native bf16 instructions (half
     # the time of fp32; vectors within cosine 0.9999 of it), else fp32 (indexer.embed.device)
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Precision = "auto"
 
 
 MIN_FREE_MB = 128  # the embedded engine's files are memory-mapped: a full disk would kill, not fail

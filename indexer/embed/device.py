@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import get_args
 
 import torch
+
+from indexer.config import Precision
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -20,7 +23,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 instructions that compute in bf16
 

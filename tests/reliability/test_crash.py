@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -322,14 +323,9 @@ def _recluster_killed_at(
 
 def _phases_logged(log: Path, start: int) -> list[str]:
     """The phases `recluster -v` logged ("INFO topics.reclustering: recluster: fitted (0.12 s)"); its other
-    lines ("recluster: waited 0.00 s for searches ...") are not phases."""
+    lines ("recluster: waited 0.00 s for searches ...") do not have a phase's shape."""
     text = log.read_text(errors="replace")[start:]
-    marks = [
-        line.split("recluster: ", 1)[1]
-        for line in text.splitlines()
-        if "topics.reclustering: recluster: " in line
-    ]
-    return [name for name in (mark.split(" ", 1)[0] for mark in marks) if name in PHASES]
+    return re.findall(r"topics\.reclustering: recluster: (\w+) \([\d.]+ s\)", text)
 
 
 def test_kill_9_of_recluster_at_random_phases_keeps_topics_consistent(

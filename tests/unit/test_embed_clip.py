@@ -255,9 +255,8 @@ def test_checkpoint_round_trip(embedder: ClipEmbedder, tmp_path: Path, suffix: s
         save_file(state, str(path))
     else:
         torch.save({"state_dict": state}, path)
-    loaded = tiny_clip(
-        seed=99, checkpoint=path, precision="fp32"
-    )  # a different seed: only the file can make them equal
+    # a different seed: only the file can make them equal
+    loaded = tiny_clip(seed=99, checkpoint=path, precision="fp32")
     image, text = random_image(70, 50), ["a checkpoint round trip"]
     np.testing.assert_array_equal(loaded.embed_images([image]), embedder.embed_images([image]))
     np.testing.assert_array_equal(loaded.embed_texts(text), embedder.embed_texts(text))
