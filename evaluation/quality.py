@@ -86,6 +86,40 @@ def agreement(truth: np.ndarray, found: np.ndarray) -> Agreement:
     )
 
 
+def grouping_ceiling(truth: np.ndarray, found: np.ndarray, passes: int = 3) -> tuple[float, np.ndarray]:
+    """How far grouping whole clusters of `found` can go against `truth`, with the answers known: the AMI
+    and the grouping (one group per item) that a label-aware search reaches.
+
+    Each found cluster (outliers, -1, are one cluster and may be grouped too) starts in the group of
+    its most common true class (or alone, where that scores higher); then, cluster by cluster, it moves
+    to whichever other group or a new group of its own raises AMI most, for up to `passes` rounds. A
+    greedy search: a bound found, not proven, but any unsupervised grouping of the same clusters
+    (themes made of whole topics) that scores above it would beat a search that reads the labels.
+    Costs one AMI per cluster and group per pass.
+    """
+    truth, found = _check(truth, found)
+    clusters, of_item = np.unique(found, return_inverse=True)
+    class_of = np.unique(truth, return_inverse=True)[1]
+    group = np.array([np.bincount(class_of[of_item == i]).argmax() for i in range(len(clusters))])
+    best = adjusted_mutual_info(truth, group[of_item])
+    alone = adjusted_mutual_info(truth, of_item)
+    if alone > best:  # every cluster a group of its own is a grouping too
+        best, group = alone, np.arange(len(clusters))
+    for _ in range(passes):
+        improved = False
+        for i in range(len(clusters)):
+            was, choice = group[i], group[i]
+            for candidate in [*np.unique(group), group.max() + 1]:
+                group[i] = candidate
+                score = adjusted_mutual_info(truth, group[of_item]) if candidate != was else best
+                if score > best + 1e-9:
+                    best, choice, improved = score, candidate, True
+            group[i] = choice
+        if not improved:
+            break
+    return best, group[of_item]
+
+
 def _check(truth: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     truth, found = np.asarray(truth).ravel(), np.asarray(found).ravel()
     if truth.shape != found.shape:

@@ -11,6 +11,7 @@ from evaluation.quality import (
     adjusted_rand,
     agreement,
     contingency,
+    grouping_ceiling,
     normalized_mutual_info,
 )
 
@@ -73,3 +74,25 @@ def test_bad_input_is_refused() -> None:
         agreement(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="empty"):
         agreement(np.zeros(0), np.zeros(0))
+
+
+def test_grouping_ceiling_rebuilds_classes_cut_into_pieces() -> None:
+    truth = np.repeat(np.arange(4), 30)
+    found = np.arange(120) // 10  # every class cut into three pure clusters
+    score, grouped = grouping_ceiling(truth, found)
+    assert score == pytest.approx(1.0)
+    assert adjusted_rand(truth, grouped) == pytest.approx(1.0)
+
+
+def test_grouping_ceiling_is_no_lower_than_either_start() -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 5, 400)
+    found = np.where(rng.random(400) < 0.7, truth * 3 + rng.integers(0, 3, 400), rng.integers(-1, 15, 400))
+    majority = np.array([np.bincount(truth[found == f]).argmax() for f in found])
+    score, grouped = grouping_ceiling(truth, found)
+    assert score >= adjusted_mutual_info(truth, majority) - 1e-12
+    assert score >= adjusted_mutual_info(truth, found) - 1e-12
+    assert score == pytest.approx(adjusted_mutual_info(truth, grouped))
+    # whole clusters only: items of one found cluster share a group
+    for f in np.unique(found):
+        assert len(np.unique(grouped[found == f])) == 1
