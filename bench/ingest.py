@@ -18,13 +18,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.config import load_settings
+from indexer.config import Precision, load_settings
 from indexer.images import decode_image
 from indexer.index import Index
 from indexer.ingest import ingest_paths
@@ -75,7 +76,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--arch", default="ViT-B-32")
     parser.add_argument("--pretrained", default=os.environ.get("TOPICS_MODEL__PRETRAINED", "none"))
-    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16 (model.precision)")
+    parser.add_argument("--precision", default="auto", choices=get_args(Precision), help="model.precision")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         root = Path(tmp)

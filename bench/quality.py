@@ -111,8 +111,9 @@ def bertopic(data: Dataset, seed: int, fresh: bool) -> Run:
 
 
 def mean(runs: list[Run], level: str, field: str) -> float:
-    if field == "seconds":
-        return float(np.mean([r.seconds for r in runs]))
+    """Mean over seeds of an `Agreement` field at `level`, or of a run's own `seconds` or `ceiling`."""
+    if field in ("seconds", "ceiling"):
+        return float(np.mean([getattr(r, field) for r in runs]))
     return float(np.mean([getattr(getattr(r, level), field) for r in runs]))
 
 
@@ -148,7 +149,7 @@ def report(data: Dataset, mine: list[Run], theirs: list[Run] | None) -> list[str
             lines.append(f"{n}.{level}.ami_minus_bertopic: {d_ami:+.3f} (target >= +0.03)")
             lines.append(f"{n}.{level}.ari_minus_bertopic: {d_ari:+.3f} (target >= 0)")
     if mine[0].ceiling is not None:
-        best = float(np.mean([r.ceiling for r in mine]))
+        best = mean(mine, "themes", "ceiling")
         wanted = f"; the target reads {mean(theirs, 'themes', 'ami') + 0.03:.3f}" if theirs else ""
         lines.append(
             f"{n}.themes.grouping_ceiling_ami: {best:.3f} (ours {mean(mine, 'themes', 'ami'):.3f}{wanted})"
