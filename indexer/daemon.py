@@ -147,6 +147,8 @@ class IngestDaemon:
             self._spawn(f"watch:{root}", self._watch_folder, root, stop)
         for spec in self.feeds:
             self._spawn(spec.name, self._follow_feed, spec, stop)
+        if self.settings.fetch.retry_interval_s > 0:
+            self._spawn("picture-retry", self._retry_pictures, stop)
         while not stop.is_set():
             try:
                 unit = self._queue.get(timeout=0.2)
@@ -241,6 +243,13 @@ class IngestDaemon:
                     lambda p, s, b=batch, root=root: p.ingest_folder_changes(root, b.changed, b.deleted, s),
                     str(root),
                 )
+            if not self._hand_over(unit, stop):
+                return
+
+    def _retry_pictures(self, stop: threading.Event) -> None:
+        """Every `fetch.retry_interval_s`, the pictures owed by rows stored caption-only."""
+        while not stop.wait(self.settings.fetch.retry_interval_s):
+            unit = _Unit(lambda p, s: p.retry_pictures(s), "picture-retry")
             if not self._hand_over(unit, stop):
                 return
 

@@ -42,7 +42,7 @@ from indexer.items import ITEM_INDEXES, Item, ItemId, sha256_bytes, sha256_text,
 from indexer.ledger import Ledger
 from indexer.sources import SourceError, internal_error
 from indexer.sources.folder import FolderEntry
-from indexer.store.base import CollectionSchema, IdentityMismatch, Point, StoreError, VectorStore
+from indexer.store.base import CollectionSchema, Filter, IdentityMismatch, Point, StoreError, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,19 @@ class Pipeline:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def retry_pictures(self, summary: IngestSummary | None = None, *, limit: int = 256) -> IngestSummary:
+        """Fetch again the pictures of up to `limit` rows stored caption-only because their picture
+        could not be fetched (a feed line is read once: this is its later pass). A picture that comes
+        replaces the caption-only item; one that fails again stays owed, its attempts counted."""
+        started = time.perf_counter()
+        summary = self._begin(summary)
+        owed = next(iter(self.store.scroll(Filter(must={"picture_retry": 1}), batch=limit)), [])
+        self._in_flight = {}
+        self._run(iter([_owed_work(p.id, p.payload) for p in owed[:limit]]), summary)
+        self.flush()
+        summary.seconds = time.perf_counter() - started
+        return summary
+
     def _begin(self, summary: IngestSummary | None) -> IngestSummary:
         """Where every entry point starts: the collection exists, and counts go into `summary`."""
         self.ensure_schema()
@@ -355,7 +368,7 @@ class Pipeline:
         (a manifest ingested again, a feed polled again) tries the picture again."""
         item = work.item
         work.pixels = None
-        work.payload["picture_error"] = error.reason
+        work.payload.update(picture_error=error.reason, picture_retry=1)
         work._signature = content_signature(replace(item, image=None))
         if work.item_id is None:
             work.item_id = stand_in_id(item)
@@ -515,6 +528,22 @@ class Pipeline:
         summary.failed += 1
         summary.failures.append((origin, reason))
         self._progress(1)
+
+
+def _owed_work(item_id: ItemId, payload: dict[str, Any]) -> InFlight:
+    """A stored caption-only row whose picture is owed, rebuilt as the row it came from."""
+    item = Item(
+        source=payload.get("source") or "feed",
+        origin=payload.get("origin") or item_id,
+        image=payload.get("url"),
+        caption=payload.get("caption"),
+        source_id=payload.get("source_id"),
+        created_at=payload.get("created_at"),
+        metadata=payload.get("meta") or {},
+    )
+    # An anonymous row's id needs the picture: its point is a stand-in. Not `checked`: a picture that
+    # fails again leaves the stored signature equal, so the row is skipped, not embedded again.
+    return InFlight(item, item_id=item_id if item.source_id is not None else None)
 
 
 def _last_of_each_id(works: list[InFlight], summary: IngestSummary) -> list[InFlight]:

@@ -3,6 +3,7 @@ one item. Each must cost that one input (a reasoned failure in the ledger) and n
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -303,3 +304,44 @@ def test_export_refuses_a_bad_date_before_writing_and_exports_items_before_any_r
         assert {(r["source_id"], r["topic"], r["assigned"]) for r in lines} == {
             (f"r{i}", None, "none") for i in range(3)
         }
+
+
+def test_pictures_owed_by_rows_read_once_are_fetched_by_the_retry_pass(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from indexer.ingest import open_pipeline
+    from indexer.sources.feed import RecordContext, read_stream
+    from tests.loopback import Reply, serving
+
+    use_tiny_clip(monkeypatch)
+    monkeypatch.setenv("TOPICS_FETCH__ALLOW_NETWORKS", '["127.0.0.0/8"]')
+    monkeypatch.setenv("TOPICS_FETCH__RETRIES", "0")
+    with serving() as server, Index(load_settings()) as index:
+        server.route("/a.png", Reply(404))
+        server.route("/anon.png", Reply(404))
+        lines = [
+            {"id": "a", "text": "a feed line read once", "image": server.url("/a.png")},
+            {"text": "an anonymous feed line", "image": server.url("/anon.png")},
+        ]
+        stream = io.BytesIO("".join(json.dumps(line) + "\n" for line in lines).encode())
+        context = RecordContext(namespace="stdin", max_caption_bytes=10_000, roots=())
+        pipeline = open_pipeline(index)
+        try:
+            first = pipeline.ingest_items(list(read_stream(stream, "stdin", context=context)))
+            assert (first.ingested, len(first.notices)) == (2, 2)
+            nothing_yet = pipeline.retry_pictures()  # still 404: both stay owed, nothing re-embedded
+            assert (nothing_yet.ingested, nothing_yet.skipped) == (0, 2)
+            png = {"Content-Type": "image/png"}
+            server.route("/a.png", Reply(body=_png_bytes(3), headers=png))
+            server.route("/anon.png", Reply(body=_png_bytes(4), headers=png))
+            retried = pipeline.retry_pictures()
+            assert (retried.ingested, retried.notices) == (2, [])
+            assert pipeline.retry_pictures().ingested == 0  # nothing owed any more
+        finally:
+            pipeline.close()
+        stored = {p.payload["caption"]: p for b in index.items.scroll(vectors=True) for p in b}
+        assert sorted(stored) == ["a feed line read once", "an anonymous feed line"]
+        assert all(set(p.vectors) == {"image", "text"} for p in stored.values())
+        assert all("picture_retry" not in p.payload for p in stored.values())
+        assert stored["a feed line read once"].id == id_from_source("stdin", "a")
+        assert index.ledger.failure_counts() == {}
