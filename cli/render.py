@@ -108,7 +108,7 @@ def status(info: dict) -> None:
     if store.get("damaged"):
         table.add_row("store state", "damaged")
         for damaged in store["damaged"]:
-            table.add_row("damaged", f"{damaged['collection']} ({damaged['path']}): {damaged['detail']}")
+            table.add_row("damaged", f"{damaged['collection']}: {damaged['detail']}")
         table.add_row("recovery", store["recovery"])
     elif store.get("error"):
         table.add_row("store error", store["error"])
