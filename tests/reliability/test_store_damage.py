@@ -201,3 +201,23 @@ def test_repair_drops_feed_cursors_so_the_feeds_are_read_again(
     with Index(settings) as index:
         assert index.ledger.get_cursor("jsonl:/feeds/a.jsonl") is None
         assert index.items.count() == items
+
+
+@pytest.mark.parametrize("name", ["storage.sqlite", "meta.json"])
+def test_damaged_local_qdrant_storage_is_store_damaged_not_a_raw_error(tmp_path: Path, name: str) -> None:
+    import numpy as np
+
+    from indexer.store.base import CollectionSchema, Point, StoreDamaged
+    from indexer.store.qdrant import QdrantBackend
+
+    backend = QdrantBackend.local(tmp_path / "local")
+    store = backend.collection("items")
+    store.ensure(CollectionSchema(vectors={"image": 4}, identity={"model": "m"}))
+    store.upsert([Point(id="00000000-0000-0000-0000-000000000001", vectors={"image": np.ones(4)})])
+    backend.close()
+    files = sorted((tmp_path / "local").rglob(name))
+    assert files
+    files[0].write_bytes(GARBAGE)
+    with pytest.raises(StoreDamaged, match=r"local Qdrant storage .* is damaged") as raised:
+        QdrantBackend.local(tmp_path / "local")
+    assert raised.value.path == str(tmp_path / "local") and "\n" not in str(raised.value)
