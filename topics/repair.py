@@ -67,6 +67,9 @@ def _repair(settings: Settings, step: Callable[[str], None]) -> dict[str, Any]:
     except StoreLocked as locked:
         backend.close()
         raise RepairRefused(f"topics repair needs the store to itself: {locked}") from None
+    except BaseException:
+        backend.close()
+        raise
     with Index(settings, backend=backend) as index:
         plan = RepairPlan.read(data_dir)
         resumed = plan is not None
@@ -137,6 +140,10 @@ def _repair(settings: Settings, step: Callable[[str], None]) -> dict[str, Any]:
 def _lost(plan: RepairPlan) -> list[str]:
     """What the repair cannot bring back, in words."""
     lost = []
+    if ITEMS in plan.collections and not plan.roots:
+        lost.append(
+            "the ledger records no folders (none were ingested, or the ledger started afresh): ingest them"
+        )
     if ITEMS in plan.collections:
         lost.append(
             "items ingested from manifests (`topics ingest FILE.jsonl|.csv`) lived only in the store: "
