@@ -276,7 +276,10 @@ def restore(
     from indexer.backup import restore as restore_backup
 
     with user_errors():
-        made = restore_backup(source, load_settings().data_dir)
+        try:
+            made = restore_backup(source, load_settings().data_dir)
+        except FileExistsError as error:  # the data dir holds a store: one line, as user_errors prints
+            raise ValueError(str(error)) from None
     _emit(made.as_dict(), as_json, lambda b: render.echo(f"restored: {b['path']} {b.get('counts', '')}"))
 
 

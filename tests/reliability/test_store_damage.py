@@ -129,7 +129,8 @@ def test_a_repair_killed_midway_resumes_and_finishes(
     _damage(data, "topics", "mutable_id_tracker.mappings")
 
     pid = forkserver.spawn(["-v", "repair"], env, log)
-    wait_for(lambda: "repair: ingesting the ledger's folders again" in log.read_text(), 120, "the refill")
+    refilling = "repair: ingesting the ledger's folders again"
+    wait_for(lambda: log.exists() and refilling in log.read_text(errors="replace"), 120, "the refill")
     os.kill(pid, signal.SIGKILL)  # while the folder is ingested again (the model loads first)
     assert forkserver.wait(pid, 30) == -signal.SIGKILL
     assert (data / PLAN_FILE).exists()
@@ -178,6 +179,25 @@ def test_repair_refuses_while_serve_owns_the_store(
         os.kill(pid, signal.SIGTERM)
         assert forkserver.wait(pid, 60) == 0
     assert _status(forkserver, env, tmp_path / "cli.log")["items"] == items
+
+
+def test_a_damaged_store_is_restored_from_a_backup_into_an_empty_data_dir(
+    forkserver: ForkServer, copied: tuple[dict[str, str], int], tmp_path: Path
+) -> None:
+    env, items = copied
+    data = Path(env["TOPICS_DATA_DIR"])
+    log = tmp_path / "cli.log"
+    code, out = forkserver.run(["backup", str(tmp_path / "backups"), "--json"], env, log)
+    assert code == 0, out
+    made = json.loads(out[out.index("{") :])["path"]
+    _damage(data, "items", "mutable_id_tracker.mappings")
+    code, out = forkserver.run(["restore", made], env, log)  # refused: the data dir holds a store
+    assert code == 1 and "restore into an empty data dir" in _one_error(out), out
+    data.rename(tmp_path / "data.damaged")
+    code, out = forkserver.run(["restore", made], env, log)
+    assert code == 0 and out.startswith("restored: "), out
+    shown = _status(forkserver, env, log)
+    assert (shown["store"]["state"], shown["items"], shown["run_id"]) == ("ok", items, 1)
 
 
 def test_repair_drops_feed_cursors_so_the_feeds_are_read_again(
