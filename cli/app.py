@@ -63,7 +63,7 @@ def status(as_json: JsonOpt = False) -> None:
     """The store, counts, pending items, failures by reason, model, last and next recluster, service."""
     from topics.status import status as get_status
 
-    with user_errors(), open_context() as index:
+    with user_errors(), open_context(damaged_ok=True) as index:
         info = get_status(index)
     if as_json:
         render.echo(json.dumps(info, sort_keys=True, default=str))
@@ -270,6 +270,32 @@ def backup(
     with user_errors():
         made = take_backup(load_settings(), dest, archive=archive)
     _emit(made.as_dict(), as_json, lambda b: render.echo(f"backup: {b['path']} {b.get('counts', '')}"))
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="A backup folder or .tar.gz made by `topics backup`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Put a backup of the embedded store into the data dir, which must hold no store or ledger yet."""
+    from indexer.backup import restore as restore_backup
+
+    with user_errors():
+        try:
+            made = restore_backup(source, load_settings().data_dir)
+        except FileExistsError as error:  # the data dir holds a store: one line, as user_errors prints
+            raise ValueError(str(error)) from None
+    _emit(made.as_dict(), as_json, lambda b: render.echo(f"restored: {b['path']} {b.get('counts', '')}"))
+
+
+@app.command()
+def repair(as_json: JsonOpt = False) -> None:
+    """Move damaged store collections aside, rebuild them from the ledger's folders, recluster."""
+    from topics.repair import repair as repair_store
+
+    with user_errors(), render.phases(not as_json, "repair") as step:
+        report = repair_store(load_settings(), step)
+    _emit(report, as_json, render.repair)
 
 
 def _emit(data: object, as_json: bool, human: Callable[[object], None]) -> None:

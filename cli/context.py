@@ -20,10 +20,12 @@ _served_index: ContextVar[Callable[[], Index] | None] = ContextVar("served_index
 
 
 @contextmanager
-def open_context() -> Iterator[Index]:
-    """The index configured by env `TOPICS_*` and topics.toml (in `topics serve`: the service's)."""
+def open_context(*, damaged_ok: bool = False) -> Iterator[Index]:
+    """The index configured by env `TOPICS_*` and topics.toml (in `topics serve`: the service's).
+
+    `damaged_ok` (`topics status`): a damaged collection is left unopened instead of refused."""
     served = _served_index.get()
-    index = served() if served else Index(load_settings())
+    index = served() if served else Index(load_settings(), damaged_ok=damaged_ok)
     try:
         yield index
     finally:

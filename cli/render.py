@@ -109,7 +109,12 @@ def status(info: dict) -> None:
     store = info["store"]
     via = " (through topics serve)" if store["via_service"] else ""
     table.add_row("store", f"{store['kind']} at {store['location']}{via}")
-    if store.get("error"):
+    if store.get("damaged"):
+        table.add_row("store state", "damaged")
+        for damaged in store["damaged"]:
+            table.add_row("damaged", f"{damaged['collection']}: {damaged['detail']}")
+        table.add_row("recovery", store["recovery"])
+    elif store.get("error"):
         table.add_row("store error", store["error"])
     if info["items"] is not None:
         table.add_row("items", f"{info['items']} ({info['pending']} pending topic assignment)")
@@ -119,7 +124,7 @@ def status(info: dict) -> None:
     clip = model.get("clip") or {}
     table.add_row("model", f"{clip.get('arch', '-')} / {clip.get('pretrained', '-')}" if clip else "-")
     counts = f"{info['topics']} in {info.get('themes', 0)} themes (run {info['run_id']})"
-    table.add_row("topics", counts if info["run_id"] else "none yet")
+    table.add_row("topics", counts if info["run_id"] else ("-" if info["items"] is None else "none yet"))
     index = info.get("search_index")
     if index:
         built = "" if index["built"] else " (run topics recluster)"
@@ -355,3 +360,18 @@ def migrate(report: dict) -> None:
         if copy.get("mismatched"):
             line += f" MISMATCH: {len(copy['mismatched'])} points differ"
         out.print(line, markup=False, highlight=False)
+
+
+def repair(report: dict) -> None:
+    if not report["damaged"] and not report["resumed"]:
+        out.print(f"nothing to repair: every collection opens ({report['items']} items)")
+        return
+    for damaged in report["damaged"]:
+        out.print(f"damaged: {damaged['collection']}: {damaged['detail']}", markup=False, highlight=False)
+    if report["resumed"]:
+        out.print("resumed an interrupted repair")
+    for line in report["done"]:
+        out.print(f"done: {line}", markup=False, highlight=False)
+    for line in report["lost"]:
+        out.print(f"not recovered: {line}", markup=False, highlight=False)
+    out.print(f"the store holds {report['items']} items", markup=False, highlight=False)

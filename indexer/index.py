@@ -20,10 +20,13 @@ log = logging.getLogger(__name__)
 class Index:
     """Everything a command needs; close it (or use it as a context manager) to release the store lock."""
 
-    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+    def __init__(
+        self, settings: Settings, backend: Backend | None = None, *, damaged_ok: bool = False
+    ) -> None:
+        """`damaged_ok`: open even when a collection is damaged (it raises `StoreDamaged` when used)."""
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.backend = backend or open_backend_or_owner(settings)
+        self.backend = backend or open_backend_or_owner(settings, damaged_ok=damaged_ok)
         self.ledger = open_ledger(settings.ledger_path)
 
     @property

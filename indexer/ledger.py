@@ -262,6 +262,11 @@ class Ledger:
         self.forget(r.path for r in gone)
         return gone
 
+    def roots(self) -> dict[str, int]:
+        """Every folder files were ingested from (the path given to ingest or watch), with its file count."""
+        rows = self._db.execute("SELECT root, COUNT(*) FROM files GROUP BY root ORDER BY root")
+        return dict(rows.fetchall())
+
     def paths_for_item(self, item_id: str) -> list[str]:
         """Every known path holding this item (copies of one image share an item)."""
         rows = self._db.execute("SELECT path FROM files WHERE item_id = ? ORDER BY path", (item_id,))
@@ -313,6 +318,15 @@ class Ledger:
         """Where feed `name` left off, or None before its first run."""
         row = self._db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
+
+    def cursor_names(self) -> list[str]:
+        """The feeds that have a cursor (`kind:target`, as `indexer.daemon.FeedSpec.name`)."""
+        return [name for (name,) in self._db.execute("SELECT name FROM cursors ORDER BY name")]
+
+    def drop_cursor(self, name: str) -> None:
+        """Forget where feed `name` left off: it is read again from its start."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM cursors WHERE name = ?", (name,))
 
     def set_cursor(self, name: str, value: str) -> None:
         """Remember where feed `name` left off."""

@@ -35,7 +35,7 @@ from indexer.index import Index
 from indexer.ingest import open_pipeline
 from indexer.pidlock import PidLock
 from indexer.store import open_backend
-from indexer.store.base import COLLECTIONS, IdentityMismatch, StoreError
+from indexer.store.base import COLLECTIONS, IdentityMismatch, StoreDamaged, StoreError
 from indexer.store.shared import OwnerBackend, StoreServer
 from topics import catalog
 
@@ -216,13 +216,13 @@ class Service:
     def _connect(self) -> bool:
         """Wait until the store answers, retrying with backoff; False when stopped first.
 
-        A store built with another model is refused at once: waiting would not change it.
+        A store built with another model, or a damaged one, is refused at once: waiting would not change it.
         """
         backoff = Backoff()
         while not self.stop_event.is_set():
             try:
                 self.pipeline.ensure_schema()
-            except IdentityMismatch:
+            except (IdentityMismatch, StoreDamaged):
                 raise
             except StoreError as error:
                 delay = backoff.failed()

@@ -11,7 +11,8 @@ from apscheduler.triggers.cron import CronTrigger
 from indexer.diskspace import low_space_note, store_commitment
 from indexer.health import damaged_files
 from indexer.index import Index
-from indexer.store.base import Filter, StoreError
+from indexer.repair import find_damage, repair_notes
+from indexer.store.base import DAMAGE_RECOVERY, Filter, StoreDamaged, StoreError
 from topics import catalog
 from topics.search import search_index
 
@@ -33,20 +34,29 @@ def status(index: Index) -> dict[str, Any]:
     """
     settings = index.settings
     service = index.backend.call_owner("status") if index.remote else None
+    damaged: list[StoreDamaged] = []
     try:
         contents = _contents(index)
+    except StoreDamaged as error:  # `state: damaged`, which collections and what to do
+        damaged = find_damage(index.backend) or [error]
+        contents = dict.fromkeys(STORE_FIELDS)
+        contents["store_error"] = str(damaged[0])
     except StoreError as error:
         if service is None:
             raise
         contents = dict.fromkeys(STORE_FIELDS)
         contents["store_error"] = str(error)
+    error = contents.pop("store_error", None)
     return {
         "data_dir": str(settings.data_dir),
         "store": {
             "kind": settings.store.kind,
             "location": settings.store.url or str(settings.data_dir / "store"),
             "via_service": index.remote,
-            "error": contents.pop("store_error", None),
+            "state": "damaged" if damaged else ("error" if error else "ok"),
+            "error": error,
+            "damaged": [{"collection": d.collection, "path": d.path, "detail": d.detail} for d in damaged],
+            "recovery": DAMAGE_RECOVERY if damaged else None,
         },
         **contents,
         "failures": index.ledger.failure_counts(),
@@ -80,6 +90,7 @@ def warnings(index: Index) -> list[str]:
     committed = store_commitment(settings)
     notes = [low_space_note(settings.data_dir, settings.store.min_free_mb, committed=committed)]
     notes += damaged_files(settings.data_dir)
+    notes += repair_notes(settings.data_dir)
     with contextlib.suppress(StoreError):  # the store does not answer: `store.error` says so
         notes.append(catalog.missing_run_note(index.backend))
     return [note for note in notes if note]

@@ -40,6 +40,30 @@ class IdentityMismatch(StoreError):
     """The collection was built with another model (or vector layout) than the one configured."""
 
 
+# What a user can do about a damaged collection; `topics repair` and docs/reliability.md say more.
+DAMAGE_RECOVERY = (
+    "run `topics repair` (moves it aside, rebuilds it from the folders the ledger knows) "
+    "or `topics restore` a backup into an empty data dir"
+)
+
+
+class StoreDamaged(StoreError):
+    """A collection's files cannot be read back: the engine refused to open them (garbage in a segment,
+    its config or its id tracker). Nothing was changed; `collection`, `path` (its directory) and `detail`
+    (what failed, in short) say which, and the message says what to do in one line."""
+
+    def __init__(self, message: str, *, collection: str = "", path: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.collection = collection
+        self.path = path
+        self.detail = detail
+
+    @classmethod
+    def of(cls, collection: str, path: str, detail: str) -> StoreDamaged:
+        message = f"the store's {collection!r} collection is damaged ({detail}); {DAMAGE_RECOVERY}"
+        return cls(message, collection=collection, path=path, detail=detail)
+
+
 @dataclass(frozen=True)
 class Point:
     """A stored point: id, named vectors (any subset) and payload."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
@@ -34,6 +35,7 @@ from indexer.store.base import (
     Point,
     PointId,
     ScoredPoint,
+    StoreDamaged,
     StoreError,
     StoreLocked,
 )
@@ -109,11 +111,18 @@ class EdgeStore:
             return None
         try:
             return rules.Layout.from_json(json.loads(file.read_text(encoding="utf-8")))
-        except (ValueError, AttributeError) as exc:
-            raise StoreError(f"{file} is unreadable ({exc}); restore it or move the directory") from exc
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:
+            detail = _short(f"{LAYOUT_FILE}: {exc}", self.path)
+            raise StoreDamaged.of(self.name, str(self.path), detail) from exc
 
     def _load(self) -> qe.EdgeShard:
-        return _engine(lambda: qe.EdgeShard.load(str(self.path)), f"open the shard in {self.path}")
+        """Open the shard; an engine that cannot read its files back raises `StoreDamaged`."""
+        try:
+            return qe.EdgeShard.load(str(self.path))
+        except Exception as exc:
+            if _NOT_DAMAGE.search(str(exc)):  # the machine, not the files: permissions, memory, handles
+                raise StoreError(f"qdrant-edge could not open the shard in {self.path}: {exc}") from exc
+            raise StoreDamaged.of(self.name, str(self.path), _short(str(exc), self.path)) from exc
 
     def ensure(self, schema: CollectionSchema) -> None:
         """Create the shard, or check its identity; add vector names the schema brings; build indexes."""
@@ -389,6 +398,23 @@ def _range(term: rules.Range) -> qe.FieldCondition:
     if term.is_datetime:
         return qe.FieldCondition(term.key, range=qe.RangeDateTime(gte=term.gte, lte=term.lte))
     return qe.FieldCondition(term.key, range=qe.RangeFloat(gte=term.gte, lte=term.lte))
+
+
+# Failures to open a shard that say nothing about its files: refused as a plain `StoreError`.
+_NOT_DAMAGE = re.compile(
+    r"permission denied|no space left|too many open files|cannot allocate memory|out of memory"
+    r"|wouldblock|resource temporarily unavailable|read-only file system",
+    re.IGNORECASE,
+)
+_ENGINE_NOISE = re.compile(r"Service runtime error: |IO Error: |Failed to read segment state \S+ error: ")
+MAX_DETAIL = 240
+
+
+def _short(message: str, directory: Path) -> str:
+    """The engine's message on one line: its wrappers dropped, paths relative to the collection."""
+    text = _ENGINE_NOISE.sub("", message).replace(f"{directory}/", "").replace(str(directory), ".")
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
 
 
 def _owned_by(directory: Path, holder: str) -> StoreLocked:

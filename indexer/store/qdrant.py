@@ -8,6 +8,8 @@ out of every repr and message.
 from __future__ import annotations
 
 import math
+import pickle
+import sqlite3
 import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +29,7 @@ from indexer.store.base import (
     Point,
     PointId,
     ScoredPoint,
+    StoreDamaged,
     StoreError,
     StoreLocked,
 )
@@ -139,6 +142,16 @@ class QdrantBackend:
             if "already accessed" in str(exc):
                 raise StoreLocked(f"local Qdrant storage {path} is used by another process") from exc
             raise
+        except (sqlite3.DatabaseError, pickle.UnpicklingError, ValueError, EOFError) as exc:
+            # A collection's storage.sqlite or meta.json is garbage; the client reads them all at once,
+            # so no collection is named. Not a configured store (`migrate --to/--from local:PATH`):
+            # `topics repair` does not apply, a copy does.
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:240]
+            raise StoreDamaged(
+                f"local Qdrant storage {path} is damaged ({detail}); migrate from a copy into a new path",
+                path=str(path),
+                detail=detail,
+            ) from exc
         return cls(client, prefix=prefix, local=True, where=str(path))
 
     @classmethod

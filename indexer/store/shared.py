@@ -39,6 +39,7 @@ from indexer.store.base import (
     Point,
     PointId,
     ScoredPoint,
+    StoreDamaged,
     StoreError,
     StoreLocked,
     VectorStore,
@@ -51,6 +52,7 @@ KEY_FILE = "control.key"
 _ERRORS: dict[str, type[Exception]] = {
     "IdentityMismatch": IdentityMismatch,
     "StoreLocked": StoreLocked,
+    "StoreDamaged": StoreDamaged,
     "StoreError": StoreError,
     "ValueError": ValueError,
     "KeyError": KeyError,
@@ -321,17 +323,24 @@ class OwnerBackend(Backend):
         pass  # the owner's store stays open
 
 
-def open_backend_or_owner(settings: Settings) -> Backend:
+def open_backend_or_owner(settings: Settings, *, damaged_ok: bool = False) -> Backend:
     """The configured backend; when another process owns the embedded store, a `RemoteBackend` to it.
 
-    A server backend is always opened directly (every process may connect to a server).
+    A server backend is always opened directly (every process may connect to a server). A damaged
+    collection raises `StoreDamaged`, unless `damaged_ok` (for `topics status`): then it stays unopened
+    and raises again when it is used.
     """
     backend = open_backend(settings)
     if settings.store.kind != "edge":
         return backend
     try:
         for name in COLLECTIONS:
-            backend.collection(name)  # takes the directory locks now, not halfway through a command
+            try:
+                backend.collection(name)  # takes the directory locks now, not halfway through a command
+            except StoreDamaged:
+                if not damaged_ok:
+                    backend.close()
+                    raise
     except StoreLocked as locked:
         backend.close()
         try:

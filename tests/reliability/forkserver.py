@@ -162,7 +162,7 @@ class ForkServer:
             os.kill(pid, 9)
             self.wait(pid)
             raise TimeoutError(f"topics {' '.join(argv)} ran over {timeout} s")
-        return code, log.read_text(errors="replace")[start:]
+        return code, log.read_bytes()[start:].decode(errors="replace")  # `start` counts bytes, not characters
 
     def close(self) -> None:
         if self._proc.stdin is not None:
