@@ -4,7 +4,7 @@
 
 1. one call per item (each item's score makes its payload its own: the way before);
 2. two grouped writes per item: one call per topic (topic, run, how), one per score to 3 decimals;
-3. `topics.reclustering._AssignmentWriter`: one call per (topic, score to `catalog.SCORE_DECIMALS`).
+3. `topics.recluster.job._AssignmentWriter`: one call per (topic, score to `catalog.SCORE_DECIMALS`).
 
 `--n` items of the store get a random topic of `--topics` (300) and a score spread around their topic's (as a
 recluster's are), written into slot 1 of a copy of the store (copied `--data` must not be in use:
@@ -30,7 +30,7 @@ from indexer.index import Index
 from indexer.store.base import Point, VectorStore
 from topics import catalog
 from topics.catalog import ItemAssignment
-from topics.reclustering import SCROLL_BATCH, _AssignmentWriter
+from topics.recluster.job import SCROLL_BATCH, _AssignmentWriter
 
 SLOT, RUN = 1, 10**6
 

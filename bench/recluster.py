@@ -34,14 +34,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # evaluation/ is not installed
 
-import topics.reclustering as reclustering
+import topics.recluster.job as reclustering
 from evaluation import synthetic
 from evaluation.quality import adjusted_rand
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
-from topics.cluster import Clustering, ClusterParams, default_min_cluster_size
+from topics.fit.clustering import Clustering, ClusterParams, default_min_cluster_size
 from topics.ids import OUTLIER
 
 TARGETS = {100_000: (60.0, 2.0), 1_000_000: (900.0, 6.0)}

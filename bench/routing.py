@@ -5,7 +5,7 @@
 For `--queries` items drawn at random, the query is the item's `text` vector plus noise (cosine ~0.8
 to it), asked of both CLIP views as `topics search` asks them. Truth is the exact scan of every item
 (top 10 per view); a routed search scores the items of the nearest topics up to an item budget (the
-default `topics.search.PROBE_ITEMS`, others with `--budgets`; `0` means the old rule, 12 topics),
+default `topics.query.search.PROBE_ITEMS`, others with `--budgets`; `0` means the old rule, 12 topics),
 the outliers and the pending items. Prints recall@10 (both views pooled) and the engine time of the
 routed item searches, p50. Stop `topics serve` first: the embedded store is locked to one process.
 """
@@ -27,7 +27,7 @@ from indexer.config import load_settings  # noqa: E402
 from indexer.index import Index  # noqa: E402
 from indexer.store.base import Filter  # noqa: E402
 from topics import catalog  # noqa: E402
-from topics import search as routing  # noqa: E402
+from topics.query import search as routing  # noqa: E402
 
 VIEWS = ("image", "text")
 

@@ -61,7 +61,7 @@ def ingest(
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """The store, counts, pending items, failures by reason, model, last and next recluster, service."""
-    from topics.status import status as get_status
+    from topics.query.status import status as get_status
 
     with user_errors(), open_context() as index:
         info = get_status(index)
@@ -74,7 +74,7 @@ def status(as_json: JsonOpt = False) -> None:
 @app.command()
 def recluster(as_json: JsonOpt = False) -> None:
     """Rebuild topics from every stored vector now (in `topics serve` when it owns the store)."""
-    from topics.jobs import recluster_anywhere
+    from topics.service.jobs import recluster_anywhere
 
     with user_errors(), open_context() as index, render.phases(not as_json, "recluster") as step:
         report = recluster_anywhere(index, step)
@@ -94,7 +94,7 @@ def serve(
 ) -> None:
     """Ingest continuously, recluster on schedule, assign new items online; owns the embedded store."""
     from indexer.daemon import FeedSpec
-    from topics.service import build_service
+    from topics.service.serve import build_service
 
     with user_errors():
         for folder in watch or []:
@@ -118,7 +118,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """The current themes with their topics nested: id, label, size, change since the last run, status."""
-    from topics.browse import list_topics, list_tree
+    from topics.query.browse import list_topics, list_tree
 
     if sort not in ("id", "size", "change", "label"):
         raise typer.BadParameter("sort by id, size, change or label", param_hint="--sort")
@@ -129,7 +129,7 @@ def list_(
 
 
 def _ref(text: str, hint: str = "ID"):
-    from topics.browse import parse_ref
+    from topics.query.browse import parse_ref
 
     try:
         return parse_ref(text)
@@ -140,7 +140,7 @@ def _ref(text: str, hint: str = "ID"):
 @app.command()
 def show(topic_id: Annotated[str, typer.Argument(metavar="ID", help=REF_HELP)], as_json: JsonOpt = False):
     """One topic or theme: label, words with scores, keywords, exemplars, size history, lineage."""
-    from topics.browse import show as show_ref
+    from topics.query.browse import show as show_ref
 
     ref = _ref(topic_id)
     with user_errors(), open_context() as index:
@@ -156,7 +156,7 @@ def exemplars(
     as_json: JsonOpt = False,
 ) -> None:
     """A topic's exemplar images with paths and captions."""
-    from topics.browse import exemplars as get_exemplars
+    from topics.query.browse import exemplars as get_exemplars
 
     ref = _ref(topic_id)
     with user_errors(), open_context() as index:
@@ -177,7 +177,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Recluster runs and what happened to topic and theme ids: survived, split, merged, emerged, vanished."""
-    from topics.browse import history as get_history
+    from topics.query.browse import history as get_history
 
     ref = None if topic_id is None else _ref(topic_id)
     with user_errors(), open_context() as index:
@@ -201,7 +201,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Matching topics and matching items, grouped by theme and topic, with scores."""
-    from topics.search import SearchFilters, search_anywhere
+    from topics.query.search import SearchFilters, search_anywhere
 
     if query is None and image is None:
         raise typer.BadParameter("give a query text or --image", param_hint="QUERY")
@@ -245,7 +245,7 @@ def migrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Copy items and topics to another store (embedded <-> server) and verify the counts."""
-    from topics.migration import migrate_store
+    from topics.service.store_copy import migrate_store
 
     with user_errors(), open_context() as index:
         report = migrate_store(index, to, source=source, api_key=api_key, prune=prune)

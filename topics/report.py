@@ -2,7 +2,7 @@
 
 The page leads with the themes (the coarse level: tile, label, size, words, their topics), then a 2-D
 map of the topic centroids drawn server-side as inline SVG and coloured by theme, small multiples of
-the largest topics' items per week (`topics.trends`, inline SVG too), the topic table grouped by theme
+the largest topics' items per week (`topics.query.trends`, inline SVG too), the topic table grouped by theme
 (id, label, size and change since the last run, status, top words with scores, keywords, tile,
 representative captions), the last run's lineage of both levels and recent runs. Topics are shown as
 curated (`topics.curation`): pinned labels, merges folded, hidden ones left out.
@@ -41,8 +41,8 @@ from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog, curation
 from topics.catalog import LineageEvent, Run, Theme, Topic
+from topics.query.trends import Trends, small_multiples_svg, trends
 from topics.represent import Representation
-from topics.trends import Trends, small_multiples_svg, trends
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 TILE_SIDE = 300  # pixels: the tile as shown; keeps a page of a thousand topics in tens of MB

@@ -13,9 +13,10 @@ from indexer.config import load_settings
 from indexer.index import Index
 from indexer.store import open_backend
 from indexer.store.base import Backend
-from topics import browse, catalog, curation
-from topics.reclustering import recluster
-from topics.search import ItemHit, SearchResult, TopicHit, _curated
+from topics import catalog, curation
+from topics.query import browse
+from topics.query.search import ItemHit, SearchResult, TopicHit, _curated
+from topics.recluster.job import recluster
 
 SMALL = {"k": 4, "size": 60}
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-import topics.reclustering as reclustering
+import topics.recluster.job as reclustering
 from evaluation import synthetic
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
@@ -25,7 +25,7 @@ from indexer.store.base import Backend, Filter, Point
 from topics import catalog
 from topics.catalog import Theme, Topic
 from topics.ids import OUTLIER
-from topics.reclustering import ReclusterError, recluster
+from topics.recluster.job import ReclusterError, recluster
 
 SMALL = {"k": 4, "size": 60}
 
@@ -412,7 +412,7 @@ def test_an_empty_store_is_a_clear_error() -> None:
 CHILD = textwrap.dedent(
     """
     import sys, time
-    import topics.reclustering as reclustering
+    import topics.recluster.job as reclustering
     from indexer.config import load_settings
     from indexer.store import open_backend
 

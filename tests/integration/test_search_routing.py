@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import topics.priority as priority
-import topics.reclustering as reclustering
-import topics.search as search_module
+import topics.query.search as search_module
+import topics.recluster.job as reclustering
 from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.index import Index
 from indexer.store.base import Point
-from topics.reclustering import recluster
-from topics.search import search
-from topics.status import status
+from topics.query.search import search
+from topics.query.status import status
+from topics.recluster.job import recluster
 
 N_CLUSTERS, SIZE = 8, 40
 

@@ -1,4 +1,4 @@
-"""Contract of topics.cluster: shapes, scaling defaults, assign/fit consistency, outliers, quality."""
+"""Contract of topics.fit.clustering: shapes, scaling defaults, assign/fit consistency, outliers, quality."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from evaluation.quality import adjusted_rand
 from evaluation.synthetic import two_level_mixture
 from indexer.config import ClusterSettings
-from topics.cluster import (
+from topics.fit.clustering import (
     Clustering,
     ClusterParams,
     _refine,

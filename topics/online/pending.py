@@ -29,11 +29,11 @@ from indexer.health import quarantine
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
 from topics.catalog import ItemAssignment, Run, Theme, Topic
-from topics.cluster import default_min_cluster_size
+from topics.fit.clustering import default_min_cluster_size
 from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError
-from topics.reclustering import view_vectors
+from topics.recluster.job import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
 
 log = logging.getLogger(__name__)

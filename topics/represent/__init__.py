@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from indexer.items import ItemId
-from topics.geometry import group_rows
+from topics.fit.geometry import group_rows
 from topics.ids import OUTLIER
 from topics.represent.captioner import CaptionModelUnavailable, ImageCaptioner
 from topics.represent.exemplars import Exemplar, ExemplarPicker, mmr, typicality

@@ -2,13 +2,13 @@
 
 fit: exact cosine kNN graph (k=15, UMAP-style fuzzy weights) on at most ``graph_size`` items of the
 sample -> Leiden modularity communities at ``resolution`` (2) -> communities that are only cuts through
-one group merged back (topics.merge) -> communities under ``min_cluster_size`` (sqrt(n)/10) and those
+one group merged back (fit.communities) -> communities under ``min_cluster_size`` (sqrt(n)/10) and those
 no tighter than chance become outliers -> two nearest-centroid rounds over the whole sample (so the fit
 agrees with `Clustering.assign`) -> the same at ``split_resolution`` (16), whose finer topics split a
 topic where they lie ``split_separation`` (6) member spreads apart (`separation`) -> per-topic cosine
 floor (median - 4 robust sigmas); members below it are outliers, unless ``outlier_threshold`` lets them
 join their nearest topic -> themes: Leiden on the same graph with each topic contracted to one node, at
-``theme_resolution`` (topics.themes).
+``theme_resolution`` (topics.fit.themes).
 assign: nearest centroid in the input space, with the same floors; an item's theme is its topic's.
 ``method="hdbscan"`` (PCA 32 + HDBSCAN, leaf selection) is kept as the alternative.
 
@@ -36,10 +36,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.decomposition import PCA
 
-from topics.graph_sample import stratified_subsample
+from topics.fit.communities import merge_cut_communities
+from topics.fit.graph_sample import stratified_subsample
+from topics.fit.themes import group_topics
 from topics.ids import OUTLIER
-from topics.merge import merge_cut_communities
-from topics.themes import group_topics
 
 if TYPE_CHECKING:
     import igraph
@@ -69,11 +69,11 @@ class ClusterParams:
     method: Literal["leiden", "hdbscan"] = "leiden"
     n_neighbors: int = 15  # kNN graph degree (leiden)
     resolution: float = 2.0  # modularity resolution of the items' graph (leiden): higher gives more topics
-    merge_threshold: float = 0.55  # groups whose halves' cut scores this or more stay whole (topics.merge)
+    merge_threshold: float = 0.55  # groups whose halves' cut scores this or more stay whole (fit.communities)
     graph_size: int = 20_000  # communities are searched on at most this many items of the sample
     refine_rounds: int = 2  # nearest-centroid rounds over the whole sample after the community search
-    theme_join_cosine: float = 0.5  # themes whose centred centroids are this alike join (topics.themes)
-    theme_resolution: float = 4.0  # modularity resolution of the topic graph (topics.themes): more themes
+    theme_join_cosine: float = 0.5  # themes whose centred centroids are this alike join (topics.fit.themes)
+    theme_resolution: float = 4.0  # modularity resolution of the topic graph (topics.fit.themes): more themes
     split_resolution: float | None = 16.0  # finer communities proposed as splits of a topic; None: no splits
     split_separation: float = 6.0  # ...kept where they lie this many member spreads apart (`separation`)
 
@@ -209,7 +209,7 @@ def _topic_labels(
 
 def _graph_subsample(sample: np.ndarray, params: ClusterParams) -> np.ndarray:
     """Indices the community search runs on: all of a small sample, a stratified subset of a big one
-    (`topics.graph_sample`: small topics keep their items, big ones are thinned)."""
+    (`topics.fit.graph_sample`: small topics keep their items, big ones are thinned)."""
     n = sample.shape[0]
     if n <= params.graph_size or not params.refine_rounds:
         return np.arange(n)
@@ -255,7 +255,7 @@ def _hdbscan_labels(reduced: np.ndarray, params: ClusterParams, min_size: int) -
 def _leiden_labels(
     graph: igraph.Graph, params: ClusterParams, min_size: int, resolution: float
 ) -> np.ndarray:
-    """Modularity communities of the cosine kNN graph, arbitrary cuts merged back (topics.merge);
+    """Modularity communities of the cosine kNN graph, arbitrary cuts merged back (topics.fit.communities);
     communities under `min_size` items are outliers. The merge runs on the whole partition: dropping the
     small communities first would cut the graph links between pieces of one topic."""
     labels = leiden(graph, resolution, params.seed)

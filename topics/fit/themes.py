@@ -32,7 +32,7 @@ def group_topics(
     `labels` are the topics of `graph`'s nodes (-1: outlier, left out); a topic with no node in the
     graph is a theme of its own.
     """
-    from topics.cluster import leiden
+    from topics.fit.clustering import leiden
 
     k = centroids.shape[0]
     if k < 2:

@@ -7,9 +7,9 @@ from typing import Any
 
 from indexer.index import Index
 from topics.catalog import LineageEvent
-from topics.reclustering import RunReport, recluster
+from topics.recluster.job import RunReport, recluster
 
-# What the recluster does after each phase it reports (topics.reclustering), for a progress line.
+# What the recluster does after each phase it reports (topics.recluster.job), for a progress line.
 NEXT_STEP = {
     "started": "sampling",
     "sampled": "fitting clusters",

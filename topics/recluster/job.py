@@ -9,7 +9,7 @@ Phases (``on_phase`` is called with each name, for tests and progress):
    read by id. Memory is the sample plus one batch, whatever the corpus size.
 3. ``fitted``: `fit_clusters` on the sample only.
 4. ``matched``: public ids and lineage from the overlap between the previous run's topics and the
-   new clusters on the sample (`topics.identity`); then the same for themes (the fit's groups of
+   new clusters on the sample (`topics.fit.matching`); then the same for themes (the fit's groups of
    topics), from the overlap of the previous run's themes (each sampled item's old topic's theme)
    with the new ones. Theme ids are their own sequence (`Run.next_theme_id`).
 5. ``items_written`` (and ``items_batch`` per batch): a second scroll; sampled items keep their fit
@@ -29,7 +29,7 @@ Phases (``on_phase`` is called with each name, for tests and progress):
 9. ``optimized``: the topics collection's segments merged (`optimize`). The items are never
    optimized: this run has just rewritten every item's payload, and on the embedded store that moves
    each point out of an HNSW segment, so an index built now is rebuilt from scratch after the next
-   run, while holding the GIL for minutes; searches go through the topics instead (`topics.search`).
+   run, while holding the GIL for minutes; searches go through the topics instead (`topics.query.search`).
 
 A kill -9 before ``switched`` leaves the previous run fully readable (the new slot and records are
 ignored and overwritten next time); after it, the new run is readable and the next run redoes the
@@ -56,9 +56,9 @@ from indexer.embed.base import l2_normalise
 from indexer.store.base import Backend, Filter, Point, VectorStore
 from topics import catalog, curation
 from topics.catalog import ItemAssignment, LineageEvent, Run, Theme, Topic
-from topics.cluster import Clustering, ClusterParams, fit_clusters
-from topics.geometry import group_rows, leave_one_out_cosines
-from topics.identity import Identity, MatchParams, contingency, match_topics
+from topics.fit.clustering import Clustering, ClusterParams, fit_clusters
+from topics.fit.geometry import group_rows, leave_one_out_cosines
+from topics.fit.matching import Identity, MatchParams, contingency, match_topics
 from topics.ids import OUTLIER
 from topics.priority import SEARCHES
 

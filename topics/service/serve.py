@@ -161,7 +161,7 @@ class Service:
 
     def search(self, text: str | None = None, **options: Any) -> dict[str, Any]:
         """Concept search for other processes, with the model this process keeps loaded."""
-        from topics.search import search
+        from topics.query.search import search
 
         return search(self.index, text, **options).as_dict()
 
@@ -249,7 +249,7 @@ class Service:
 
 def build_service(settings: Settings, watch: list[Path], feeds: list[FeedSpec]) -> Service:
     """The service with its real jobs: recluster (with representations) and online assignment."""
-    from topics.jobs import assign_online, rebuild_topics, report_dict
+    from topics.service.jobs import assign_online, rebuild_topics, report_dict
 
     return Service(
         settings,
