@@ -16,7 +16,7 @@ from indexer.store.base import Backend
 from topics import catalog, curation
 from topics.query import browse
 from topics.query.search import ItemHit, SearchResult, TopicHit, _curated
-from topics.recluster.job import recluster
+from topics.recluster import recluster
 
 SMALL = {"k": 4, "size": 60}
 

@@ -19,7 +19,7 @@ from indexer.index import Index
 from topics import catalog, curation
 from topics.query.export import ITEM_FIELDS, export
 from topics.query.trends import period_of, small_multiples_svg, trends
-from topics.recluster.job import recluster
+from topics.recluster import recluster
 from topics.report import build_report
 
 DAY0 = datetime(2024, 1, 1, 12, tzinfo=UTC)  # a Monday

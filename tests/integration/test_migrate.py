@@ -16,7 +16,7 @@ from indexer.migrate import migrate, open_target
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import VECTOR_ATOL, Backend, CollectionSchema, IdentityMismatch, Point, VectorStore
 from topics import catalog
-from topics.recluster.job import recluster
+from topics.recluster import recluster
 from topics.service.store_copy import STORE_INDEXES
 
 INDEXES = STORE_INDEXES

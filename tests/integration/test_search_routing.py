@@ -12,14 +12,13 @@ import pytest
 
 import topics.priority as priority
 import topics.query.search as search_module
-import topics.recluster.job as reclustering
 from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.index import Index
 from indexer.store.base import Point
 from topics.query.search import search
 from topics.query.status import status
-from topics.recluster.job import recluster
+from topics.recluster import RunReport, recluster
 
 N_CLUSTERS, SIZE = 8, 40
 
@@ -130,9 +129,8 @@ def test_a_recluster_waits_while_a_search_runs(
     """In one process the engine holds the GIL per call: the job steps aside at its batch boundaries."""
     monkeypatch.setattr(priority, "MAX_WAIT_S", 60.0)
     monkeypatch.setattr(priority, "SEARCHES", gate := priority.Priority())
-    monkeypatch.setattr(reclustering, "SEARCHES", gate)
     phases: list[str] = []
-    reports: list[reclustering.RunReport] = []
+    reports: list[RunReport] = []
     worker = threading.Thread(
         target=lambda: reports.append(recluster(index.settings, index.backend, on_phase=phases.append))
     )

@@ -20,7 +20,7 @@ from tests.integration.test_themes import BASE, World, _group_to_theme, _setting
 from topics import catalog, curation, report
 from topics.query import browse
 from topics.query.search import SearchFilters, SearchResult, TopicHit, _by_theme, search
-from topics.recluster.job import recluster
+from topics.recluster import recluster
 
 
 def _start(settings: Settings):

@@ -25,7 +25,7 @@ from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
 from topics.online.pending import assign_pending
-from topics.recluster.job import recluster
+from topics.recluster import recluster
 from topics.service.jobs import rebuild_topics
 
 GROUPS, SIBLINGS, SIZE = 4, 4, 60  # the worlds use 3 groups of 3 siblings; the rest are spares

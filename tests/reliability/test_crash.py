@@ -308,7 +308,7 @@ def _recluster_killed_at(
 ) -> str:
     """Run `topics -v recluster`, kill -9 it `delay` s after it reports `phase`; the last phase seen."""
     start = log.stat().st_size if log.exists() else 0
-    pid = forkserver.spawn(["-v", "recluster"], env, log, patch={"topics.recluster.job.SCROLL_BATCH": 64})
+    pid = forkserver.spawn(["-v", "recluster"], env, log, patch={"topics.recluster.sizes.SCROLL_BATCH": 64})
     while phase not in _phases_logged(log, start):
         status = forkserver.wait(pid, 0)
         if status is not None:

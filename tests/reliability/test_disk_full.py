@@ -33,7 +33,7 @@ from tests.reliability.forkserver import ForkServer
 from tests.reliability.test_store_faults import RefusingStore, Running, _append, _stored
 from topics import catalog
 from topics.query.status import status
-from topics.recluster.job import recluster
+from topics.recluster import recluster
 
 SIGBUS = -7
 

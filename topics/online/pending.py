@@ -33,7 +33,7 @@ from topics.fit.clustering import default_min_cluster_size
 from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError
-from topics.recluster.job import view_vectors
+from topics.recluster.sample import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
 
 log = logging.getLogger(__name__)

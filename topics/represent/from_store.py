@@ -25,7 +25,7 @@ _Record = TypeVar("_Record", Topic, Theme)
 
 class StoreRepresent:
     """The recluster's `Represent` hook: a `Representer` for topics and one for themes, fed by the
-    recluster's own items pass (`topics.recluster.job.RepresentPass`), so it reads nothing itself.
+    recluster's own items pass (`topics.recluster.feed.RepresentPass`), so it reads nothing itself.
 
     A theme is represented from its topics' items, exactly as a topic is from its own. Themes embed
     no keyword terms of their own: they use those the topics' vocabulary just embedded (the cache).

@@ -7,7 +7,7 @@ from typing import Any
 
 from indexer.index import Index
 from topics.catalog import LineageEvent
-from topics.recluster.job import RunReport, recluster
+from topics.recluster import RunReport, recluster
 
 # What the recluster does after each phase it reports (topics.recluster.job), for a progress line.
 NEXT_STEP = {
