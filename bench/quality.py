@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.corpora import LOADERS, OUT_DIR, CorpusMissing, has_bertopic, load_embedded
 from evaluation.quality import Agreement, agreement, grouping_ceiling
 from evaluation.synthetic import hard_mixture, two_level_mixture
-from topics.fit.clustering import ClusterParams, fit_clusters
+from topics.fit.clustering import fit_clusters
+from topics.fit.params import ClusterParams
 
 BERTOPIC_CACHE = OUT_DIR / "bertopic"
 

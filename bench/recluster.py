@@ -41,7 +41,8 @@ from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
-from topics.fit.clustering import Clustering, ClusterParams, default_min_cluster_size
+from topics.fit.clustering import Clustering
+from topics.fit.params import ClusterParams, default_min_cluster_size
 from topics.ids import OUTLIER
 
 TARGETS = {100_000: (60.0, 2.0), 1_000_000: (900.0, 6.0)}

@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from evaluation.quality import adjusted_rand
 from evaluation.scale_corpus import chunks, two_level_mixture
 from indexer.embed.base import l2_normalise
-from topics.fit.clustering import ClusterParams, fit_clusters, separation
+from topics.fit.clustering import fit_clusters
+from topics.fit.params import ClusterParams
+from topics.fit.split import separation
 
 
 def separations(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray, least: int = 10) -> None:

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpora import LOADERS, CorpusMissing, has_bertopic, load_embedded
 from evaluation.words import mean_npmi, topic_diversity
-from topics.fit.clustering import ClusterParams, fit_clusters
+from topics.fit.clustering import fit_clusters
+from topics.fit.params import ClusterParams
 from topics.represent import Representer, RepresentOptions
 
 TOP_N = 10

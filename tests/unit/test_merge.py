@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from evaluation.synthetic import hard_mixture
-from topics.fit.clustering import knn_igraph
 from topics.fit.communities import cut_score, merge_cut_communities
+from topics.fit.graph import knn_igraph
 
 
 def _graph(vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ from indexer.health import quarantine
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
 from topics.catalog import ItemAssignment, Run, Theme, Topic
-from topics.fit.clustering import default_min_cluster_size
+from topics.fit.params import default_min_cluster_size
 from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError

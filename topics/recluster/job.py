@@ -53,8 +53,9 @@ from indexer.diskspace import ensure_free, store_commitment
 from indexer.store.base import Backend, VectorStore
 from topics import catalog, priority
 from topics.catalog import LineageEvent, Run
-from topics.fit.clustering import Clustering, ClusterParams, fit_clusters
+from topics.fit.clustering import Clustering, fit_clusters
 from topics.fit.matching import MatchParams
+from topics.fit.params import ClusterParams
 from topics.recluster.assign import WriteTotals, write_items
 from topics.recluster.cleanup import cleanup, prepare
 from topics.recluster.feed import Represent, RepresentPass
