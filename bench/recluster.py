@@ -52,7 +52,10 @@ TARGETS = {100_000: (60.0, 2.0), 1_000_000: (900.0, 6.0)}
 
 
 def fit_umap_hdbscan(sample: np.ndarray, params: ClusterParams) -> Clustering:
-    """The common baseline: UMAP (cosine, 5-d) then HDBSCAN, centroids back in the input space."""
+    """The common baseline: UMAP (cosine, 5-d) then HDBSCAN, centroids back in the input space.
+
+    It has no coarse level: each topic is its own theme (the job writes a theme per topic), so the
+    comparison stays one of topics, as the figures it prints are."""
     import hdbscan
     import umap
 
@@ -70,7 +73,8 @@ def fit_umap_hdbscan(sample: np.ndarray, params: ClusterParams) -> Clustering:
     floors = np.array(
         [np.quantile(sample[labels == t] @ centroids[t], 0.02) for t in range(k)], dtype=np.float32
     )
-    return Clustering(labels=labels.astype(np.int64), centroids=centroids, floors=floors)
+    themes = np.arange(k, dtype=np.int64)
+    return Clustering(labels=labels.astype(np.int64), centroids=centroids, floors=floors, themes=themes)
 
 
 @contextlib.contextmanager
