@@ -17,6 +17,7 @@ import typer
 from cli import render, research, served
 from cli.context import open_context, user_errors
 from indexer.config import load_settings
+from topics.errors import NotAFolder
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
@@ -99,7 +100,7 @@ def serve(
     with user_errors():
         for folder in watch or []:
             if not folder.is_dir():
-                raise NotADirectoryError(f"--watch {folder}: not a folder")
+                raise NotAFolder(f"--watch {folder}: not a folder")
         feeds = [FeedSpec.parse(f) for f in feed or []]
         service = build_service(load_settings(), list(watch or []), feeds)
     service.offer("cli", served.runner(service.served_index))  # read-only commands of cli/client.py

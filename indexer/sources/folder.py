@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from indexer.errors import NotAFolder
 from indexer.items import Item
 from indexer.sources import (
     Caption,
@@ -106,7 +107,7 @@ def scan_folder(root: Path, *, max_caption_bytes: int) -> Iterator[FolderEntry |
     """Every image and caption-only item under `root`, files of a folder before its subfolders."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():
-        raise NotADirectoryError(f"not a folder: {root}")
+        raise NotAFolder(f"not a folder: {root}")
     for found in _walk(root):
         if isinstance(found, SourceError):
             yield found

@@ -9,6 +9,7 @@ from indexer.store.base import Backend
 from topics import catalog
 from topics.catalog import Level, Theme, Topic
 from topics.curation.layer import MAX_LABEL, Curation, _key, _name, _records, load, save
+from topics.errors import Busy, InvalidInput, NotFound
 
 _RETRIES = 5
 
@@ -22,13 +23,13 @@ def update(backend: Backend, change: Change, level: Level = "topic") -> Curation
     for _ in range(_RETRIES):
         run = catalog.current_run(backend)
         if run is None:
-            raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
+            raise NotFound("no topics yet: run `topics recluster` (or `topics serve`) first")
         records = {_key(r): r for r in _records(backend, run, level)}
         changed = change(load(backend, run, level), records)
         save(store, changed, run.run_id, level)
         if catalog.current_run(backend) == run:
             return changed
-    raise RuntimeError("the topics changed under this command several times; try again")
+    raise Busy("the topics changed under this command several times; try again")
 
 
 # ---- the verbs ----
@@ -37,18 +38,18 @@ def update(backend: Backend, change: Change, level: Level = "topic") -> Curation
 def _live(records: Mapping[int, Topic | Theme], record_id: int, level: Level) -> None:
     record = records.get(record_id)
     if record is None:
-        raise LookupError(f"no {_name(level, record_id)} (see `topics list`)")
+        raise NotFound(f"no {_name(level, record_id)} (see `topics list`)")
     if record.status == "vanished":
         name = _name(level, record_id)
-        raise ValueError(f"{name} has vanished: curate a live {level} (see `topics history`)")
+        raise InvalidInput(f"{name} has vanished: curate a live {level} (see `topics history`)")
 
 
 def _clean_label(text: str) -> str:
     label = " ".join(text.split())
     if not label:
-        raise ValueError("a label needs some text")
+        raise InvalidInput("a label needs some text")
     if len(label) > MAX_LABEL:
-        raise ValueError(f"a label is at most {MAX_LABEL} characters (got {len(label)})")
+        raise InvalidInput(f"a label is at most {MAX_LABEL} characters (got {len(label)})")
     return label
 
 
@@ -68,7 +69,7 @@ def unset_label(backend: Backend, topic_id: int, level: Level = "topic") -> Cura
 
     def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
         if topic_id not in cur.labels:
-            raise LookupError(f"{_name(level, topic_id)} has no pinned label")
+            raise NotFound(f"{_name(level, topic_id)} has no pinned label")
         return replace(cur, labels={t: v for t, v in cur.labels.items() if t != topic_id})
 
     return update(backend, change, level)
@@ -87,7 +88,7 @@ def hide(backend: Backend, topic_id: int, level: Level = "topic") -> Curation:
 def unhide(backend: Backend, topic_id: int, level: Level = "topic") -> Curation:
     def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
         if topic_id not in cur.hidden:
-            raise LookupError(f"{_name(level, topic_id)} is not hidden")
+            raise NotFound(f"{_name(level, topic_id)} is not hidden")
         return replace(cur, hidden=cur.hidden - {topic_id})
 
     return update(backend, change, level)
@@ -96,7 +97,7 @@ def unhide(backend: Backend, topic_id: int, level: Level = "topic") -> Curation:
 def merge(backend: Backend, topic_ids: Sequence[int], level: Level = "topic") -> Curation:
     """Show `topic_ids` as one topic (theme), the first one's (groups they already belong to join too)."""
     if len(set(topic_ids)) < 2:
-        raise ValueError(f"merge needs at least two different {level} ids")
+        raise InvalidInput(f"merge needs at least two different {level} ids")
 
     def change(cur: Curation, records: Mapping[int, Topic | Theme]) -> Curation:
         for topic_id in topic_ids:
@@ -120,7 +121,7 @@ def unmerge(backend: Backend, topic_id: int, level: Level = "topic") -> Curation
         else:
             target = cur.target(topic_id)
             if target == topic_id:
-                raise LookupError(f"{_name(level, topic_id)} is not part of a merge")
+                raise NotFound(f"{_name(level, topic_id)} is not part of a merge")
             rest = tuple(m for m in merges[target] if m != topic_id)
             merges = {t: m for t, m in merges.items() if t != target} | ({target: rest} if rest else {})
         return replace(cur, merges=merges)

@@ -33,6 +33,7 @@ from indexer.images import BadImage, decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
 from topics import catalog, curation
+from topics.errors import InvalidInput, NotFound
 from topics.ids import OUTLIER
 from topics.priority import SEARCHES
 
@@ -110,7 +111,7 @@ def search(
     `image` is a file or its bytes. A recluster in this process waits while it runs (`topics.priority`).
     """
     if not text and image is None:
-        raise ValueError("search needs a text query or --image")
+        raise InvalidInput("search needs a text query or --image")
     with SEARCHES.serving():
         return _search(index, text, image, negatives, filters or SearchFilters(), limit)
 
@@ -215,7 +216,7 @@ def _queries(
             vector = vector - NOT_WEIGHT * index.caption_embedder.embed_texts(list(negatives)).mean(axis=0)
         out["caption"] = l2_normalise(vector)
     if not out:
-        raise ValueError("nothing to search: the store holds no vectors this query can be compared with")
+        raise NotFound("nothing to search: the store holds no vectors this query can be compared with")
     return out
 
 
@@ -240,10 +241,10 @@ def _item_filter(index: Index, filters: SearchFilters, run: catalog.Run | None) 
     if filters.source:
         must["source"] = filters.source
     if (filters.topic is not None or filters.theme is not None) and run is None:
-        raise ValueError("no topics yet: run `topics recluster` before filtering by topic or theme")
+        raise NotFound("no topics yet: run `topics recluster` before filtering by topic or theme")
     if filters.theme is not None:
         if catalog.get_theme(index.backend, filters.theme, run=run) is None:
-            raise LookupError(f"no theme T{filters.theme} (see `topics list`)")
+            raise NotFound(f"no theme T{filters.theme} (see `topics list`)")
         must.update(catalog.theme_filter(index.backend, run, *_theme_group(index, run, filters.theme)).must)
     if filters.topic is not None:
         must.update(catalog.topic_filter(run, filters.topic).must)
@@ -429,11 +430,11 @@ def _query_image(index: Index, image: Path | bytes) -> Image.Image:
     try:
         return decode_image(image, max_pixels=index.settings.ingest.max_image_pixels).image
     except BadImage as error:
-        raise ValueError(f"--image: {error.reason} ({error.detail})") from None
+        raise InvalidInput(f"--image: {error.reason} ({error.detail})") from None
 
 
 def _read_query_image(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise ValueError(f"--image {path}: {error.strerror or error}") from None
+        raise InvalidInput(f"--image {path}: {error.strerror or error}") from None

@@ -53,6 +53,7 @@ from indexer.diskspace import ensure_free, store_commitment
 from indexer.store.base import Backend, VectorStore
 from topics import catalog, priority
 from topics.catalog import LineageEvent, Run
+from topics.errors import TopicsError
 from topics.fit.clustering import Clustering, fit_clusters
 from topics.fit.matching import MatchParams
 from topics.fit.params import ClusterParams
@@ -69,7 +70,7 @@ log = logging.getLogger(__name__)
 _RUNNING = threading.Lock()  # one recluster per process: two would write the same slot
 
 
-class ReclusterError(RuntimeError):
+class ReclusterError(TopicsError, RuntimeError):
     """The store holds nothing to cluster in the configured view."""
 
 

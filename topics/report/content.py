@@ -11,12 +11,13 @@ from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog, curation
 from topics.catalog import LineageEvent, Run, Theme, Topic
+from topics.errors import TopicsError
 from topics.query.trends import Trends, trends
 
 N_RUNS = 10
 
 
-class ReportError(RuntimeError):
+class ReportError(TopicsError, RuntimeError):
     """The report cannot be made (nothing to show yet, or the output path is unusable)."""
 
 

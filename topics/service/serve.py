@@ -38,6 +38,7 @@ from indexer.store import open_backend
 from indexer.store.base import COLLECTIONS, IdentityMismatch, StoreError
 from indexer.store.shared import OwnerBackend, StoreServer
 from topics import catalog
+from topics.errors import TopicsError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class ServiceRunning(RuntimeError):
+class ServiceRunning(TopicsError, RuntimeError):
     """Another `topics serve` already runs on this data dir."""
 
 
