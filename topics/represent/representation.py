@@ -7,9 +7,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from indexer.config import RepresentSettings
 from indexer.items import ItemId
 
 Scored = tuple[str, float]
+_SETTINGS = RepresentSettings()  # the defaults, as the settings section declares them
 
 
 @dataclass(frozen=True)
@@ -45,24 +47,26 @@ class Representation:
 
 @dataclass(frozen=True)
 class RepresentOptions:
-    """Knobs of topic representation; field names match the proposed `settings.represent`."""
+    """Knobs of topic representation. Those a user sets are declared once, in
+    `indexer.config.RepresentSettings`, whose defaults these are; the rest (paths under the data dir,
+    the tile prefix, the caption length read) are the process's, not settings."""
 
-    n_words: int = 10
-    n_exemplars: int = 9
-    n_keywords: int = 10
-    diversity: float = 0.3
-    pool_size: int = 100  # candidates kept per topic for MMR
-    min_df: int = 2  # a term must occur in this many captions to count
+    n_words: int = _SETTINGS.n_words
+    n_exemplars: int = _SETTINGS.n_exemplars
+    n_keywords: int = _SETTINGS.n_keywords
+    diversity: float = _SETTINGS.diversity
+    pool_size: int = _SETTINGS.pool_size  # candidates kept per topic for MMR
+    min_df: int = _SETTINGS.min_df  # a term must occur in this many captions to count
     max_caption_chars: int = 2000
-    stop_words: tuple[str, ...] = ()
-    stop_word_files: tuple[Path, ...] = ()
-    vocabulary_file: Path | None = None  # extra keyword terms, one a line
-    max_vocabulary: int = 20_000  # corpus terms embedded for keywords, most frequent first
-    vocabulary_budget: int = 1_000  # new terms embedded per run: topics' own words first, then frequent
-    captioner_model: str | None = None  # hub id or local path; None: no generated captions
+    stop_words: tuple[str, ...] = _SETTINGS.stop_words
+    stop_word_files: tuple[Path, ...] = _SETTINGS.stop_word_files
+    vocabulary_file: Path | None = _SETTINGS.vocabulary_file  # extra keyword terms, one a line
+    max_vocabulary: int = _SETTINGS.max_vocabulary  # corpus terms embedded for keywords, most frequent first
+    vocabulary_budget: int = _SETTINGS.vocabulary_budget  # new terms embedded per run
+    captioner_model: str | None = _SETTINGS.captioner_model  # hub id or local path; None: none generated
     tiles_dir: Path | None = None  # None: no tiles
     tile_prefix: str = "topic"  # tiles are <tiles_dir>/<prefix>-<id>.jpg ("theme" for themes)
-    tile_cell: int = 256
+    tile_cell: int = _SETTINGS.tile_cell
     cache_dir: Path | None = None  # vocabulary vectors per model
     device: str = "auto"
 
