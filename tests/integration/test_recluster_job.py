@@ -26,7 +26,7 @@ from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
 from topics import catalog
-from topics.catalog import Theme, Topic
+from topics.catalog import Theme, Topic, writes
 from topics.ids import OUTLIER
 from topics.recluster import ReclusterError, recluster
 
@@ -390,7 +390,7 @@ def test_pending_is_cleared_for_assigned_items_and_set_for_missed_ones(kind: str
         vector = {"image": corpus.vectors[0], "text": corpus.vectors[0]}
         items.upsert([Point(i, vector, {"pending": 1}) for i in late])
         old_run = catalog.current_run(backend)
-        catalog.assign_items(items, old_run, {late[1]: (0, 0.9)})  # online, under the old run
+        writes.assign_items(items, old_run, {late[1]: (0, 0.9)})  # online, under the old run
 
     recluster(settings, backend, on_phase=arrive_late)
     pending = {p.id for pts in items.scroll(Filter(must={"pending": 1})) for p in pts}

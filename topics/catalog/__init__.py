@@ -2,7 +2,9 @@
 
 Modules: `records` (the values), `schema` (collection schema, indexes, item slots, record ids),
 `codecs` (records <-> points, assignments <-> payloads), `queries` (every read), `writes` (every
-write). This package re-exports all of them: callers write `catalog.current_run(...)`.
+write of the topics collection: the only code that writes it). This package re-exports all but
+`writes`, which writers import by name (`from topics.catalog import writes`), so a module that only
+reads never imports a writer.
 
 
 Layout of the `topics` collection (every point has a payload ``kind``):
@@ -35,7 +37,7 @@ atomic in Qdrant, and keeping one assignment per run would grow payloads without
 ``pending: 1`` marks items not yet assigned under the current run (the pipeline sets it; the
 online assigner and the recluster set it to 0 once they wrote the current slot). It is an integer,
 not a bool: qdrant-edge-py 0.9.0 matches a bool condition as the integer 1. Use
-:func:`read_assignment` to interpret a payload and :func:`assign_items` to write one.
+:func:`read_assignment` to interpret a payload and `writes.assign_items` to write one.
 
 An item's theme is not stored with the item: it is its topic's ``theme_id`` in the same run's topic
 record. The slot names the run, the run's topic records name the themes, and the pointer switches
@@ -106,7 +108,6 @@ from topics.catalog.schema import (
     slot_fields,
     topics_schema,
 )
-from topics.catalog.writes import assign_items
 
 __all__ = [
     "ASSIGNMENT_INDEXES",
@@ -126,7 +127,6 @@ __all__ = [
     "Theme",
     "Topic",
     "TopicStatus",
-    "assign_items",
     "assignment_payload",
     "current_run",
     "ensure_item_indexes",

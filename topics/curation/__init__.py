@@ -37,10 +37,9 @@ from topics.curation.layer import (
     curation_of,
     load,
     notes,
-    save,
     shown,
 )
-from topics.curation.verbs import Change, hide, merge, set_label, unhide, unmerge, unset_label, update
+from topics.curation.verbs import Change, hide, merge, save, set_label, unhide, unmerge, unset_label, update
 
 __all__ = [
     "KIND",

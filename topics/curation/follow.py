@@ -8,7 +8,8 @@ from typing import Any
 
 from indexer.store.base import Backend, VectorStore
 from topics.catalog import Level, Run, Theme, Topic
-from topics.curation.layer import Curation, _key, load, save
+from topics.curation.layer import Curation, _key, load
+from topics.curation.verbs import save
 
 
 @dataclass(frozen=True)

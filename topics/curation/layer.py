@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from indexer.store.base import Backend, Filter, Point, VectorStore
+from indexer.store.base import Backend, Filter
 from topics import catalog
 from topics.catalog import Level, Run, Theme, Topic
 
@@ -93,12 +93,6 @@ def load(backend: Backend, run: Run | None = None, level: Level = "topic") -> Cu
         return Curation()
     found = store.retrieve([_point_id(run.run_id, level)])
     return _of(found[0].payload) if found else Curation()
-
-
-def save(store: VectorStore, curation: Curation, run_id: int, level: Level = "topic") -> None:
-    """Write `curation` as run `run_id`'s record of that level (one point: atomic)."""
-    store.upsert([Point(id=_point_id(run_id, level), payload=_payload(curation, run_id, level))])
-    store.flush()
 
 
 def notes(backend: Backend, topic_id: int | None = None, level: Level | None = None) -> list[dict[str, Any]]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from indexer.store.base import Backend
+from indexer.store.base import Backend, VectorStore
 from topics import catalog
-from topics.catalog import Level, Theme, Topic
-from topics.curation.layer import MAX_LABEL, Curation, _key, _name, _records, load, save
+from topics.catalog import Level, Theme, Topic, writes
+from topics.curation.layer import KINDS, MAX_LABEL, Curation, _key, _name, _payload, _records, load
 from topics.errors import Busy, InvalidInput, NotFound
 
 _RETRIES = 5
+
+
+def save(store: VectorStore, curation: Curation, run_id: int, level: Level = "topic") -> None:
+    """Write `curation` as run `run_id`'s record of that level (one point: atomic)."""
+    writes.write_curation(store, KINDS[level], run_id, _payload(curation, run_id, level))
+
 
 Change = Callable[[Curation, Mapping[int, Topic | Theme]], Curation]
 

@@ -28,7 +28,7 @@ from indexer.config import Settings
 from indexer.health import quarantine
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
-from topics.catalog import ItemAssignment, Run, Theme, Topic
+from topics.catalog import ItemAssignment, Run, Theme, Topic, writes
 from topics.fit.params import default_min_cluster_size
 from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
@@ -200,9 +200,7 @@ def write_emerging_topic(backend: Backend, run: Run, topic: EmergedTopic, descri
         extra={"online": True, "born_batch": topic.batch, "representation": described.to_payload()},
         theme_id=nearest_theme(catalog.list_themes(backend, run=run), run.view, topic.centroid),
     )
-    store = backend.collection(catalog.TOPICS)
-    store.upsert([catalog.topic_point(record)])
-    store.flush()
+    writes.write_topic(backend.collection(catalog.TOPICS), record)
     return record
 
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import catalog, curation
+from topics import catalog
 from topics.catalog import Level, LineageEvent, Theme, Topic
+from topics.curation import layer as curation
 from topics.errors import InvalidInput, NotFound
 
 SortKey = Literal["id", "size", "change", "label"]

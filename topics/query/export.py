@@ -21,8 +21,9 @@ from typing import IO, Any, Literal
 from indexer.atomic import atomic_file
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import catalog, curation
+from topics import catalog
 from topics.catalog import Run, Topic
+from topics.curation import layer as curation
 from topics.errors import InvalidInput, NotFound
 
 Format = Literal["csv", "jsonl", "parquet"]

@@ -32,7 +32,8 @@ from indexer.embed.base import l2_normalise
 from indexer.images import BadImage, decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
-from topics import catalog, curation
+from topics import catalog
+from topics.curation import layer as curation
 from topics.errors import InvalidInput, NotFound
 from topics.ids import OUTLIER
 from topics.priority import SEARCHES

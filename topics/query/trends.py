@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import catalog, curation
+from topics import catalog
+from topics.curation import layer as curation
 from topics.errors import InvalidInput, NotFound
 
 Every = Literal["day", "week", "month"]

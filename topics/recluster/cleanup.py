@@ -13,16 +13,14 @@ from typing import Any
 
 from indexer.store.base import Backend, Filter, VectorStore
 from topics import catalog, priority
-from topics.catalog import Run
+from topics.catalog import Run, writes
 from topics.recluster import sizes
 
 
 def prepare(backend: Backend, items: VectorStore, topics: VectorStore) -> Run | None:
     """The current run, after removing an interrupted run's debris and redoing the last cleanup."""
     previous = catalog.current_run(backend)
-    if topics.exists():
-        last = previous.run_id if previous else 0
-        topics.delete_where(Filter(ranges={"run_id": (last + 1, None)}))
+    writes.delete_interrupted(topics, previous)
     if previous is not None:
         cleanup(items, topics, previous)
     return previous
@@ -30,7 +28,7 @@ def prepare(backend: Backend, items: VectorStore, topics: VectorStore) -> Run | 
 
 def cleanup(items: VectorStore, topics: VectorStore, run: Run) -> None:
     """Drop older runs' topic and theme records and settle `pending`; all idempotent, safe to repeat."""
-    topics.delete_where(Filter(must={"kind": ["topic", "theme"]}, must_not={"run_id": run.run_id}))
+    writes.delete_older_runs(topics, run)
     names = catalog.slot_fields(run.slot)
     _settle(items, Filter(must={"pending": 1, names["run"]: run.run_id}), {"pending": 0})
     _settle(items, Filter(must_not={names["run"]: run.run_id, "pending": 1}), {"pending": 1})

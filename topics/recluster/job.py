@@ -52,7 +52,7 @@ from indexer.config import Settings
 from indexer.diskspace import ensure_free, store_commitment
 from indexer.store.base import Backend, VectorStore
 from topics import catalog, priority
-from topics.catalog import LineageEvent, Run
+from topics.catalog import LineageEvent, Run, writes
 from topics.errors import TopicsError
 from topics.fit.clustering import Clustering, fit_clusters
 from topics.fit.matching import MatchParams
@@ -61,7 +61,7 @@ from topics.recluster.assign import WriteTotals, write_items
 from topics.recluster.cleanup import cleanup, prepare
 from topics.recluster.feed import Represent, RepresentPass
 from topics.recluster.match import Matched, lineage, match_ids
-from topics.recluster.publish import NewRun, carry_curation, switch, write_records
+from topics.recluster.publish import NewRun, carry_curation
 from topics.recluster.records import theme_records, topic_records
 from topics.recluster.sample import Sample, reservoir_sample
 
@@ -162,7 +162,7 @@ def _recluster(
         next_theme_id=matched.themes.identity.next_topic_id,
     )
     new = _new_run(written, sample, clustering, matched, run, previous, feed, clock)
-    write_records(
+    writes.write_run(
         topics,
         items,
         [*new.topics, *new.themes],
@@ -172,13 +172,13 @@ def _recluster(
     )
     carried = carry_curation(topics, backend, new)
     clock.mark("topics_written")
-    switch(topics, run)
+    writes.switch(topics, run)
     carry_curation(topics, backend, new, unless=carried)
     clock.mark("switched")
     cleanup(items, topics, run)
     clock.mark("cleaned")
     if optimize:
-        topics.optimize()
+        writes.compact(topics)
         clock.mark("optimized")
     waited = round(priority.SEARCHES.waited_s - waited_before, 3)
     waits = priority.SEARCHES.waits - waits_before

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import catalog, curation
+from topics import catalog
 from topics.catalog import LineageEvent, Run, Theme, Topic
+from topics.curation import layer as curation
 from topics.errors import TopicsError
 from topics.query.trends import Trends, trends
 
