@@ -40,7 +40,6 @@ from evaluation.quality import adjusted_rand
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
-from topics import catalog
 from topics.fit.clustering import Clustering
 from topics.fit.params import ClusterParams, default_min_cluster_size
 from topics.ids import OUTLIER
@@ -98,13 +97,8 @@ def fresh(tmp: Path, name: str) -> tuple[Settings, Backend]:
 
 
 def assignment_of(backend: Backend, ids: list[str]) -> np.ndarray:
-    run = catalog.current_run(backend)
-    got = {}
-    for points in backend.collection("items").scroll():
-        for p in points:
-            found = catalog.read_assignment(p.payload, run)
-            got[p.id] = OUTLIER if found is None else found.topic
-    return np.array([got[i] for i in ids])
+    got = synthetic.assigned_topics(backend)
+    return np.array([OUTLIER if got[i] is None else got[i] for i in ids])
 
 
 def majority(truth: np.ndarray, found: np.ndarray) -> dict[int, int]:

@@ -27,12 +27,7 @@ def _settings():
 
 def _majority(backend: Backend, corpus: synthetic.Corpus) -> dict[int, int]:
     """Each truth label's majority public topic (raw, before curation) under the current run."""
-    run = catalog.current_run(backend)
-    topic_of = {}
-    for batch in backend.collection("items").scroll():
-        for p in batch:
-            found = catalog.read_assignment(p.payload, run)
-            topic_of[p.id] = None if found is None else found.topic
+    topic_of = synthetic.assigned_topics(backend)
     votes: dict[int, Counter] = {}
     for item_id, label in zip(corpus.ids, corpus.labels, strict=True):
         votes.setdefault(int(label), Counter())[topic_of[item_id]] += 1

@@ -13,17 +13,15 @@ import numpy as np
 from indexer.store.base import Point
 from topics.catalog import Theme, Topic
 
+Centroids = Mapping[int, np.ndarray]  # unit centroids in the clustered view, by public topic or theme id
+
 
 class Represent(Protocol):
     """Words, exemplars, labels, tiles of the new run's topics and themes, from the items pass itself
     (no scroll of its own): `start` before the pass, `RepresentPass.add` per batch, `finish` after."""
 
     def start(
-        self,
-        view: str,
-        topics: Mapping[int, np.ndarray],
-        themes: Mapping[int, np.ndarray],
-        theme_of: Mapping[int, int],
+        self, view: str, topics: Centroids, themes: Centroids, theme_of: Mapping[int, int]
     ) -> RepresentPass:
         """A pass over the run's items; centroids (clustered view) by public topic and theme id."""
         ...

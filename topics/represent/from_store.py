@@ -18,6 +18,7 @@ from topics.represent.keywords import EmbedderUnavailable, TextEmbedder
 
 if TYPE_CHECKING:
     from indexer.index import Index
+    from topics.recluster.feed import Centroids
 
 log = logging.getLogger(__name__)
 _Record = TypeVar("_Record", Topic, Theme)
@@ -35,13 +36,7 @@ class StoreRepresent:
         self._index = index
         self._on_step = on_step
 
-    def start(
-        self,
-        view: str,
-        topics: Mapping[int, np.ndarray],
-        themes: Mapping[int, np.ndarray],
-        theme_of: Mapping[int, int],
-    ) -> _Pass:
+    def start(self, view: str, topics: Centroids, themes: Centroids, theme_of: Mapping[int, int]) -> _Pass:
         return _Pass(self._index, view, topics, themes, theme_of, self._on_step)
 
 
