@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import topics.priority as priority
+import topics.query.routing as routing
 import topics.query.search as search_module
 from evaluation import synthetic
 from indexer.config import load_settings
@@ -26,8 +27,8 @@ N_CLUSTERS, SIZE = 8, 40
 @pytest.fixture
 def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An embedded store of 8 separated topics, routed from 100 items on (the default is 50,000)."""
-    monkeypatch.setattr(search_module, "ROUTE_ABOVE", 100)
-    monkeypatch.setattr(search_module, "PROBE_TOPICS", 2)
+    monkeypatch.setattr(routing, "ROUTE_ABOVE", 100)
+    monkeypatch.setattr(routing, "PROBE_TOPICS", 2)
     with Index(load_settings()) as idx:
         yield idx
 
@@ -90,7 +91,7 @@ def test_status_says_whether_the_search_index_is_built(index: Index, corpus: syn
 def test_a_small_store_is_searched_exactly(
     index: Index, monkeypatch: pytest.MonkeyPatch, corpus: synthetic.Corpus
 ) -> None:
-    monkeypatch.setattr(search_module, "ROUTE_ABOVE", 10_000)
+    monkeypatch.setattr(routing, "ROUTE_ABOVE", 10_000)
     recluster(index.settings, index.backend)
     info = status(index)["search_index"]
     assert (info["mode"], info["built"]) == ("exact", True)

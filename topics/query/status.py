@@ -13,7 +13,7 @@ from indexer.health import damaged_files
 from indexer.index import Index
 from indexer.store.base import Filter, StoreError
 from topics import catalog
-from topics.query.search import search_index
+from topics.query.routing import search_index
 
 
 def next_fire(cron: str, now: datetime | None = None) -> str | None:
