@@ -4,7 +4,7 @@
 
 1. one call per item (each item's score makes its payload its own: the way before);
 2. two grouped writes per item: one call per topic (topic, run, how), one per score to 3 decimals;
-3. `topics.reclustering._AssignmentWriter`: one call per (topic, score to `catalog.SCORE_DECIMALS`).
+3. `topics.recluster.assign.AssignmentWriter`: one call per (topic, score to `catalog.SCORE_DECIMALS`).
 
 `--n` items of the store get a random topic of `--topics` (300) and a score spread around their topic's (as a
 recluster's are), written into slot 1 of a copy of the store (copied `--data` must not be in use:
@@ -30,7 +30,8 @@ from indexer.index import Index
 from indexer.store.base import Point, VectorStore
 from topics import catalog
 from topics.catalog import ItemAssignment
-from topics.reclustering import SCROLL_BATCH, _AssignmentWriter
+from topics.recluster.assign import AssignmentWriter
+from topics.recluster.sizes import SCROLL_BATCH
 
 SLOT, RUN = 1, 10**6
 
@@ -71,7 +72,7 @@ def two_writes(store: Counting, ids: np.ndarray, topics: np.ndarray, scores: np.
 
 
 def grouped(store: Counting, ids: np.ndarray, topics: np.ndarray, scores: np.ndarray) -> None:
-    writer = _AssignmentWriter(store, SLOT, RUN)  # type: ignore[arg-type]
+    writer = AssignmentWriter(store, SLOT, RUN)  # type: ignore[arg-type]
     for start in range(0, len(ids), SCROLL_BATCH):
         part = slice(start, start + SCROLL_BATCH)
         points = [Point(i, {}, {}) for i in ids[part]]

@@ -28,7 +28,7 @@ from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.store import open_backend
 from indexer.store.base import Filter
-from topics.reclustering import recluster
+from topics.recluster import recluster
 
 
 def _disk_bytes(folder: Path) -> int:

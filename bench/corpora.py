@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from html import unescape
 from pathlib import Path
@@ -260,6 +260,20 @@ def load_embedded(name: str) -> tuple[Corpus, np.ndarray]:
         raise KeyError(f"unknown corpus {name!r}; known: {', '.join(LOADERS)}")
     corpus = LOADERS[name]()
     return corpus, embed(corpus)
+
+
+def embedded_corpora(only: Collection[str] | None = None) -> Iterator[tuple[str, Corpus, np.ndarray]]:
+    """Every corpus (those in `only`, when given) with its embeddings; one whose package is missing is
+    skipped with a `# name: not run: ...` line."""
+    for name in LOADERS:
+        if only and name not in only:
+            continue
+        try:
+            corpus, vectors = load_embedded(name)
+        except CorpusMissing as exc:
+            print(f"# {name}: not run: {exc}")
+            continue
+        yield name, corpus, vectors
 
 
 if __name__ == "__main__":

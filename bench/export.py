@@ -109,7 +109,7 @@ def child(data_dir: Path, mode: str, out: Path) -> None:
     import pyarrow.compute
     import pyarrow.parquet  # noqa: F401  (imports are not what is measured)
 
-    from topics.export import export
+    from topics.query.export import export
 
     settings = load_settings(data_dir=data_dir, store={"backend": "edge"})
     index = Index(settings)

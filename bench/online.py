@@ -1,7 +1,7 @@
 """Online updates between reclusters: agreement, time to flag a new story, throughput.
 
 A corpus from a hard synthetic mixture (sibling topics at cosine 0.95-0.97, 100x sizes, anisotropic
-spread, plus background noise) is stored and reclustered with the real job (`topics.reclustering.recluster`).
+spread, plus background noise) is stored and reclustered with the real job (`topics.recluster.recluster`).
 Then a stream arrives in chunks ("seconds"), each ingested as pending and assigned with
 `topics.online.pending.assign_pending`: items of the known topics, background noise, and a new topic
 injected at 1% of the traffic. Finally the nightly recluster runs again on everything. Printed:
@@ -38,7 +38,7 @@ from indexer.store.base import Backend
 from topics import catalog
 from topics.online import OnlineState
 from topics.online.pending import assign_pending, emerging_params, fresh_state
-from topics.reclustering import recluster
+from topics.recluster import recluster
 
 NEW_SHARE = 0.01
 BACKGROUND_SHARE = 0.03

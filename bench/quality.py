@@ -28,10 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpora import LOADERS, OUT_DIR, CorpusMissing, has_bertopic, load_embedded
+from bench.corpora import LOADERS, OUT_DIR, embedded_corpora, has_bertopic
 from evaluation.quality import Agreement, agreement, grouping_ceiling
 from evaluation.synthetic import hard_mixture, two_level_mixture
-from topics.cluster import ClusterParams, fit_clusters
+from topics.fit.clustering import fit_clusters
+from topics.fit.params import ClusterParams
 
 BERTOPIC_CACHE = OUT_DIR / "bertopic"
 
@@ -61,14 +62,7 @@ class Run:
 def datasets(only: set[str] | None) -> list[Dataset]:
     """Real corpora (skipped with the install hint when their package is missing) and mixtures."""
     out = []
-    for name in LOADERS:
-        if only and name not in only:
-            continue
-        try:
-            corpus, vectors = load_embedded(name)
-        except CorpusMissing as exc:
-            print(f"# {name}: not run: {exc}")
-            continue
+    for name, corpus, vectors in embedded_corpora(only):
         coarse = corpus.coarse if corpus.coarse is not None else corpus.labels
         out.append(Dataset(name, "real", vectors, corpus.labels, coarse, list(corpus.texts)))
     synthetic = {

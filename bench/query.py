@@ -36,8 +36,8 @@ from indexer.index import Index  # noqa: E402
 from indexer.pipeline import item_schema  # noqa: E402
 from indexer.store.base import Point  # noqa: E402
 from indexer.store.shared import CONTROL_FILE, RemoteBackend  # noqa: E402
-from topics.reclustering import recluster  # noqa: E402
-from topics.search import search_anywhere  # noqa: E402
+from topics.query.search import search_anywhere  # noqa: E402
+from topics.recluster import recluster  # noqa: E402
 
 WORDS = "farmers tractor protest beach sunset cat football goal flood rain market food city night".split()
 QUERIES = ["tractor protest", "beach sunset", "cat on a sofa", "flooded street", "night market food"]

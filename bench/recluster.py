@@ -34,14 +34,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # evaluation/ is not installed
 
-import topics.reclustering as reclustering
+import topics.recluster.job as reclustering
 from evaluation import synthetic
 from evaluation.quality import adjusted_rand
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend
-from topics import catalog
-from topics.cluster import Clustering, ClusterParams, default_min_cluster_size
+from topics.fit.clustering import Clustering
+from topics.fit.params import ClusterParams, default_min_cluster_size
 from topics.ids import OUTLIER
 
 TARGETS = {100_000: (60.0, 2.0), 1_000_000: (900.0, 6.0)}
@@ -51,7 +51,10 @@ TARGETS = {100_000: (60.0, 2.0), 1_000_000: (900.0, 6.0)}
 
 
 def fit_umap_hdbscan(sample: np.ndarray, params: ClusterParams) -> Clustering:
-    """The common baseline: UMAP (cosine, 5-d) then HDBSCAN, centroids back in the input space."""
+    """The common baseline: UMAP (cosine, 5-d) then HDBSCAN, centroids back in the input space.
+
+    It has no coarse level: each topic is its own theme (the job writes a theme per topic), so the
+    comparison stays one of topics, as the figures it prints are."""
     import hdbscan
     import umap
 
@@ -69,7 +72,8 @@ def fit_umap_hdbscan(sample: np.ndarray, params: ClusterParams) -> Clustering:
     floors = np.array(
         [np.quantile(sample[labels == t] @ centroids[t], 0.02) for t in range(k)], dtype=np.float32
     )
-    return Clustering(labels=labels.astype(np.int64), centroids=centroids, floors=floors)
+    themes = np.arange(k, dtype=np.int64)
+    return Clustering(labels=labels.astype(np.int64), centroids=centroids, floors=floors, themes=themes)
 
 
 @contextlib.contextmanager
@@ -93,13 +97,8 @@ def fresh(tmp: Path, name: str) -> tuple[Settings, Backend]:
 
 
 def assignment_of(backend: Backend, ids: list[str]) -> np.ndarray:
-    run = catalog.current_run(backend)
-    got = {}
-    for points in backend.collection("items").scroll():
-        for p in points:
-            found = catalog.read_assignment(p.payload, run)
-            got[p.id] = OUTLIER if found is None else found.topic
-    return np.array([got[i] for i in ids])
+    got = synthetic.assigned_topics(backend)
+    return np.array([OUTLIER if got[i] is None else got[i] for i in ids])
 
 
 def majority(truth: np.ndarray, found: np.ndarray) -> dict[int, int]:

@@ -57,8 +57,8 @@ def main() -> int:
 
     from indexer.config import load_settings
     from indexer.index import Index
-    from topics.jobs import rebuild_topics
     from topics.represent import from_store
+    from topics.service.jobs import rebuild_topics
 
     del torch, from_store
     print(f"imports: anon / file now {rss_mb()} MB")

@@ -4,7 +4,7 @@
 
 Draws `--n` items of `bench/scale.py`'s corpus (`evaluation.scale_corpus`: 299 fine topics in 60
 groups, sizes 100× apart, siblings at cosine 0.95–0.97, 3 % noise), fuses their two views as the
-recluster does, and fits them with `topics.cluster.fit_clusters` at each `cluster.resolution`, with the
+recluster does, and fits them with `topics.fit.clustering.fit_clusters` at each `cluster.resolution`, with the
 split step (`cluster.split_resolution`, the default) and without it: topic count and ARI against the
 fine topics, theme count and ARI against the groups (all items, outliers one more cluster). The default
 resolution was chosen on human-labelled corpora (docs/quality.md); this shows what modularity alone
@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from evaluation.quality import adjusted_rand
 from evaluation.scale_corpus import chunks, two_level_mixture
 from indexer.embed.base import l2_normalise
-from topics.cluster import ClusterParams, fit_clusters, separation
+from topics.fit.clustering import fit_clusters
+from topics.fit.params import ClusterParams
+from topics.fit.split import separation
 
 
 def separations(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarray, least: int = 10) -> None:

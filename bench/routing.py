@@ -5,7 +5,7 @@
 For `--queries` items drawn at random, the query is the item's `text` vector plus noise (cosine ~0.8
 to it), asked of both CLIP views as `topics search` asks them. Truth is the exact scan of every item
 (top 10 per view); a routed search scores the items of the nearest topics up to an item budget (the
-default `topics.search.PROBE_ITEMS`, others with `--budgets`; `0` means the old rule, 12 topics),
+default `topics.query.routing.PROBE_ITEMS`, others with `--budgets`; `0` means the old rule, 12 topics),
 the outliers and the pending items. Prints recall@10 (both views pooled) and the engine time of the
 routed item searches, p50. Stop `topics serve` first: the embedded store is locked to one process.
 """
@@ -27,7 +27,7 @@ from indexer.config import load_settings  # noqa: E402
 from indexer.index import Index  # noqa: E402
 from indexer.store.base import Filter  # noqa: E402
 from topics import catalog  # noqa: E402
-from topics import search as routing  # noqa: E402
+from topics.query import routing, search  # noqa: E402
 
 VIEWS = ("image", "text")
 
@@ -70,7 +70,7 @@ def main() -> int:
         queries = query_vectors(index, opts.queries, opts.seed)
         truth = [{v: {h.id for h in index.items.search(v, q, limit=10)} for v in VIEWS} for q in queries]
         ranked = [
-            routing._ranked_topics(index, dict.fromkeys(VIEWS, q), run, routing.PROBE_TOPICS, None)
+            search._ranked_topics(index, dict.fromkeys(VIEWS, q), run, routing.PROBE_TOPICS, None)
             for q in queries
         ]
         line("items", run.n_items)
@@ -80,10 +80,10 @@ def main() -> int:
             for query, exact, nearest in zip(queries, truth, ranked, strict=True):
                 topics = routing.probed_topics(nearest, budget or math.inf)
                 probed.append(sum(t.size for t in nearest if t.topic_id in topics))
-                wheres = routing._routed_filters(Filter(), run, topics)
+                wheres = routing.routed_filters(Filter(), run, topics)
                 started = time.perf_counter()
                 for view in VIEWS:
-                    hits = routing._view_hits(index, view, query, wheres, 40)[:10]
+                    hits = search._view_hits(index, view, query, wheres, 40)[:10]
                     found.append(len(exact[view] & {h.id for h in hits}) / 10)
                 seconds.append(time.perf_counter() - started)
             name = "12_topics" if budget == 0 else f"budget_{budget}"

@@ -47,11 +47,11 @@ from indexer.index import Index  # noqa: E402
 from indexer.store.shared import CONTROL_FILE, RemoteBackend  # noqa: E402
 from topics import catalog  # noqa: E402
 from topics.ids import OUTLIER  # noqa: E402
-from topics.search import search_anywhere  # noqa: E402
+from topics.query.search import search_anywhere  # noqa: E402
 
 ASSIGN_ONLINE = (  # what `topics serve` runs every cluster.online_interval_s, timed by the job itself
     "from indexer.config import load_settings; from indexer.index import Index; "
-    "from topics.jobs import assign_online; index = Index(load_settings()); "
+    "from topics.service.jobs import assign_online; index = Index(load_settings()); "
     "report = assign_online(index); index.close(); print(report['assigned'], report['seconds'])"
 )
 QUERIES = ["tractor protest", "beach sunset", "cat on a sofa", "flooded street", "night market food"]

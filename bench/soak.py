@@ -37,7 +37,7 @@ from indexer.config import load_settings  # noqa: E402
 from indexer.index import Index  # noqa: E402
 from indexer.store.shared import CONTROL_FILE, RemoteBackend  # noqa: E402
 from tests.helpers import draw_image, tiny_env  # noqa: E402
-from topics.search import search_anywhere  # noqa: E402
+from topics.query.search import search_anywhere  # noqa: E402
 
 WORDS = "farmers tractor protest beach sunset cat football goal flood rain market food city night".split()
 

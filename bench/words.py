@@ -25,9 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpora import LOADERS, CorpusMissing, has_bertopic, load_embedded
+from bench.corpora import LOADERS, embedded_corpora, has_bertopic
 from evaluation.words import mean_npmi, topic_diversity
-from topics.cluster import ClusterParams, fit_clusters
+from topics.fit.clustering import fit_clusters
+from topics.fit.params import ClusterParams
 from topics.represent import Representer, RepresentOptions
 
 TOP_N = 10
@@ -102,14 +103,7 @@ def main() -> int:
     with_bertopic = not args.no_bertopic and has_bertopic()
     print(f"{'corpus':10s} {'method':9s} {'topics':>7s} {'diversity':>10s} {'NPMI':>7s} {'label=words':>12s}")
     lines: list[str] = []
-    for name in LOADERS:
-        if args.only and name not in args.only:
-            continue
-        try:
-            corpus, vectors = load_embedded(name)
-        except CorpusMissing as exc:
-            print(f"# {name}: not run: {exc}")
-            continue
+    for name, corpus, vectors in embedded_corpora(args.only):
         docs = list(corpus.texts)
         mine = run(ours, docs, vectors, args.seeds)
         print(row(name, "ours", mine), flush=True)

@@ -17,6 +17,7 @@ import typer
 from cli import render, research, served
 from cli.context import open_context, user_errors
 from indexer.config import load_settings
+from topics.errors import NotAFolder
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
@@ -61,7 +62,7 @@ def ingest(
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
     """The store, counts, pending items, failures by reason, model, last and next recluster, service."""
-    from topics.status import status as get_status
+    from topics.query.status import status as get_status
 
     with user_errors(), open_context(damaged_ok=True) as index:
         info = get_status(index)
@@ -74,7 +75,7 @@ def status(as_json: JsonOpt = False) -> None:
 @app.command()
 def recluster(as_json: JsonOpt = False) -> None:
     """Rebuild topics from every stored vector now (in `topics serve` when it owns the store)."""
-    from topics.jobs import recluster_anywhere
+    from topics.service.jobs import recluster_anywhere
 
     with user_errors(), open_context() as index, render.phases(not as_json, "recluster") as step:
         report = recluster_anywhere(index, step)
@@ -95,13 +96,13 @@ def serve(
     """Ingest continuously, recluster on schedule, assign new items online; owns the embedded store."""
     from indexer.daemon import FeedSpec
     from indexer.sources import check_storable_path
-    from topics.service import build_service
+    from topics.service.serve import build_service
 
     with user_errors():
         for folder in watch or []:
             check_storable_path(folder)
             if not folder.is_dir():
-                raise NotADirectoryError(f"--watch {folder}: not a folder")
+                raise NotAFolder(f"--watch {folder}: not a folder")
         feeds = [FeedSpec.parse(f) for f in feed or []]
         service = build_service(load_settings(), list(watch or []), feeds)
     service.offer("cli", served.runner(service.served_index))  # read-only commands of cli/client.py
@@ -120,7 +121,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """The current themes with their topics nested: id, label, size, change since the last run, status."""
-    from topics.browse import list_topics, list_tree
+    from topics.query.browse import list_topics, list_tree
 
     if sort not in ("id", "size", "change", "label"):
         raise typer.BadParameter("sort by id, size, change or label", param_hint="--sort")
@@ -131,7 +132,7 @@ def list_(
 
 
 def _ref(text: str, hint: str = "ID"):
-    from topics.browse import parse_ref
+    from topics.query.browse import parse_ref
 
     try:
         return parse_ref(text)
@@ -142,7 +143,7 @@ def _ref(text: str, hint: str = "ID"):
 @app.command()
 def show(topic_id: Annotated[str, typer.Argument(metavar="ID", help=REF_HELP)], as_json: JsonOpt = False):
     """One topic or theme: label, words with scores, keywords, exemplars, size history, lineage."""
-    from topics.browse import show as show_ref
+    from topics.query.browse import show as show_ref
 
     ref = _ref(topic_id)
     with user_errors(), open_context() as index:
@@ -158,7 +159,7 @@ def exemplars(
     as_json: JsonOpt = False,
 ) -> None:
     """A topic's exemplar images with paths and captions."""
-    from topics.browse import exemplars as get_exemplars
+    from topics.query.browse import exemplars as get_exemplars
 
     ref = _ref(topic_id)
     with user_errors(), open_context() as index:
@@ -179,7 +180,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Recluster runs and what happened to topic and theme ids: survived, split, merged, emerged, vanished."""
-    from topics.browse import history as get_history
+    from topics.query.browse import history as get_history
 
     ref = None if topic_id is None else _ref(topic_id)
     with user_errors(), open_context() as index:
@@ -203,8 +204,8 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Matching topics and matching items, grouped by theme and topic, with scores."""
-    from topics.dates import checked_date
-    from topics.search import SearchFilters, search_anywhere
+    from topics.query.dates import checked_date
+    from topics.query.search import SearchFilters, search_anywhere
 
     if query is None and image is None:
         raise typer.BadParameter("give a query text or --image", param_hint="QUERY")
@@ -250,7 +251,7 @@ def migrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Copy items and topics to another store (embedded <-> server) and verify the counts."""
-    from topics.migration import migrate_store
+    from topics.service.store_copy import migrate_store
 
     with user_errors(), open_context() as index:
         report = migrate_store(index, to, source=source, api_key=api_key, prune=prune)
@@ -279,19 +280,20 @@ def restore(
 ) -> None:
     """Put a backup of the embedded store into the data dir, which must hold no store or ledger yet."""
     from indexer.backup import restore as restore_backup
+    from indexer.errors import InvalidInput
 
     with user_errors():
         try:
             made = restore_backup(source, load_settings().data_dir)
         except FileExistsError as error:  # the data dir holds a store: one line, as user_errors prints
-            raise ValueError(str(error)) from None
+            raise InvalidInput(str(error)) from None
     _emit(made.as_dict(), as_json, lambda b: render.echo(f"restored: {b['path']} {b.get('counts', '')}"))
 
 
 @app.command()
 def repair(as_json: JsonOpt = False) -> None:
     """Move damaged store collections aside, rebuild them from the ledger's folders, recluster."""
-    from topics.repair import repair as repair_store
+    from topics.service.repair import repair as repair_store
 
     with user_errors(), render.phases(not as_json, "repair") as step:
         report = repair_store(load_settings(), step)

@@ -1,4 +1,4 @@
-"""Opening the index for a command, and turning domain errors into one clear line."""
+"""Opening the index for a command, and turning what a user can fix (`TopicsError`) into one clear line."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pydantic import ValidationError
 
 from cli import render
 from indexer.config import load_settings
-from indexer.embed.base import ModelUnavailable
+from indexer.errors import TopicsError
 from indexer.index import Index
-from indexer.store.base import IdentityMismatch, StoreError, StoreLocked
 
 # Inside `topics serve`, commands run for a client open the service's own index (see cli/served.py).
 _served_index: ContextVar[Callable[[], Index] | None] = ContextVar("served_index", default=None)
@@ -34,18 +33,14 @@ def open_context(*, damaged_ok: bool = False) -> Iterator[Index]:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Known failures print one line and exit 1; bad settings exit 2. Bugs still show a traceback."""
+    """What a user can fix (`TopicsError`: bad input, nothing there yet, a refused store, a missing
+    model) prints its one line and exits 1; bad settings exit 2. Anything else is a bug and propagates
+    with its traceback, whatever its type: a `KeyError` from a bug must not read like a user's mistake."""
     try:
         yield
     except ValidationError as error:
         _die(f"invalid settings: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}", 2)
-    except (StoreLocked, IdentityMismatch, ModelUnavailable, StoreError) as error:
-        _die(str(error), 1)
-    except RuntimeError as error:  # domain errors of the jobs (no items yet, service already running)
-        if type(error).__module__.split(".")[0] not in {"indexer", "topics"}:
-            raise
-        _die(str(error), 1)
-    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, LookupError) as error:
+    except TopicsError as error:
         _die(str(error), 1)
 
 

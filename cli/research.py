@@ -21,7 +21,7 @@ RefArg = Annotated[str, typer.Argument(help="A topic id (12) or a theme id (T3) 
 
 def _refs(texts: list[str]) -> tuple[str, list[int]]:
     """The level and ids of topic (12) or theme (T3) ids given on the command line; one level only."""
-    from topics.browse import parse_ref
+    from topics.query.browse import parse_ref
 
     try:
         refs = [parse_ref(t) for t in texts]
@@ -114,7 +114,7 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """One row per item: source id, path or URL, caption, created time, topic, label, theme, score."""
-    from topics.export import export as run_export
+    from topics.query.export import export as run_export
 
     with user_errors(), open_context() as index:
         total = None if topics or out is None else index.items.count()
@@ -139,7 +139,7 @@ def trends(
     as_json: JsonOpt = False,
 ) -> None:
     """Items per topic per period, by the items' created time (ingest time when absent)."""
-    from topics.trends import trends as get_trends
+    from topics.query.trends import trends as get_trends
 
     with user_errors(), open_context() as index, render.progress(not as_json, "counting") as advance:
         found = get_trends(index, topic_ids or (), every=every, progress=advance)

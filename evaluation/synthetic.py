@@ -36,7 +36,8 @@ from typing import Literal
 
 import numpy as np
 
-from indexer.store.base import CollectionSchema, Point, VectorStore
+from indexer.store.base import Backend, CollectionSchema, Point, VectorStore
+from topics import catalog
 
 DIM = 512
 ScenarioName = Literal["steady", "emerge", "vanish", "split", "merge"]
@@ -406,3 +407,14 @@ def store_corpus(
         stale = [p.id for points in items.scroll(payload=False) for p in points if p.id not in wanted]
         items.delete(stale)
     items.flush()
+
+
+def assigned_topics(backend: Backend) -> dict[str, int | None]:
+    """Each stored item's public topic under the current run (None where it has none yet), by id."""
+    run = catalog.current_run(backend)
+    topic_of: dict[str, int | None] = {}
+    for batch in backend.collection("items").scroll():
+        for p in batch:
+            found = catalog.read_assignment(p.payload, run)
+            topic_of[p.id] = None if found is None else found.topic
+    return topic_of

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from indexer.config import Settings
+from indexer.errors import InvalidInput, MissingPath
 from indexer.store import EdgeBackend, QdrantBackend, open_backend
 from indexer.store.base import COLLECTIONS, StoreError, StoreLocked
 from indexer.store.edge import LOCK_FILE
@@ -100,7 +101,7 @@ def backup(settings: Settings, dest: Path, *, archive: bool = False) -> Backup:
     """Back up the configured store into the folder `dest`: a copy of the data dir, or server snapshots."""
     kind = settings.store.kind
     if kind == "memory":
-        raise ValueError("the in-memory store keeps nothing to back up")
+        raise InvalidInput("the in-memory store keeps nothing to back up")
     if kind == "qdrant":
         backend = open_backend(settings)
         try:
@@ -335,18 +336,18 @@ def _unpack(source: Path, staging: Path) -> None:
         shutil.copytree(source, staging, copy_function=copy_sparse)
         return
     if not source.is_file() or not tarfile.is_tarfile(source):
-        raise FileNotFoundError(f"{source} is neither a backup folder nor a .tar.gz backup")
+        raise MissingPath(f"{source} is neither a backup folder nor a .tar.gz backup")
     try:
         with tarfile.open(source, "r:*") as tar:
             tar.extractall(staging, filter="data")  # refuses absolute paths, '..', devices, outside links
     except tarfile.TarError as error:
-        raise ValueError(f"{source}: refused archive member: {error}") from error
+        raise InvalidInput(f"{source}: refused archive member: {error}") from error
     holes = staging / TRAILING_HOLES
     if holes.is_file():
         for name, size in json.loads(holes.read_text(encoding="utf-8")).items():
             target = (staging / name).resolve()
             if staging.resolve() not in target.parents:
-                raise ValueError(f"{source}: {TRAILING_HOLES} names a path outside the backup: {name!r}")
+                raise InvalidInput(f"{source}: {TRAILING_HOLES} names a path outside the backup: {name!r}")
             os.truncate(target, int(size))
         holes.unlink()
 

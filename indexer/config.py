@@ -118,12 +118,12 @@ class ClusterSettings(BaseModel):
     reduce_dim: int | None = Field(None, ge=2)  # None: cluster the full vectors (measured best)
     method: Literal["leiden", "hdbscan"] = "leiden"  # kNN graph + Leiden, or PCA + HDBSCAN
     resolution: float = Field(2.0, gt=0)  # topics: Leiden resolution; higher gives more, smaller topics
-    merge_threshold: float = Field(0.55, ge=0)  # higher: fewer merges (topics.merge); 0: none
+    merge_threshold: float = Field(0.55, ge=0)  # higher: fewer merges (topics.fit.communities); 0: none
     split_resolution: float = Field(16.0, ge=0)  # finer communities that may split a topic; 0: no splits
     split_separation: float = Field(6.0, gt=0)  # ...when they lie this many member spreads apart
     n_neighbors: int = Field(15, ge=2)
     theme_join_cosine: float = Field(0.5, ge=-1, le=1)  # higher: fewer themes joined by their centroids
-    theme_resolution: float = Field(4.0, gt=0)  # themes: higher gives more, narrower themes (topics.themes)
+    theme_resolution: float = Field(4.0, gt=0)  # themes: higher gives more, narrower ones (topics.fit.themes)
     outlier_threshold: float | None = None
     seed: int = 0
     cron: str = "0 3 * * *"  # the nightly recluster of `topics serve`; "off": none scheduled

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.config import Settings
+from indexer.errors import InvalidInput
 from indexer.fetch import ImageFetcher
 from indexer.items import Item
 from indexer.ledger import Ledger
@@ -51,7 +52,7 @@ class FeedSpec:
         if text.startswith(("http://", "https://")):
             return cls("http", text)
         if "://" in text:
-            raise ValueError(f"feed {text!r}: only http(s) URLs, '-' for stdin, or a JSONL file path")
+            raise InvalidInput(f"feed {text!r}: only http(s) URLs, '-' for stdin, or a JSONL file path")
         check_storable_path(text)
         return cls("jsonl", str(Path(text).resolve()))
 

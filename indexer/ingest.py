@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from indexer.errors import InvalidInput, MissingPath
 from indexer.index import Index
 from indexer.items import Item
 from indexer.pipeline import IngestSummary, Pipeline
@@ -42,9 +43,9 @@ def ingest_paths(
     for path in paths:
         check_storable_path(path)
         if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {path}")
+            raise MissingPath(f"no such file or folder: {path}")
         if path.is_file() and path.suffix.lower() not in MANIFEST_SUFFIXES:
-            raise ValueError(f"{path}: not a folder or a manifest ({', '.join(sorted(MANIFEST_SUFFIXES))})")
+            raise InvalidInput(f"{path}: not a folder or a manifest ({', '.join(sorted(MANIFEST_SUFFIXES))})")
     side_files = {path: checked_vector_files(index, path) for path in paths if path.is_file()}
     pipeline = open_pipeline(index, progress)
     total = IngestSummary()

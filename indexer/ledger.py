@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from indexer.errors import TopicsError
 from indexer.health import quarantine
 from indexer.sources import displayable
 from indexer.sources.folder import SidecarStamp, sidecar_signature
@@ -56,7 +57,7 @@ _MAX_DETAIL = 2000  # a failure detail is a message for people, not a dump
 _V1_STAMP = re.compile(r"(.+):(\d+):(\d+)", re.DOTALL)
 
 
-class LedgerError(RuntimeError):
+class LedgerError(TopicsError, RuntimeError):
     """The ledger file cannot be used (a newer schema, or not a ledger at all: `damaged`)."""
 
     def __init__(self, message: str, *, damaged: bool = False) -> None:

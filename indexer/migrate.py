@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import SecretStr
 
+from indexer.errors import InvalidInput
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import (
     COLLECTIONS,
@@ -116,7 +117,7 @@ def open_target(
     if spec.startswith("local:"):
         return QdrantBackend.local(Path(spec.removeprefix("local:")).expanduser(), prefix=prefix)
     if not spec.strip():
-        raise ValueError("a migrate target must be a URL, local:PATH or a data dir, got an empty string")
+        raise InvalidInput("a migrate target must be a URL, local:PATH or a data dir, got an empty string")
     return EdgeBackend(Path(spec).expanduser() / "store")
 
 
@@ -144,7 +145,7 @@ def migrate(
         raise ValueError(f"batch must be positive and sample not negative, got {batch} and {sample}")
     names = tuple(collections)
     if repr(source) == repr(destination):
-        raise ValueError(f"source and destination are the same store: {source!r}")
+        raise InvalidInput(f"source and destination are the same store: {source!r}")
     _check_identities(source, destination, names)
     started = time.monotonic()
     copies = tuple(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.atomic import write_json_atomic
+from indexer.errors import InvalidInput
 from indexer.index import Index
 from indexer.ingest import ingest_paths
 from indexer.ledger import Ledger
@@ -58,7 +59,7 @@ class RepairPlan:
             return None
         except (ValueError, TypeError) as error:  # a torn plan is impossible (atomic); a hand-edited one
             message = f"{data_dir / PLAN_FILE} is unreadable ({error}); delete it to start over"
-            raise ValueError(message) from error
+            raise InvalidInput(message) from error
 
     def write(self, data_dir: Path) -> None:
         write_json_atomic(data_dir / PLAN_FILE, asdict(self))

@@ -8,8 +8,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from indexer.errors import TopicsError
 
-class ModelUnavailable(RuntimeError):
+
+class ModelUnavailable(TopicsError, RuntimeError):
     """Weights could not be loaded; the message names the setting that fixes it."""
 
 

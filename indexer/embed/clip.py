@@ -25,6 +25,7 @@ from PIL import Image
 from indexer.embed.base import ModelUnavailable, l2_normalise
 from indexer.embed.device import DTYPES, resolve_device, resolve_precision
 from indexer.embed.hub import DeadlineExceeded, call_with_deadline, hub_unavailable_reason
+from indexer.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,15 @@ def register_model_config(config_file: Path, arch: str) -> None:
     """Make a JSON architecture config known to open_clip under its file stem, which must be `arch`."""
     config_file = Path(config_file)
     if not config_file.is_file():
-        raise ValueError(f"TOPICS_MODEL__CONFIG_FILE={config_file} does not exist")
+        raise InvalidInput(f"TOPICS_MODEL__CONFIG_FILE={config_file} does not exist")
     if config_file.stem != arch:
-        raise ValueError(
+        raise InvalidInput(
             f"{config_file} defines the architecture {config_file.stem!r}; "
             f"set TOPICS_MODEL__ARCH={config_file.stem} to use it (got {arch!r})"
         )
     wanted = json.loads(config_file.read_text(encoding="utf-8"))
     if not all(key in wanted for key in ("embed_dim", "vision_cfg", "text_cfg")):
-        raise ValueError(
+        raise InvalidInput(
             f"{config_file} is not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)"
         )
     with _REGISTRY_LOCK:
@@ -204,7 +205,7 @@ class ClipEmbedder:
             register_model_config(Path(config_file), arch)
         config = open_clip.get_model_config(arch)
         if config is None:
-            raise ValueError(
+            raise InvalidInput(
                 f"Unknown open_clip architecture {arch!r}: set TOPICS_MODEL__ARCH to one of "
                 f"{', '.join(open_clip.list_models()[:8])}, ... or give TOPICS_MODEL__CONFIG_FILE"
             )

@@ -9,6 +9,7 @@ from typing import get_args
 import torch
 
 from indexer.config import Precision
+from indexer.errors import InvalidInput
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -40,9 +41,9 @@ def resolve_precision(precision: str, device: torch.device, cpu_flags: frozenset
     each text's 10 nearest neighbours stay the same. `fp32` keeps a CPU's vectors exact.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"model precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise InvalidInput(f"model precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type == "cpu":
-        raise ValueError("model precision fp16 needs a GPU; on the CPU use bf16 or fp32")
+        raise InvalidInput("model precision fp16 needs a GPU; on the CPU use bf16 or fp32")
     if precision != "auto":
         return precision
     if device.type == "cuda":

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from indexer.errors import InvalidInput
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -116,7 +118,7 @@ def check_storable_path(path: str | os.PathLike[str]) -> None:
     every item from it would carry that path, which the ledger and the store cannot hold."""
     text = os.path.abspath(os.fspath(path))
     if not is_storable_name(text):
-        raise ValueError(f"{displayable(text)}: the path is not valid UTF-8; rename it to ingest it")
+        raise InvalidInput(f"{displayable(text)}: the path is not valid UTF-8; rename it to ingest it")
 
 
 def internal_error(origin: str, error: Exception) -> SourceError:

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from indexer.errors import InvalidInput, NotAFolder
 from indexer.items import Item
 from indexer.sources import (
     Caption,
@@ -114,9 +115,9 @@ def scan_folder(root: Path, *, max_caption_bytes: int) -> Iterator[FolderEntry |
     """Every image and caption-only item under `root`, files of a folder before its subfolders."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():
-        raise NotADirectoryError(f"not a folder: {displayable(str(root))}")
+        raise NotAFolder(f"not a folder: {displayable(str(root))}")
     if not is_storable_name(str(root)):
-        raise ValueError(f"{bad_file_name(root).origin}: the folder's name is not valid UTF-8; rename it")
+        raise InvalidInput(f"{bad_file_name(root).origin}: the folder's name is not valid UTF-8; rename it")
     for found in _walk(root):
         if isinstance(found, SourceError):
             yield found

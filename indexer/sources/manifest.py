@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.errors import InvalidInput
 from indexer.items import Item
 from indexer.sources import SourceError, clean_caption, internal_error, repair_text, scalar_metadata
 
@@ -34,7 +35,7 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")  # two letters at least: C:
 _VECTOR_VIEWS = {"vector_image": "image", "vector_text": "text", "vector_caption": "caption"}
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidInput):
     """The manifest as a whole cannot be read (no usable columns); rows are not even tried."""
 
 

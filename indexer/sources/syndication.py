@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from html.parser import HTMLParser
 from typing import Any
 
+from indexer.errors import InvalidInput
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 MEDIA = "{http://search.yahoo.com/mrss/}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
@@ -23,7 +25,7 @@ RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 LIST_KEYS = ("items", "entries", "data", "posts", "records")
 
 
-class FeedFormatError(ValueError):
+class FeedFormatError(InvalidInput):
     """The document is no feed this module can read."""
 
 

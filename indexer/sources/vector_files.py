@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.errors import InvalidInput
 from indexer.items import Item
 from indexer.sources import SourceError
 
@@ -30,7 +31,7 @@ MODEL_KEYS = {"image": "model", "text": "model", "caption": "caption_model"}
 CHUNK = 4096
 
 
-class VectorFileError(ValueError):
+class VectorFileError(InvalidInput):
     """The side files cannot be used as they are; nothing was ingested."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from indexer.config import MIN_FREE_MB, CollectionTuning, Settings, VectorDatatype
+from indexer.errors import InvalidInput
 from indexer.store.base import (
     Backend,
     CollectionSchema,
@@ -70,7 +71,7 @@ _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 def _checked_name(name: str) -> str:
     if not _COLLECTION_NAME.match(name):
-        raise ValueError(f"collection name must be letters, digits, '_' or '-' (at most 64), got {name!r}")
+        raise InvalidInput(f"collection name must be letters, digits, '_' or '-' (at most 64), got {name!r}")
     return name
 
 
@@ -115,7 +116,7 @@ def open_backend(settings: Settings) -> Backend:
     if store.kind == "memory":
         return QdrantBackend.memory(prefix=store.prefix)
     if store.url is None:
-        raise ValueError("store backend 'qdrant' needs a server URL: set TOPICS_STORE__URL")
+        raise InvalidInput("store backend 'qdrant' needs a server URL: set TOPICS_STORE__URL")
     tuning = CollectionTuning(**store.model_dump(include=set(CollectionTuning.model_fields)))
     return QdrantBackend.server(
         store.url,

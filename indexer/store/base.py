@@ -12,6 +12,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from indexer.errors import TopicsError
+
 PointId = str  # a UUID string
 IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid"]
 
@@ -24,7 +26,7 @@ VECTOR_ATOL = 1e-3
 COLLECTIONS = (ITEMS, TOPICS)  # every collection of a store: what backup, migrate and the owner's locks cover
 
 
-class StoreError(RuntimeError):
+class StoreError(TopicsError, RuntimeError):
     """The store could not do what was asked (engine error, lock held, server down)."""
 
 

@@ -21,7 +21,6 @@ from indexer.index import Index
 from indexer.ingest import ingest_paths
 from tests.helpers import TINY_CLIP_CONFIG
 from topics import catalog
-from topics.jobs import rebuild_topics
 from topics.report import (
     CSP,
     MAP_H,
@@ -40,6 +39,7 @@ from topics.report import (
     theme_colours,
     tile_data_uri,
 )
+from topics.service.jobs import rebuild_topics
 
 PWNED = "pwned"
 PAYLOADS = (

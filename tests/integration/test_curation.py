@@ -13,9 +13,10 @@ from indexer.config import load_settings
 from indexer.index import Index
 from indexer.store import open_backend
 from indexer.store.base import Backend
-from topics import browse, catalog, curation
-from topics.reclustering import recluster
-from topics.search import ItemHit, SearchResult, TopicHit, _curated
+from topics import catalog, curation
+from topics.query import browse
+from topics.query.search import ItemHit, SearchResult, TopicHit, _curated
+from topics.recluster import recluster
 
 SMALL = {"k": 4, "size": 60}
 
@@ -26,12 +27,7 @@ def _settings():
 
 def _majority(backend: Backend, corpus: synthetic.Corpus) -> dict[int, int]:
     """Each truth label's majority public topic (raw, before curation) under the current run."""
-    run = catalog.current_run(backend)
-    topic_of = {}
-    for batch in backend.collection("items").scroll():
-        for p in batch:
-            found = catalog.read_assignment(p.payload, run)
-            topic_of[p.id] = None if found is None else found.topic
+    topic_of = synthetic.assigned_topics(backend)
     votes: dict[int, Counter] = {}
     for item_id, label in zip(corpus.ids, corpus.labels, strict=True):
         votes.setdefault(int(label), Counter())[topic_of[item_id]] += 1

@@ -17,10 +17,10 @@ from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.index import Index
 from topics import catalog, curation
-from topics.export import ITEM_FIELDS, export
-from topics.reclustering import recluster
+from topics.query.export import ITEM_FIELDS, export
+from topics.query.trends import period_of, small_multiples_svg, trends
+from topics.recluster import recluster
 from topics.report import build_report
-from topics.trends import period_of, small_multiples_svg, trends
 
 DAY0 = datetime(2024, 1, 1, 12, tzinfo=UTC)  # a Monday
 

@@ -222,7 +222,7 @@ def test_bad_images_are_recorded_and_the_rest_goes_in(index: Index, tmp_path: Pa
 def test_svg_pictures_are_stored_and_undecodable_files_are_counted_in_status(
     index: Index, tmp_path: Path
 ) -> None:
-    from topics.status import status
+    from topics.query.status import status
 
     folder = tmp_path / "mixed"
     folder.mkdir()

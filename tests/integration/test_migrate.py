@@ -16,8 +16,8 @@ from indexer.migrate import migrate, open_target
 from indexer.store import EdgeBackend, QdrantBackend
 from indexer.store.base import VECTOR_ATOL, Backend, CollectionSchema, IdentityMismatch, Point, VectorStore
 from topics import catalog
-from topics.migration import STORE_INDEXES
-from topics.reclustering import recluster
+from topics.recluster import recluster
+from topics.service.store_copy import STORE_INDEXES
 
 INDEXES = STORE_INDEXES
 POINTER_LAST = {"topics": ("kind", "pointer")}

@@ -26,7 +26,7 @@ from indexer.store.base import Backend, Filter
 from topics import catalog
 from topics.ids import OUTLIER
 from topics.online.pending import assign_pending, state_path
-from topics.reclustering import recluster
+from topics.recluster import recluster
 
 K, SIZE, NOISE = 4, 300, 0.5
 NEWCOMER = K

@@ -17,15 +17,18 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-import topics.reclustering as reclustering
+import topics.recluster.assign as assign
+import topics.recluster.job as job
+import topics.recluster.sample as sampling
+import topics.recluster.sizes as sizes
 from evaluation import synthetic
 from indexer.config import Settings, load_settings
 from indexer.store import open_backend
 from indexer.store.base import Backend, Filter, Point
 from topics import catalog
-from topics.catalog import Theme, Topic
+from topics.catalog import Theme, Topic, writes
 from topics.ids import OUTLIER
-from topics.reclustering import ReclusterError, recluster
+from topics.recluster import ReclusterError, recluster
 
 SMALL = {"k": 4, "size": 60}
 
@@ -137,8 +140,8 @@ def test_assignments_written_in_groups_are_each_items_own(monkeypatch: pytest.Mo
     for backend in (whole, split):
         synthetic.store_corpus(backend.collection("items"), corpus)
     recluster(settings, whole)
-    monkeypatch.setattr(reclustering, "WRITE_BUFFER", 50)  # 240 items: five flushes, the last partial
-    monkeypatch.setattr(reclustering, "WRITE_IDS", 7)
+    monkeypatch.setattr(sizes, "WRITE_BUFFER", 50)  # 240 items: five flushes, the last partial
+    monkeypatch.setattr(sizes, "WRITE_IDS", 7)
     calls: list[int] = []  # sizes of the assignment writes (the cleanup's `pending` writes are not)
     items = split.collection("items")
     set_payload = items.set_payload
@@ -150,14 +153,14 @@ def test_assignments_written_in_groups_are_each_items_own(monkeypatch: pytest.Mo
         ),
     )
     scored: dict[str, float] = {}
-    label_batch = reclustering._label_batch
+    label_batch = assign._label_batch
 
     def recording(points, *args):
         labels, scores = label_batch(points, *args)
         scored.update({p.id: float(s) for p, s in zip(points, scores, strict=True)})
         return labels, scores
 
-    monkeypatch.setattr(reclustering, "_label_batch", recording)
+    monkeypatch.setattr(assign, "_label_batch", recording)
     recluster(settings, split)
     assert calls and max(calls) <= 7
     got = _assignments(split)
@@ -254,7 +257,7 @@ def test_represent_hook_sees_each_item_once_with_its_new_topic() -> None:
 
 
 def test_reader_between_phases_sees_old_or_new_never_a_mix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reclustering, "SCROLL_BATCH", 50)  # several item batches, so a mix would show
+    monkeypatch.setattr(sizes, "SCROLL_BATCH", 50)  # several item batches, so a mix would show
     settings = _settings()
     backend = open_backend(settings)
     items = backend.collection("items")
@@ -277,13 +280,13 @@ def test_reader_between_phases_sees_old_or_new_never_a_mix(monkeypatch: pytest.M
 
 def test_the_fit_never_sees_more_than_the_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     shapes: list[tuple[int, ...]] = []
-    real_fit = reclustering.fit_clusters
+    real_fit = job.fit_clusters
 
     def spy(sample: np.ndarray, params: object) -> object:
         shapes.append(sample.shape)
         return real_fit(sample, params)
 
-    monkeypatch.setattr(reclustering, "fit_clusters", spy)
+    monkeypatch.setattr(job, "fit_clusters", spy)
     settings = _settings(sample_size=100, min_cluster_size=8)
     backend = open_backend(settings)
     corpus = synthetic.drift_scenario("steady", k=4, size=100, seed=8).runs[0]
@@ -312,12 +315,12 @@ def test_the_sample_holds_items_with_the_view_and_skips_one_deleted_before_its_v
     caption_only = corpus.ids[::4]  # 50 of 200 items lose their image vector
     kept = {p.id: p for p in items.retrieve(caption_only, vectors=True)}
     items.upsert([Point(i, {"text": kept[i].vectors["text"]}, kept[i].payload) for i in caption_only])
-    whole = reclustering.reservoir_sample(items, "image", 500, None)
+    whole = sampling.reservoir_sample(items, "image", 500, None)
     assert whole.n_items == 150 and len(whole.ids) == 150 and not set(whole.ids) & set(caption_only)
-    fused = reclustering.reservoir_sample(items, "fused", 500, None)
+    fused = sampling.reservoir_sample(items, "fused", 500, None)
     assert fused.n_items == 200 and len(fused.ids) == 200 and fused.vectors.shape == (200, 512)
     by_id = {p.id: p for p in items.retrieve(corpus.ids, vectors=True)}
-    expected = reclustering.view_vectors([by_id[i] for i in fused.ids], "fused")[1]
+    expected = sampling.view_vectors([by_id[i] for i in fused.ids], "fused")[1]
     np.testing.assert_allclose(fused.vectors, expected, atol=1e-6)  # each row is its own item's view
 
     retrieve = items.retrieve
@@ -327,7 +330,7 @@ def test_the_sample_holds_items_with_the_view_and_skips_one_deleted_before_its_v
         return [p for p in retrieve(ids, **kwargs) if p.id != gone]
 
     monkeypatch.setattr(items, "retrieve", deleted_meanwhile)
-    sample = reclustering.reservoir_sample(items, "fused", 500, None)  # every item chosen, one then gone
+    sample = sampling.reservoir_sample(items, "fused", 500, None)  # every item chosen, one then gone
     assert (
         gone not in sample.ids and len(sample.ids) == sample.vectors.shape[0] == len(sample.previous) == 199
     )
@@ -341,7 +344,7 @@ def test_reservoir_keeps_a_uniform_sample() -> None:
         rng = np.random.default_rng(seed)
         chosen = np.full(50, -1)
         for start in range(0, 1_000, 100):
-            slots = reclustering._reservoir_slots(start, 100, 50, rng)
+            slots = sampling._reservoir_slots(start, 100, 50, rng)
             for j, slot in enumerate(slots):
                 if slot >= 0:
                     chosen[slot] = start + j
@@ -353,8 +356,8 @@ def test_reservoir_keeps_a_uniform_sample() -> None:
 def test_writes_are_flushed_every_buffer_and_pending_still_settles(monkeypatch: pytest.MonkeyPatch) -> None:
     """The items pass and the cleanup flush every `WRITE_BUFFER` items (the engine's memory grows with
     unflushed writes); the run's result is the same."""
-    monkeypatch.setattr(reclustering, "WRITE_BUFFER", 50)
-    monkeypatch.setattr(reclustering, "SCROLL_BATCH", 20)  # the cleanup scrolls 80 ids a call
+    monkeypatch.setattr(sizes, "WRITE_BUFFER", 50)
+    monkeypatch.setattr(sizes, "SCROLL_BATCH", 20)  # the cleanup scrolls 80 ids a call
     settings = _settings("edge")
     backend = open_backend(settings)
     items = backend.collection("items")
@@ -387,7 +390,7 @@ def test_pending_is_cleared_for_assigned_items_and_set_for_missed_ones(kind: str
         vector = {"image": corpus.vectors[0], "text": corpus.vectors[0]}
         items.upsert([Point(i, vector, {"pending": 1}) for i in late])
         old_run = catalog.current_run(backend)
-        catalog.assign_items(items, old_run, {late[1]: (0, 0.9)})  # online, under the old run
+        writes.assign_items(items, old_run, {late[1]: (0, 0.9)})  # online, under the old run
 
     recluster(settings, backend, on_phase=arrive_late)
     pending = {p.id for pts in items.scroll(Filter(must={"pending": 1})) for p in pts}
@@ -412,11 +415,12 @@ def test_an_empty_store_is_a_clear_error() -> None:
 CHILD = textwrap.dedent(
     """
     import sys, time
-    import topics.reclustering as reclustering
+    import topics.recluster.sizes as sizes
     from indexer.config import load_settings
     from indexer.store import open_backend
+    from topics.recluster import recluster
 
-    reclustering.SCROLL_BATCH = 64
+    sizes.SCROLL_BATCH = 64
     pause_at = sys.argv[1]
 
     def on_phase(name):
@@ -425,7 +429,7 @@ CHILD = textwrap.dedent(
             time.sleep(120)
 
     settings = load_settings()
-    reclustering.recluster(settings, open_backend(settings), on_phase=on_phase)
+    recluster(settings, open_backend(settings), on_phase=on_phase)
     print("done", flush=True)
     """
 )

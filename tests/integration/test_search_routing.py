@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import topics.priority as priority
-import topics.reclustering as reclustering
-import topics.search as search_module
+import topics.query.routing as routing
+import topics.query.search as search_module
 from evaluation import synthetic
 from indexer.config import load_settings
 from indexer.index import Index
 from indexer.store.base import Point
-from topics.reclustering import recluster
-from topics.search import search
-from topics.status import status
+from topics.query.search import search
+from topics.query.status import status
+from topics.recluster import RunReport, recluster
 
 N_CLUSTERS, SIZE = 8, 40
 
@@ -27,8 +27,8 @@ N_CLUSTERS, SIZE = 8, 40
 @pytest.fixture
 def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An embedded store of 8 separated topics, routed from 100 items on (the default is 50,000)."""
-    monkeypatch.setattr(search_module, "ROUTE_ABOVE", 100)
-    monkeypatch.setattr(search_module, "PROBE_TOPICS", 2)
+    monkeypatch.setattr(routing, "ROUTE_ABOVE", 100)
+    monkeypatch.setattr(routing, "PROBE_TOPICS", 2)
     with Index(load_settings()) as idx:
         yield idx
 
@@ -91,7 +91,7 @@ def test_status_says_whether_the_search_index_is_built(index: Index, corpus: syn
 def test_a_small_store_is_searched_exactly(
     index: Index, monkeypatch: pytest.MonkeyPatch, corpus: synthetic.Corpus
 ) -> None:
-    monkeypatch.setattr(search_module, "ROUTE_ABOVE", 10_000)
+    monkeypatch.setattr(routing, "ROUTE_ABOVE", 10_000)
     recluster(index.settings, index.backend)
     info = status(index)["search_index"]
     assert (info["mode"], info["built"]) == ("exact", True)
@@ -130,9 +130,8 @@ def test_a_recluster_waits_while_a_search_runs(
     """In one process the engine holds the GIL per call: the job steps aside at its batch boundaries."""
     monkeypatch.setattr(priority, "MAX_WAIT_S", 60.0)
     monkeypatch.setattr(priority, "SEARCHES", gate := priority.Priority())
-    monkeypatch.setattr(reclustering, "SEARCHES", gate)
     phases: list[str] = []
-    reports: list[reclustering.RunReport] = []
+    reports: list[RunReport] = []
     worker = threading.Thread(
         target=lambda: reports.append(recluster(index.settings, index.backend, on_phase=phases.append))
     )

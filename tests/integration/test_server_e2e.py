@@ -26,9 +26,9 @@ from indexer.store.rules import Layout
 from tests.helpers import STORIES, TINY_CLIP_CONFIG
 from tests.integration.conftest import QDRANT_API_KEY
 from topics import catalog
-from topics.jobs import rebuild_topics
-from topics.migration import STORE_INDEXES
-from topics.search import search
+from topics.query.search import search
+from topics.service.jobs import rebuild_topics
+from topics.service.store_copy import STORE_INDEXES
 
 LAYOUT = Layout(identity={"clip": {"arch": "ViT-B-32"}}, vectors={"image": 512, "text": 512})
 

@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import topics.search as search_module
+import topics.query.search as search_module
 from cli import render, served
 from evaluation import synthetic as syn
 from indexer.config import Settings, load_settings
 from indexer.index import Index
 from indexer.store import open_backend
 from tests.integration.test_themes import BASE, World, _group_to_theme, _settings
-from topics import browse, catalog, curation, report
-from topics.reclustering import recluster
-from topics.search import SearchFilters, SearchResult, TopicHit, _by_theme, search
+from topics import catalog, curation, report
+from topics.query import browse
+from topics.query.search import SearchFilters, SearchResult, TopicHit, _by_theme, search
+from topics.recluster import recluster
 
 
 def _start(settings: Settings):

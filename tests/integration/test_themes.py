@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import adjusted_rand_score
 
-import topics.search as search_module
+import topics.query.search as search_module
 from cli import served
 from evaluation import synthetic as syn
 from indexer.config import Settings, load_settings
@@ -24,9 +24,9 @@ from indexer.index import Index
 from indexer.store import open_backend
 from indexer.store.base import Backend
 from topics import catalog
-from topics.jobs import rebuild_topics
 from topics.online.pending import assign_pending
-from topics.reclustering import recluster
+from topics.recluster import recluster
+from topics.service.jobs import rebuild_topics
 
 GROUPS, SIBLINGS, SIZE = 4, 4, 60  # the worlds use 3 groups of 3 siblings; the rest are spares
 

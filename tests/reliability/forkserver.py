@@ -36,12 +36,12 @@ def _preload() -> None:
 
     import cli.app  # noqa: F401
     import indexer.embed.clip  # noqa: F401
-    import topics.browse
-    import topics.jobs
+    import topics.query.browse
+    import topics.query.search
+    import topics.query.status
     import topics.represent.from_store
-    import topics.search
-    import topics.service
-    import topics.status  # noqa: F401
+    import topics.service.jobs
+    import topics.service.serve  # noqa: F401
 
     if threading.active_count() != 1:
         raise RuntimeError(f"imports started threads: {threading.enumerate()}; forking would be unsafe")

@@ -308,7 +308,7 @@ def _recluster_killed_at(
 ) -> str:
     """Run `topics -v recluster`, kill -9 it `delay` s after it reports `phase`; the last phase seen."""
     start = log.stat().st_size if log.exists() else 0
-    pid = forkserver.spawn(["-v", "recluster"], env, log, patch={"topics.reclustering.SCROLL_BATCH": 64})
+    pid = forkserver.spawn(["-v", "recluster"], env, log, patch={"topics.recluster.sizes.SCROLL_BATCH": 64})
     while phase not in _phases_logged(log, start):
         status = forkserver.wait(pid, 0)
         if status is not None:
@@ -322,10 +322,10 @@ def _recluster_killed_at(
 
 
 def _phases_logged(log: Path, start: int) -> list[str]:
-    """The phases `recluster -v` logged ("INFO topics.reclustering: recluster: fitted (0.12 s)"); its other
+    """The phases `recluster -v` logged ("INFO topics.recluster.job: recluster: fitted (0.12 s)"); its other
     lines ("recluster: waited 0.00 s for searches ...") do not have a phase's shape."""
     text = log.read_text(errors="replace")[start:]
-    return re.findall(r"topics\.reclustering: recluster: (\w+) \([\d.]+ s\)", text)
+    return re.findall(r"topics\.recluster\.job: recluster: (\w+) \([\d.]+ s\)", text)
 
 
 def test_kill_9_of_recluster_at_random_phases_keeps_topics_consistent(

@@ -32,8 +32,8 @@ from tests.reliability.conftest import wait_for
 from tests.reliability.forkserver import ForkServer
 from tests.reliability.test_store_faults import RefusingStore, Running, _append, _stored
 from topics import catalog
-from topics.reclustering import recluster
-from topics.status import status
+from topics.query.status import status
+from topics.recluster import recluster
 
 SIGBUS = -7
 

@@ -284,7 +284,7 @@ def test_export_refuses_a_bad_date_before_writing_and_exports_items_before_any_r
 ) -> None:
     import io
 
-    from topics.export import export
+    from topics.query.export import export
 
     use_tiny_clip(monkeypatch)
     rows = tmp_path / "posts.jsonl"

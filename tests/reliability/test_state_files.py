@@ -20,10 +20,10 @@ from indexer.ingest import ingest_paths
 from indexer.store.base import Filter
 from tests.helpers import make_folder, use_tiny_clip
 from topics import catalog
-from topics.jobs import assign_online, rebuild_topics
 from topics.online.pending import state_path
-from topics.service import build_service
-from topics.status import status
+from topics.query.status import status
+from topics.service.jobs import assign_online, rebuild_topics
+from topics.service.serve import build_service
 
 
 @pytest.fixture

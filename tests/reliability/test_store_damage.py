@@ -24,7 +24,7 @@ from indexer.ingest import ingest_paths
 from tests.helpers import make_folder, tiny_env, use_tiny_clip
 from tests.reliability.conftest import wait_for
 from tests.reliability.forkserver import ForkServer
-from topics.jobs import rebuild_topics
+from topics.service.jobs import rebuild_topics
 
 DAMAGED_MARK, PLAN_FILE = ".damaged-", "repair.json"  # as indexer.repair names them (docs/reliability.md)
 GARBAGE = b"\x00\xffnot what the engine wrote\n" * 8

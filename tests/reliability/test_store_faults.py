@@ -28,8 +28,8 @@ from indexer.store.base import StoreError, VectorStore
 from indexer.store.qdrant import QdrantStore
 from tests.helpers import closed_port, draw_image, use_tiny_clip
 from tests.reliability.conftest import wait_for
-from topics.service import Service
-from topics.status import status
+from topics.query.status import status
+from topics.service.serve import Service
 
 WRITES = ("upsert", "flush", "set_payload", "set_payloads", "delete", "delete_where")
 

@@ -1,4 +1,4 @@
-"""Contract of topics.cluster: shapes, scaling defaults, assign/fit consistency, outliers, quality."""
+"""Contract of topics.fit.clustering: shapes, scaling defaults, assign/fit consistency, outliers, quality."""
 
 from __future__ import annotations
 
@@ -8,16 +8,11 @@ import pytest
 from evaluation.quality import adjusted_rand
 from evaluation.synthetic import two_level_mixture
 from indexer.config import ClusterSettings
-from topics.cluster import (
-    Clustering,
-    ClusterParams,
-    _refine,
-    default_min_cluster_size,
-    fit_clusters,
-    fuzzy_weights,
-    separation,
-    split_separated,
-)
+from topics.fit.clustering import Clustering, fit_clusters
+from topics.fit.graph import fuzzy_weights
+from topics.fit.params import ClusterParams, default_min_cluster_size
+from topics.fit.refine import _refine
+from topics.fit.split import separation, split_separated
 
 DIM = 128
 Mixture = tuple[np.ndarray, np.ndarray]

@@ -8,7 +8,7 @@ import io
 from datetime import UTC, datetime
 
 from topics import catalog
-from topics.export import ITEM_FIELDS, csv_lines
+from topics.query.export import ITEM_FIELDS, csv_lines
 
 TRICKY_TEXT = ["plain", "a,b", 'say "hi"', "two\nlines", "cr\rhere", " spaced ", "", None, "🚜 «q»", "tab\t"]
 

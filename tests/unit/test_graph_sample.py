@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from evaluation.synthetic import Cluster, random_centres, sample_cluster, sibling_centres
-from topics.cluster import ClusterParams, fit_clusters
-from topics.graph_sample import stratified_subsample
+from topics.fit.clustering import fit_clusters
+from topics.fit.graph_sample import stratified_subsample
+from topics.fit.params import ClusterParams
 
 
 def _sample() -> tuple[np.ndarray, np.ndarray]:

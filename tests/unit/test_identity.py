@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from topics.identity import Event, MatchParams, contingency, jaccard, match_topics
+from topics.fit.matching import Event, MatchParams, contingency, jaccard, match_topics
 
 DIM = 16
 

@@ -1,4 +1,4 @@
-"""topics.merge: arbitrary cuts through one group merge back; boundaries between groups stay."""
+"""topics.fit.communities: arbitrary cuts through one group merge back; boundaries between groups stay."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from evaluation.synthetic import hard_mixture
-from topics.cluster import knn_igraph
-from topics.merge import cut_score, merge_cut_communities
+from topics.fit.communities import cut_score, merge_cut_communities
+from topics.fit.graph import knn_igraph
 
 
 def _graph(vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

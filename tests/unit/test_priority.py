@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 from topics.priority import Priority
-from topics.search import PROBE_ITEMS, PROBE_TOPICS, TopicHit, probed_topics
+from topics.query.routing import PROBE_ITEMS, PROBE_TOPICS, probed_topics
+from topics.query.search import TopicHit
 
 
 def test_a_yield_point_without_a_search_returns_at_once() -> None:

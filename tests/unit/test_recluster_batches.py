@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from indexer.store.base import Point
-from topics.reclustering import _sum_by_label, view_vectors
+from topics.recluster.assign import _sum_by_label
+from topics.recluster.sample import view_vectors
 from topics.represent.words import WordCounter
 
 

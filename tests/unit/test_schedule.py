@@ -15,12 +15,12 @@ import pytest
 from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
 
-import topics.service as service_module
+import topics.service.serve as service_module
 from indexer.config import load_settings
 from tests.helpers import use_tiny_clip
 from topics import catalog
 from topics.catalog import Run
-from topics.service import Service
+from topics.service.serve import Service
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from topics.search import search_anywhere
+from topics.query.search import search_anywhere
 
 
 class _ServedIndex:

@@ -11,7 +11,7 @@ import pytest
 from indexer.config import load_settings
 from indexer.daemon import FeedSpec
 from tests.helpers import use_tiny_clip
-from topics.service import Service, ServiceRunning, missed_run, serve_lock
+from topics.service.serve import Service, ServiceRunning, missed_run, serve_lock
 
 
 def test_a_nightly_run_missed_while_down_is_due() -> None:

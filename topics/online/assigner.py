@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from topics.cluster import unit_rows
+from topics.fit.geometry import unit_rows
 from topics.ids import OUTLIER, TopicId
 
 DEFAULT_DRIFT_CAP = 0.5

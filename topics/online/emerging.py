@@ -30,7 +30,7 @@ from river.cluster import DBSTREAM
 from river.cluster.dbstream import DBSTREAMMicroCluster
 
 from indexer.embed.base import l2_normalise
-from topics.geometry import leave_one_out_cosines
+from topics.fit.geometry import leave_one_out_cosines
 from topics.online.assigner import unit_rows
 
 DBSTREAM_STATE_VERSION = 1

@@ -28,12 +28,12 @@ from indexer.config import Settings
 from indexer.health import quarantine
 from indexer.store.base import Backend, CollectionSchema, Filter, Point, StoreError, VectorStore
 from topics import catalog
-from topics.catalog import ItemAssignment, Run, Theme, Topic
-from topics.cluster import default_min_cluster_size
+from topics.catalog import ItemAssignment, Run, Theme, Topic, writes
+from topics.fit.params import default_min_cluster_size
 from topics.ids import OUTLIER
 from topics.online.emerging import EmergingParams
 from topics.online.state import EmergedTopic, OnlineState, OnlineStateError
-from topics.reclustering import view_vectors
+from topics.recluster.sample import view_vectors
 from topics.represent import Representation, Representer, RepresentOptions
 
 log = logging.getLogger(__name__)
@@ -84,31 +84,13 @@ def assign_pending(
     ensure_online_indexes(items)
     state, origin = load_state(backend, settings, run)
     describe = describe or _default_describe(settings)
-    report = _Tally()
+    report = OnlineReport(run_id=run.run_id, state=origin)
     for points in _pending_batches(items, run.view, batch, limit):
-        _assign_batch(backend, items, state, run, points, describe, report)
+        report = _assign_batch(backend, items, state, run, points, describe, report)
     items.flush()
     backend.collection(catalog.TOPICS).flush()
     state.save(state_path(settings))
-    return OnlineReport(
-        run_id=run.run_id,
-        assigned=report.assigned,
-        outliers=report.outliers,
-        emerged=tuple(report.emerged),
-        batches=report.batches,
-        seconds=round(time.perf_counter() - started, 3),
-        state=origin,
-        reassigned=report.reassigned,
-    )
-
-
-@dataclass
-class _Tally:
-    assigned: int = 0
-    outliers: int = 0
-    batches: int = 0
-    reassigned: int = 0
-    emerged: list[int] = field(default_factory=list)
+    return replace(report, seconds=round(time.perf_counter() - started, 3))
 
 
 def ensure_online_indexes(items: VectorStore) -> None:
@@ -143,8 +125,9 @@ def _assign_batch(
     run: Run,
     points: list[Point],
     describe: Describe,
-    tally: _Tally,
-) -> None:
+    tally: OnlineReport,
+) -> OnlineReport:
+    """One batch of pending items assigned (and the topics it gave birth to written); `tally` with it."""
     rows, vectors = view_vectors(points, run.view)
     ids = [points[r].id for r in rows]
     result = state.process(ids, vectors) if ids else None
@@ -157,14 +140,19 @@ def _assign_batch(
         item_id: _slot(run, topic, score) | (done if item_id in in_batch else {})
         for item_id, (topic, score) in assignments.items()
     }
+    emerged = []
     for topic in result.emerged if result is not None else ():  # the record first: no item names a topic
         write_emerging_topic(backend, run, topic, describe)  # that readers cannot find
-        tally.emerged.append(topic.topic_id)
+        emerged.append(topic.topic_id)
     items.set_payloads(updates)
-    tally.batches += 1
-    tally.assigned += sum(1 for i in in_batch if assignments[i][0] != OUTLIER)
-    tally.outliers += sum(1 for i in in_batch if assignments[i][0] == OUTLIER)
-    tally.reassigned += len(assignments) - len(in_batch)
+    return replace(
+        tally,
+        assigned=tally.assigned + sum(1 for i in in_batch if assignments[i][0] != OUTLIER),
+        outliers=tally.outliers + sum(1 for i in in_batch if assignments[i][0] == OUTLIER),
+        emerged=(*tally.emerged, *emerged),
+        batches=tally.batches + 1,
+        reassigned=tally.reassigned + len(assignments) - len(in_batch),
+    )
 
 
 def _slot(run: Run, topic: int, score: float) -> dict:
@@ -200,9 +188,7 @@ def write_emerging_topic(backend: Backend, run: Run, topic: EmergedTopic, descri
         extra={"online": True, "born_batch": topic.batch, "representation": described.to_payload()},
         theme_id=nearest_theme(catalog.list_themes(backend, run=run), run.view, topic.centroid),
     )
-    store = backend.collection(catalog.TOPICS)
-    store.upsert([catalog.topic_point(record)])
-    store.flush()
+    writes.write_topic(backend.collection(catalog.TOPICS), record)
     return record
 
 

@@ -8,36 +8,19 @@ with a message naming the setting, never in the middle of a recluster.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image
 
 from indexer.embed.base import ModelUnavailable
+from indexer.embed.hub import hub_offline
 
 SETTING = "TOPICS_REPRESENT__CAPTION_MODEL"
 
 
 class CaptionModelUnavailable(ModelUnavailable):
     """The caption model could not be loaded; the message says which setting to change."""
-
-
-def _hub_offline() -> bool:
-    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
-    return any(flag.strip().lower() in {"1", "true", "yes", "on"} for flag in flags)
-
-
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class ImageCaptioner:
@@ -47,7 +30,9 @@ class ImageCaptioner:
         self, model: str, *, device: str = "auto", max_new_tokens: int = 24, batch_size: int = 8
     ) -> None:
         self.model_name = model
-        self.device = _pick_device(device)
+        from indexer.embed.device import resolve_device  # torch: imported when a captioner is made
+
+        self.device = resolve_device(device)
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self._model, self._image_processor, self._tokenizer = _load(model, self.device)
@@ -101,7 +86,7 @@ def _load(model: str, device: str) -> tuple[object, object, object]:
     local = Path(model).expanduser()
     source = str(local) if local.exists() else model
     # Offline, ask only the local cache: a hub id then fails at once instead of retrying the network.
-    only_local = local.exists() or _hub_offline()
+    only_local = local.exists() or hub_offline()
     try:
         loaded = AutoModelForImageTextToText.from_pretrained(source, local_files_only=only_local)
         processor = AutoImageProcessor.from_pretrained(source, local_files_only=only_local)
@@ -114,7 +99,7 @@ def _load(model: str, device: str) -> tuple[object, object, object]:
 def _explain(model: str, local: Path, exc: BaseException) -> str:
     if local.exists():
         why = f"the directory {local} does not hold a loadable image-to-text model"
-    elif _hub_offline():
+    elif hub_offline():
         why = "it is not a local path and the hub is offline (HF_HUB_OFFLINE=1) with no cached copy"
     else:
         why = "it is neither a local path nor a hub model that could be downloaded"

@@ -16,7 +16,7 @@ import numpy as np
 
 from indexer.embed.base import l2_normalise
 from indexer.items import ItemId
-from topics.geometry import group_rows
+from topics.fit.geometry import group_rows
 
 
 @dataclass(frozen=True)

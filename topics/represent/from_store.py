@@ -18,6 +18,7 @@ from topics.represent.keywords import EmbedderUnavailable, TextEmbedder
 
 if TYPE_CHECKING:
     from indexer.index import Index
+    from topics.recluster.feed import Centroids
 
 log = logging.getLogger(__name__)
 _Record = TypeVar("_Record", Topic, Theme)
@@ -25,7 +26,7 @@ _Record = TypeVar("_Record", Topic, Theme)
 
 class StoreRepresent:
     """The recluster's `Represent` hook: a `Representer` for topics and one for themes, fed by the
-    recluster's own items pass (`topics.reclustering.RepresentPass`), so it reads nothing itself.
+    recluster's own items pass (`topics.recluster.feed.RepresentPass`), so it reads nothing itself.
 
     A theme is represented from its topics' items, exactly as a topic is from its own. Themes embed
     no keyword terms of their own: they use those the topics' vocabulary just embedded (the cache).
@@ -35,13 +36,7 @@ class StoreRepresent:
         self._index = index
         self._on_step = on_step
 
-    def start(
-        self,
-        view: str,
-        topics: Mapping[int, np.ndarray],
-        themes: Mapping[int, np.ndarray],
-        theme_of: Mapping[int, int],
-    ) -> _Pass:
+    def start(self, view: str, topics: Centroids, themes: Centroids, theme_of: Mapping[int, int]) -> _Pass:
         return _Pass(self._index, view, topics, themes, theme_of, self._on_step)
 
 

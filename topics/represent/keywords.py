@@ -20,12 +20,13 @@ import numpy as np
 from indexer.atomic import atomic_file
 from indexer.embed.base import l2_normalise
 from indexer.health import quarantine
+from topics.errors import TopicsError
 
 Scored = tuple[str, float]
 DEFAULT_TEMPLATE = "a photo of {}"  # CLIP ranks bare words worse than short captions containing them
 
 
-class EmbedderUnavailable(RuntimeError):
+class EmbedderUnavailable(TopicsError, RuntimeError):
     """The text model could not be loaded: no keywords this run (words and exemplars still are made)."""
 
 

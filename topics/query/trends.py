@@ -15,7 +15,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import catalog, curation
+from topics import catalog
+from topics.curation import layer as curation
+from topics.errors import InvalidInput, NotFound
 
 Every = Literal["day", "week", "month"]
 EVERY: tuple[str, ...] = ("day", "week", "month")
@@ -96,15 +98,15 @@ def trends(
 ) -> Trends:
     """Item counts per topic per period (all shown topics, or those named)."""
     if every not in EVERY:
-        raise ValueError(f"--every {every!r}: use day, week or month")
+        raise InvalidInput(f"--every {every!r}: use day, week or month")
     run = catalog.current_run(index.backend)
     if run is None:
-        raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
+        raise NotFound("no topics yet: run `topics recluster` (or `topics serve`) first")
     cur = curation.load(index.backend, run)
     topics = {t.topic_id: t for t in curation.curate(catalog.list_topics(index.backend, run=run), cur)}
     unknown = [t for t in topic_ids if t not in topics]
     if unknown:
-        raise LookupError(f"no topic {unknown[0]} (see `topics list`)")
+        raise NotFound(f"no topic {unknown[0]} (see `topics list`)")
     wanted = set(topic_ids) or {t for t, topic in topics.items() if curation.shown(topic)}
     counts, undated = _count(index, run, cur, wanted, every, progress)
     periods = _span({p for _, p in counts}, every)

@@ -24,14 +24,15 @@ from indexer.index import Index
 from indexer.repair import RepairPlan, find_damage, move_aside, plan_for, refill_items
 from indexer.store import EdgeBackend
 from indexer.store.base import COLLECTIONS, ITEMS, TOPICS, StoreLocked
-from topics.jobs import rebuild_topics, report_dict
+from topics.errors import TopicsError
 from topics.online.pending import state_path
-from topics.service import ServiceRunning, serve_lock
+from topics.service.jobs import rebuild_topics, report_dict
+from topics.service.serve import ServiceRunning, serve_lock
 
 log = logging.getLogger(__name__)
 
 
-class RepairRefused(RuntimeError):
+class RepairRefused(TopicsError, RuntimeError):
     """The repair cannot run now (another process owns the store, or the store is not embedded)."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from topics.errors import InvalidInput
+
 
 def checked_date(option: str, text: str | None) -> str | None:
     """`text` as the ISO 8601 date or time it must be, or a ValueError naming `option`."""
@@ -15,6 +17,6 @@ def checked_date(option: str, text: str | None) -> str | None:
             return date.fromisoformat(cleaned).isoformat()
         return datetime.fromisoformat(cleaned.replace("Z", "+00:00")).isoformat()
     except ValueError:
-        raise ValueError(
+        raise InvalidInput(
             f"{option} {text!r}: not a date (use YYYY-MM-DD or an ISO 8601 time such as 2024-05-01T12:00:00Z)"
         ) from None

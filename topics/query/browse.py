@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from indexer.index import Index
-from topics import catalog, curation
+from topics import catalog
 from topics.catalog import Level, LineageEvent, Theme, Topic
+from topics.curation import layer as curation
+from topics.errors import InvalidInput, NotFound
 
 SortKey = Literal["id", "size", "change", "label"]
 _REF = re.compile(r"\s*([tT]?)(\d+)\s*")
 
 
-class TopicNotFound(LookupError):
+class TopicNotFound(NotFound):
     """No topic (or theme) with that id in the current run."""
 
 
@@ -37,14 +39,14 @@ def parse_ref(text: str) -> Ref:
     """`12` is topic 12, `T3` (or `t3`) is theme 3; anything else is a ValueError."""
     found = _REF.fullmatch(str(text))
     if found is None:
-        raise ValueError(f"{text!r} is neither a topic id (12) nor a theme id (T3)")
+        raise InvalidInput(f"{text!r} is neither a topic id (12) nor a theme id (T3)")
     return Ref("theme" if found.group(1) else "topic", int(found.group(2)))
 
 
 def _need_run(index: Index) -> catalog.Run:
     run = catalog.current_run(index.backend)
     if run is None:
-        raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
+        raise NotFound("no topics yet: run `topics recluster` (or `topics serve`) first")
     return run
 
 

@@ -25,3 +25,16 @@ def group_rows(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
     order = np.argsort(labels, kind="stable")
     distinct, starts = np.unique(labels[order], return_index=True)
     return [(int(label), rows) for label, rows in zip(distinct, np.split(order, starts[1:]), strict=True)]
+
+
+def unit_rows(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """Vectors as float32 rows of unit norm; refuses wrong shapes and NaN/inf with a clear message."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-d array of vectors, got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"vectors have dimension {x.shape[1]}, the topics have {dim}")
+    if not np.isfinite(x).all():
+        raise ValueError("vectors contain NaN or infinite values")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)

@@ -38,6 +38,7 @@ from indexer.store import open_backend
 from indexer.store.base import COLLECTIONS, IdentityMismatch, StoreDamaged, StoreError
 from indexer.store.shared import OwnerBackend, StoreServer
 from topics import catalog
+from topics.errors import TopicsError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class ServiceRunning(RuntimeError):
+class ServiceRunning(TopicsError, RuntimeError):
     """Another `topics serve` already runs on this data dir."""
 
 
@@ -161,7 +162,7 @@ class Service:
 
     def search(self, text: str | None = None, **options: Any) -> dict[str, Any]:
         """Concept search for other processes, with the model this process keeps loaded."""
-        from topics.search import search
+        from topics.query.search import search
 
         return search(self.index, text, **options).as_dict()
 
@@ -250,7 +251,7 @@ class Service:
 
 def build_service(settings: Settings, watch: list[Path], feeds: list[FeedSpec]) -> Service:
     """The service with its real jobs: recluster (with representations) and online assignment."""
-    from topics.jobs import assign_online, rebuild_topics, report_dict
+    from topics.service.jobs import assign_online, rebuild_topics, report_dict
 
     return Service(
         settings,

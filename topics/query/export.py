@@ -21,9 +21,11 @@ from typing import IO, Any, Literal
 from indexer.atomic import atomic_file
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import catalog, curation
+from topics import catalog
 from topics.catalog import Run, Topic
-from topics.dates import checked_date
+from topics.curation import layer as curation
+from topics.errors import InvalidInput, NotFound
+from topics.query.dates import checked_date
 
 Format = Literal["csv", "jsonl", "parquet"]
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -76,11 +78,11 @@ def export(
 ) -> ExportSummary:
     """Write item rows (or the topic table) to `out`, or to `stdout` when `out` is None."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: use csv, jsonl or parquet")
+        raise InvalidInput(f"unknown format {fmt!r}: use csv, jsonl or parquet")
     if out is None and fmt == "parquet":
-        raise ValueError("parquet is a binary file: give --out FILE")
+        raise InvalidInput("parquet is a binary file: give --out FILE")
     if out is not None and Path(out).is_dir():
-        raise ValueError(f"{out} is a folder: give the export's file name")
+        raise InvalidInput(f"{out} is a folder: give the export's file name")
     since = checked_date("--since", since)
     started = time.perf_counter()
     fields = TOPIC_FIELDS if topics_table else ITEM_FIELDS
@@ -96,7 +98,7 @@ def export(
 def _need_run(index: Index) -> Run:
     run = catalog.current_run(index.backend)
     if run is None:
-        raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
+        raise NotFound("no topics yet: run `topics recluster` (or `topics serve`) first")
     return run
 
 

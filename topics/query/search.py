@@ -6,16 +6,7 @@ and, when the store has a `caption` view, the sentence model. Each stored view i
 and the rankings are fused with reciprocal rank fusion, which needs no calibration between cosine
 scales of different models. `--not` terms push the query away from a concept (vector subtraction).
 
-On the embedded store, a run of more than `ROUTE_ABOVE` items is searched through its topics, as an
-inverted file: the items of the topics nearest the query (nearest first, until they hold `PROBE_ITEMS`
-items, at most `PROBE_TOPICS` topics), the outliers and the items not assigned yet are scored exactly
-(the topic slot's payload index hands the engine only those), the rest are not looked at. The budget
-is in items, not topics, because the cost is: at 1M items (bench/scale.py), 12 topics meant ~117k
-items and 134 ms of engine time per query, 50k items 63-80 ms at recall@10 0.998-1.0 against the
-exact scan (item-derived queries). The embedded engine's HNSW is no option there: every recluster rewrites
-each item's assignment, which moves every point out of an HNSW segment (it is rebuilt from scratch
-after each run), and the build holds the GIL for its whole length (minutes at 100k items), freezing
-`topics serve`. A Qdrant server builds its HNSW in the background and is searched whole.
+On the embedded store, a big run is searched through its topics (`topics.query.routing`).
 """
 
 from __future__ import annotations
@@ -32,15 +23,14 @@ from indexer.embed.base import l2_normalise
 from indexer.images import BadImage, decode_image
 from indexer.index import Index
 from indexer.store.base import Filter, ScoredPoint
-from topics import catalog, curation
-from topics.ids import OUTLIER
+from topics import catalog
+from topics.curation import layer as curation
+from topics.errors import InvalidInput, NotFound
 from topics.priority import SEARCHES
+from topics.query import routing
 
 RRF_K = 60  # the usual constant: rank 1 scores 1/61; a second view's rank 1 doubles it
 NOT_WEIGHT = 0.5
-ROUTE_ABOVE = 50_000  # embedded runs with more items are searched through their nearest topics
-PROBE_TOPICS = 12  # at most this many of the nearest topics' items are scored by a routed search
-PROBE_ITEMS = 50_000  # ... and no more topics once those probed hold this many items
 
 
 @dataclass(frozen=True)
@@ -110,7 +100,7 @@ def search(
     `image` is a file or its bytes. A recluster in this process waits while it runs (`topics.priority`).
     """
     if not text and image is None:
-        raise ValueError("search needs a text query or --image")
+        raise InvalidInput("search needs a text query or --image")
     with SEARCHES.serving():
         return _search(index, text, image, negatives, filters or SearchFilters(), limit)
 
@@ -125,68 +115,14 @@ def _search(
 ) -> SearchResult:
     run = catalog.current_run(index.backend)
     queries = _queries(index, text, image, negatives)
-    routed = filters.topic is None and filters.theme is None and routes_by_topic(index, run)
+    routed = filters.topic is None and filters.theme is None and routing.routes_by_topic(index, run)
     themes = None if filters.theme is None or run is None else _theme_group(index, run, filters.theme)
-    ranked = _ranked_topics(index, queries, run, max(limit, PROBE_TOPICS if routed else 0), themes)
+    ranked = _ranked_topics(index, queries, run, max(limit, routing.PROBE_TOPICS if routed else 0), themes)
     where = _item_filter(index, filters, run)
-    wheres = _routed_filters(where, run, probed_topics(ranked)) if routed else [where]
+    wheres = routing.routed_filters(where, run, routing.probed_topics(ranked)) if routed else [where]
     hits = _item_hits(index, queries, wheres, limit, run)
     topics = ranked[:limit] if filters.topic is None else []
     return _by_theme(_curated(_grouped(text, topics, hits, index, run), index, run), index, run)
-
-
-def routes_by_topic(index: Index, run: catalog.Run | None) -> bool:
-    """Whether a search reads only the nearest topics' items (see the module docstring)."""
-    return index.settings.store.kind == "edge" and run is not None and run.n_items > ROUTE_ABOVE
-
-
-def search_index(index: Index, run: catalog.Run | None) -> dict[str, Any]:
-    """How items are searched now, for `topics status`: ``built`` is False while a big store waits for
-    its first recluster and every search scans all items."""
-    if index.settings.store.kind != "edge":
-        return {"mode": "hnsw", "built": True, "detail": "the server's HNSW index"}
-    if routes_by_topic(index, run):
-        assert run is not None
-        detail = (
-            f"nearest topics of run {run.run_id} (up to {PROBE_ITEMS} items, {PROBE_TOPICS} topics),"
-            " outliers and pending items"
-        )
-        return {"mode": "topics", "built": True, "detail": detail}
-    count = index.items.count() if index.items.exists() else 0
-    built = count <= ROUTE_ABOVE
-    detail = "exact scan" + ("" if built else f" of {count} items until the first recluster")
-    return {"mode": "exact", "built": built, "detail": detail}
-
-
-def probed_topics(ranked: Sequence[TopicHit], budget: float = PROBE_ITEMS) -> list[int]:
-    """The nearest topics whose items a routed search scores: nearest first, until they hold `budget`
-    items or `PROBE_TOPICS` topics are taken (always at least one)."""
-    probe: list[int] = []
-    held = 0
-    for topic in ranked[:PROBE_TOPICS]:
-        if probe and held >= budget:
-            break
-        probe.append(topic.topic_id)
-        held += topic.size
-    return probe
-
-
-def _routed_filters(where: Filter, run: catalog.Run | None, probe: list[int]) -> list[Filter]:
-    """The probed topics' items and the outliers of the current run, and the items it has not assigned.
-
-    The slot's topic field alone selects them: an item whose slot still holds an older run's topic
-    is pending (the recluster's cleanup sets it, re-ingest clears the slot), so the second filter finds
-    it anyway, and `read_assignment` shows it unassigned. Adding the run to the first filter would be
-    redundant and costs as much again (a second indexed condition checked per candidate: 123 vs 58 ms
-    for 12 topics at 1M items).
-    """
-    assert run is not None
-    names = catalog.slot_fields(run.slot)
-    assigned = {**where.must, names["topic"]: [*probe, OUTLIER]}
-    return [
-        Filter(must=assigned, ranges=where.ranges),
-        Filter(must={**where.must, "pending": 1}, ranges=where.ranges),
-    ]
 
 
 # -- query vectors -------------------------------------------------------------------------------
@@ -215,7 +151,7 @@ def _queries(
             vector = vector - NOT_WEIGHT * index.caption_embedder.embed_texts(list(negatives)).mean(axis=0)
         out["caption"] = l2_normalise(vector)
     if not out:
-        raise ValueError("nothing to search: the store holds no vectors this query can be compared with")
+        raise NotFound("nothing to search: the store holds no vectors this query can be compared with")
     return out
 
 
@@ -240,10 +176,10 @@ def _item_filter(index: Index, filters: SearchFilters, run: catalog.Run | None) 
     if filters.source:
         must["source"] = filters.source
     if (filters.topic is not None or filters.theme is not None) and run is None:
-        raise ValueError("no topics yet: run `topics recluster` before filtering by topic or theme")
+        raise NotFound("no topics yet: run `topics recluster` before filtering by topic or theme")
     if filters.theme is not None:
         if catalog.get_theme(index.backend, filters.theme, run=run) is None:
-            raise LookupError(f"no theme T{filters.theme} (see `topics list`)")
+            raise NotFound(f"no theme T{filters.theme} (see `topics list`)")
         must.update(catalog.theme_filter(index.backend, run, *_theme_group(index, run, filters.theme)).must)
     if filters.topic is not None:
         must.update(catalog.topic_filter(run, filters.topic).must)
@@ -429,11 +365,11 @@ def _query_image(index: Index, image: Path | bytes) -> Image.Image:
     try:
         return decode_image(image, max_pixels=index.settings.ingest.max_image_pixels).image
     except BadImage as error:
-        raise ValueError(f"--image: {error.reason} ({error.detail})") from None
+        raise InvalidInput(f"--image: {error.reason} ({error.detail})") from None
 
 
 def _read_query_image(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise ValueError(f"--image {path}: {error.strerror or error}") from None
+        raise InvalidInput(f"--image {path}: {error.strerror or error}") from None

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from topics.fit.graph import leiden
+
 if TYPE_CHECKING:
     import igraph
 
@@ -32,8 +34,6 @@ def group_topics(
     `labels` are the topics of `graph`'s nodes (-1: outlier, left out); a topic with no node in the
     graph is a theme of its own.
     """
-    from topics.cluster import leiden
-
     k = centroids.shape[0]
     if k < 2:
         return np.zeros(k, np.int64)

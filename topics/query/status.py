@@ -14,7 +14,7 @@ from indexer.index import Index
 from indexer.repair import find_damage, repair_notes
 from indexer.store.base import DAMAGE_RECOVERY, Filter, StoreDamaged, StoreError
 from topics import catalog
-from topics.search import search_index
+from topics.query.routing import search_index
 
 
 def next_fire(cron: str, now: datetime | None = None) -> str | None:

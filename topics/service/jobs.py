@@ -7,9 +7,9 @@ from typing import Any
 
 from indexer.index import Index
 from topics.catalog import LineageEvent
-from topics.reclustering import RunReport, recluster
+from topics.recluster import RunReport, recluster
 
-# What the recluster does after each phase it reports (topics.reclustering), for a progress line.
+# What the recluster does after each phase it reports (topics.recluster.job), for a progress line.
 NEXT_STEP = {
     "started": "sampling",
     "sampled": "fitting clusters",
@@ -48,17 +48,23 @@ def recluster_anywhere(index: Index, on_step: Callable[[str], None] | None = Non
     return report_dict(rebuild_topics(index, on_step))
 
 
+# `topics recluster --json`: each field's RunReport attribute, in the order printed.
+REPORT_FIELDS = {
+    "run_id": "run_id",
+    "items": "n_items",
+    "sampled": "n_sampled",
+    "topics": "n_topics",
+    "themes": "n_themes",
+    "outliers": "n_outliers",
+    "skipped": "n_skipped",
+    "seconds": "seconds",
+}
+
+
 def report_dict(report: RunReport) -> dict[str, Any]:
     """A JSON-ready run report (`topics recluster --json`)."""
     return {
-        "run_id": report.run_id,
-        "items": report.n_items,
-        "sampled": report.n_sampled,
-        "topics": report.n_topics,
-        "themes": report.n_themes,
-        "outliers": report.n_outliers,
-        "skipped": report.n_skipped,
-        "seconds": report.seconds,
+        **{key: getattr(report, name) for key, name in REPORT_FIELDS.items()},
         "events": [_event(e) for e in report.events],
         "theme_events": [_event(e) for e in report.theme_events],
     }
