@@ -204,7 +204,7 @@ def test_a_damaged_store_is_restored_from_a_backup_into_an_empty_data_dir(
 def test_repair_drops_feed_cursors_so_the_feeds_are_read_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from topics.repair import repair
+    from topics.service.repair import repair
 
     use_tiny_clip(monkeypatch)
     monkeypatch.setenv("TOPICS_DATA_DIR", str(tmp_path / "data"))
