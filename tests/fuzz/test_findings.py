@@ -13,6 +13,7 @@ import pytest
 from evaluation.fuzz import targets
 from indexer.items import Item
 from indexer.sources import SourceError
+from indexer.sources.feed_items import RecordContext, parse_line
 from indexer.sources.manifest import count_rows, read_manifest
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" '
@@ -47,3 +48,40 @@ def test_metadata_numbers_that_are_not_finite_are_left_out(tmp_path: Path) -> No
     line = b'{"caption": "x", "a": NaN, "b": -Infinity, "c": 1e999, "d": 2.5}\n'
     (item,) = _manifest(tmp_path, "rows.jsonl", line)
     assert dict(item.metadata) == {"d": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("rows.csv", b"caption,image\na cat,a\x00b.png\n"),
+        ("rows.tsv", b"caption\timage\na cat\tx/\x00\n"),
+        ("rows.jsonl", b'{"caption": "a cat", "image": "a\\u0000b.png"}\n'),
+    ],
+)
+def test_a_nul_byte_in_a_manifest_image_path_is_a_bad_path(tmp_path: Path, name: str, content: bytes) -> None:
+    """`Path.resolve` raised ValueError (embedded null byte) out of the reader."""
+    (error,) = _manifest(tmp_path, name, content)
+    assert isinstance(error, SourceError) and error.reason == "bad-path"
+
+
+def test_a_nul_byte_in_a_feed_image_path_is_a_bad_path(tmp_path: Path) -> None:
+    context = RecordContext(namespace="n", roots=(tmp_path,))
+    error = parse_line(b'{"caption": "x", "image": "a\\u0000b.png"}', "feed.jsonl:1", context)
+    assert isinstance(error, SourceError) and error.reason == "bad-path"
+
+
+def test_an_integer_timestamp_beyond_any_float_costs_the_date_not_the_row(tmp_path: Path) -> None:
+    """float(10**400) raised OverflowError out of both readers."""
+    huge = b"1" + b"0" * 400
+    (item,) = _manifest(tmp_path, "rows.jsonl", b'{"caption": "x", "timestamp": ' + huge + b"}\n")
+    assert isinstance(item, Item) and item.created_at == huge.decode()  # kept as given, as other text is
+    feed = parse_line(b'{"caption": "x", "timestamp": ' + huge + b"}", "o", RecordContext(namespace="n"))
+    assert isinstance(feed, Item) and feed.created_at is None
+
+
+@pytest.mark.parametrize("blank", [b"\x1c", b"\xc2\x85", b"\xe3\x80\x80", b"\xef\xbb\xbf"])
+def test_count_rows_agrees_with_the_rows_read(tmp_path: Path, blank: bytes) -> None:
+    """Lines blank only to `str.strip` (FS, NEL, ideographic space) or a BOM on a later line were
+    counted differently: precomputed vectors are matched to rows by position."""
+    rows = _manifest(tmp_path, "rows.jsonl", b'{"caption": "x"}\n' + blank + b'\n{"caption": "y"}\n')
+    assert [r.caption for r in rows if isinstance(r, Item)] == ["x", "y"]
