@@ -14,6 +14,7 @@ import io
 import math
 import re
 import xml.etree.ElementTree as ET
+import zlib
 
 import resvg_py
 
@@ -69,7 +70,7 @@ def _gunzipped(data: bytes) -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             out = stream.read(MAX_SVG_BYTES + 1)
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:  # zlib.error: a damaged deflate stream
         raise SvgError("truncated", f"gzipped SVG: {error}") from error
     if len(out) > MAX_SVG_BYTES:
         raise SvgError("too-large", f"gzipped SVG expands beyond {MAX_SVG_BYTES} bytes")

@@ -145,6 +145,15 @@ def test_svg_sizes_that_are_not_finite_fall_back_to_the_default_raster(attribute
         assert decoded.image.size == (512, 512)
 
 
+def test_a_damaged_deflate_stream_in_an_svgz_is_a_bad_image() -> None:
+    """gzip let zlib.error (not an OSError) out of the decoder: "invalid distance too far back"."""
+    drawing = gzip.compress(SVG + b'viewBox="0 0 10 5"><path d="M0 0 L10 5"/></svg>', mtime=0)
+    damaged = drawing[:10] + b"\x00" + drawing[11:]  # the first deflate block's header
+    with pytest.raises(BadImage) as refused:
+        decode_image(damaged, max_pixels=10**7)
+    assert refused.value.reason == "truncated" and "decompressing" in refused.value.detail
+
+
 _NAMES_FIXED = "bad-file-name" in inspect.getsource(folder)
 
 
