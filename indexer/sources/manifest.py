@@ -163,7 +163,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | SourceError]
             origin = f"{path}:{number}"
             try:
                 row = json.loads(text)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:  # RecursionError: nested a thousand deep
                 yield number, SourceError(origin, "bad-json", str(error))
                 continue
             if not isinstance(row, dict):
@@ -331,7 +331,7 @@ def _vector(value: Any, column: str) -> np.ndarray:
     try:
         numbers = json.loads(value) if isinstance(value, str) else value
         vector = np.asarray(numbers, dtype=np.float32)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise _Refused("bad-vector", f"{column}: not a list of numbers ({error})") from error
     if vector.ndim != 1 or vector.size == 0 or not np.isfinite(vector).all():
         raise _Refused("bad-vector", f"{column}: need a flat, non-empty list of finite numbers")

@@ -15,7 +15,7 @@ from evaluation.fuzz import targets
 from indexer.fetch import Document
 from indexer.images import BadImage, decode_image
 from indexer.items import Item
-from indexer.sources import SourceError
+from indexer.sources import SourceError, folder
 from indexer.sources.feed import HttpFeed
 from indexer.sources.feed_items import RecordContext, parse_line
 from indexer.sources.manifest import count_rows, read_manifest
@@ -90,6 +90,36 @@ def test_count_rows_agrees_with_the_rows_read(tmp_path: Path, blank: bytes) -> N
     counted differently: precomputed vectors are matched to rows by position."""
     rows = _manifest(tmp_path, "rows.jsonl", b'{"caption": "x"}\n' + blank + b'\n{"caption": "y"}\n')
     assert [r.caption for r in rows if isinstance(r, Item)] == ["x", "y"]
+
+
+_DEEP = b"[" * 2000 + b"]" * 2000
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("rows.jsonl", b'{"caption": "x", "m": ' + _DEEP + b"}\n", "bad-json"),
+        ("rows.jsonl", b'{"caption": "x", "vector": "' + _DEEP + b'"}\n', "bad-vector"),
+        ("rows.csv", b"caption,vector\nx," + _DEEP + b"\n", "bad-vector"),
+    ],
+)
+def test_json_nested_a_thousand_deep_is_a_reasoned_failure(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    """json.loads raises RecursionError, which is no ValueError, out of the manifest reader."""
+    (error,) = _manifest(tmp_path, name, content)
+    assert isinstance(error, SourceError) and error.reason == reason
+
+
+def test_a_sidecar_nested_a_thousand_deep_is_a_bad_sidecar_and_keeps_the_image(tmp_path: Path) -> None:
+    """The RecursionError ended the whole folder scan."""
+    (tmp_path / "a.jpg").write_bytes(b"")
+    (tmp_path / "a.json").write_bytes(_DEEP)
+    (tmp_path / "note.json").write_bytes(b'{"caption": ' + _DEEP + b"}")
+    found = targets.check_values(folder.scan_folder(tmp_path, max_caption_bytes=1_000_000), 1_000_000)
+    reasons = sorted(f.reason for f in found if isinstance(f, SourceError))
+    assert reasons == ["bad-json", "bad-sidecar"]
+    assert [f.path.name for f in found if isinstance(f, folder.FolderEntry)] == ["a.jpg"]
 
 
 @pytest.mark.parametrize(
