@@ -264,10 +264,12 @@ def jsonl_tail(data: bytes) -> None:
 
 
 def sidecars(data: bytes) -> None:
-    """An image with a text and a JSON sidecar, and a caption-only note, made of the input."""
+    """An image with a text and a JSON sidecar, and a caption-only note, made of the input (the first
+    byte says which files exist, and whether the caption limit is small or as large as the input)."""
     if not data:
         return
     flags, rest = data[0], data[1:]
+    limit = 16 * 1024 if flags & 64 else MAX_CAPTION_BYTES
     text, _, meta = rest.partition(b"\x00")
     root = _fresh("sidecars")
     (root / "photo.jpg").write_bytes(b"")
@@ -279,7 +281,7 @@ def sidecars(data: bytes) -> None:
         (root / "note.txt").write_bytes(text)
     if flags & 32:
         (root / "note.json").write_bytes(meta)
-    values = check_values(scan_folder(root, max_caption_bytes=MAX_CAPTION_BYTES))
+    values = check_values(scan_folder(root, max_caption_bytes=limit), limit)
     photos = [v for v in values if isinstance(v, FolderEntry) and v.path.name == "photo.jpg"]
     _require(len(photos) == 1, f"{len(photos)} entries for photo.jpg: a sidecar cost the image")
     if flags & 48:
