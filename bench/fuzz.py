@@ -2,7 +2,8 @@
 
 Each target runs in its own process for its share of the time, from its seeds. Prints per target
 `fuzz.TARGET.executions`, `fuzz.TARGET.coverage` (libFuzzer's `cov`: coverage edges reached in the
-instrumented readers under indexer/ and the standard-library parsers they call) and
+instrumented readers under indexer/ and the standard-library parsers they call), `fuzz.TARGET.lines`
+(executable lines of the target's reader modules that the grown corpus reaches, under settrace) and
 `fuzz.TARGET.unexpected` (inputs that raised an exception or broke a checked property; target 0).
 Exits 1 on a finding; the input is saved as FINDINGS/TARGET-crash-SHA1.
 
@@ -19,7 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluation.fuzz.run import run_target
+from evaluation.fuzz import SEEDS
+from evaluation.fuzz.lines import READERS
+from evaluation.fuzz.run import line_coverage, run_target
 from evaluation.fuzz.targets import TARGETS
 
 
@@ -47,6 +50,12 @@ def main() -> int:
             print(
                 f"fuzz.{name}.coverage: {run.edges} edges "
                 f"(libFuzzer cov in indexer/ and the stdlib parsers it calls; {run.features} features)"
+            )
+            covered, total = line_coverage(name, [corpora / name, SEEDS / name])
+            modules = ", ".join(m.removeprefix("sources/") for m in READERS[name])
+            print(
+                f"fuzz.{name}.lines: {covered} of {total} lines ({covered / total:.0%}) of {modules}, "
+                "replaying the corpus"
             )
             print(f"fuzz.{name}.unexpected: {unexpected} exceptions (target 0)")
             for path in run.findings:

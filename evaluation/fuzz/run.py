@@ -89,3 +89,13 @@ def run_target(
         returncode=done.returncode,
         log=log,
     )
+
+
+def line_coverage(target: str, folders: list[Path]) -> tuple[int, int]:
+    """(covered, total) executable lines of the target's reader modules, replaying `folders`' inputs."""
+    command = [sys.executable, "-m", "evaluation.fuzz.lines", target, *map(str, folders)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    covered, total = done.stdout.split()[-2:]
+    return int(covered), int(total)
