@@ -6,7 +6,8 @@ the decoder's `BadImage`). Anything else it raises is a finding, and so is a val
 use: text that does not encode to UTF-8 (the store and the ledger would refuse it later: a lone
 surrogate from a JSON ``"\\ud800"`` or a file name that is not UTF-8), a caption over the limit, a
 metadata number that is not finite (the store refuses NaN), a row count that disagrees with the rows
-read (precomputed vectors are matched to rows by position).
+read (precomputed vectors are matched to rows by position), and an ``internal`` failure (a reader's
+guard turning an unexpected exception into a failure of that one input).
 
 Targets: ``manifest_csv``, ``manifest_tsv``, ``manifest_jsonl``, ``json_feed``, ``rss``, ``atom``,
 ``jsonl_tail``, ``sidecars``, ``svg``, ``file_names``. Readers that need a path get a file in one
@@ -85,8 +86,10 @@ def _check_text(value: Any, what: str, *, optional: bool = True) -> None:
 
 
 def check_error(error: SourceError) -> None:
-    """A reasoned failure: a non-empty reason, and texts the ledger can store."""
+    """A reasoned failure: a non-empty reason, and texts the ledger can store. ``internal`` is what a
+    reader's guard makes of an exception it did not expect: a finding like the exception itself."""
     _require(isinstance(error.reason, str) and bool(error.reason), f"no reason: {error!r}")
+    _require(error.reason != "internal", f"an unexpected exception, guarded: {error.detail}")
     _check_text(error.reason, "reason", optional=False)
     _check_text(error.origin, "error origin", optional=False)
     _check_text(error.detail, "error detail", optional=False)
