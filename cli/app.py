@@ -94,10 +94,12 @@ def serve(
 ) -> None:
     """Ingest continuously, recluster on schedule, assign new items online; owns the embedded store."""
     from indexer.daemon import FeedSpec
+    from indexer.sources import check_storable_path
     from topics.service import build_service
 
     with user_errors():
         for folder in watch or []:
+            check_storable_path(folder)
             if not folder.is_dir():
                 raise NotADirectoryError(f"--watch {folder}: not a folder")
         feeds = [FeedSpec.parse(f) for f in feed or []]
@@ -201,11 +203,14 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Matching topics and matching items, grouped by theme and topic, with scores."""
+    from topics.dates import checked_date
     from topics.search import SearchFilters, search_anywhere
 
     if query is None and image is None:
         raise typer.BadParameter("give a query text or --image", param_hint="QUERY")
     theme_id = None if theme is None else _ref(theme if theme[:1] in "tT" else f"T{theme}", "--theme").id
+    with user_errors():  # a bad date is refused before the store is opened or the model loaded
+        since, until = checked_date("--since", since), checked_date("--until", until)
     filters = SearchFilters(topic=topic, theme=theme_id, source=source, since=since, until=until)
     with user_errors(), open_context() as index:
         found = search_anywhere(

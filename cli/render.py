@@ -97,6 +97,10 @@ def summary(s: IngestSummary) -> None:
         out.print(f"  failed: {origin}: {reason}", highlight=False, markup=False)
     if len(s.failures) > 20:
         out.print(f"  … and {len(s.failures) - 20} more (see `topics status`)")
+    for origin, reason in s.notices[:20]:
+        out.print(f"  stored without a part: {origin}: {reason}", highlight=False, markup=False)
+    if len(s.notices) > 20:
+        out.print(f"  … and {len(s.notices) - 20} more stored without a part (see `topics status`)")
 
 
 def status(info: dict) -> None:

@@ -99,6 +99,7 @@ class FetchSettings(BaseModel):
     retries: int = Field(2, ge=0)
     allow_private: bool = False  # private, loopback and link-local addresses are refused by default
     allow_networks: tuple[str, ...] = ()  # CIDRs allowed even so (a local feed server)
+    retry_interval_s: float = Field(3600.0, ge=0)  # serve fetches pictures it could not fetch; 0: never
 
 
 class WatchSettings(BaseModel):

@@ -4,7 +4,9 @@ Each source runs in its own producer thread and hands the pipeline thread one ba
 waits for it to be stored before reading more. That keeps memory bounded (one batch per source in
 flight, whatever arrives) and makes feeds exactly-once: a feed's cursor is committed only after the
 store has flushed its batch, and ids are deterministic, so a crash re-reads at most one batch that is
-then a no-op. A store that refuses writes is retried with backoff while the batch waits.
+then a no-op. A store that refuses writes is retried with backoff while the batch waits. A bug met
+while storing a batch (what the pipeline's per-item guards did not catch) is logged with its
+traceback and recorded as an ``internal`` failure of that batch's source; the loop goes on.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from indexer.config import Settings
 from indexer.fetch import ImageFetcher
 from indexer.items import Item
 from indexer.ledger import Ledger
-from indexer.pipeline import IngestSummary, Pipeline
-from indexer.sources import SourceError
+from indexer.pipeline import IngestSummary, Pipeline, is_infrastructure
+from indexer.sources import SourceError, check_storable_path, internal_error
 from indexer.sources.feed import HttpFeed, JsonlTail, RecordContext, read_stream
 from indexer.sources.watch import FolderWatcher
 from indexer.store.base import StoreError
@@ -50,6 +52,7 @@ class FeedSpec:
             return cls("http", text)
         if "://" in text:
             raise ValueError(f"feed {text!r}: only http(s) URLs, '-' for stdin, or a JSONL file path")
+        check_storable_path(text)
         return cls("jsonl", str(Path(text).resolve()))
 
     @property
@@ -62,6 +65,7 @@ class _Unit:
     """One batch handed to the pipeline thread; `done` is set once it is stored (or given up)."""
 
     run: Callable[[Pipeline, IngestSummary], IngestSummary]  # counts into the summary as it goes
+    source: str  # the folder or feed it comes from: what a failure of the whole batch is recorded against
     commit: Callable[[], None] = lambda: None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -89,6 +93,7 @@ class DaemonStats:
     started: float = field(default_factory=time.time)
     stored: int = 0
     failed: int = 0
+    incomplete: int = 0  # stored with a part missing (a picture not fetched, a caption cut)
     last_error: str | None = None
     last_error_at: float | None = None
     rate: float = 0.0  # items/s, smoothed over about a minute
@@ -100,6 +105,7 @@ class DaemonStats:
         done = summary.ingested + summary.updated
         self.stored += done
         self.failed += summary.failed if failures else 0
+        self.incomplete += len(summary.notices) if failures else 0
         now = time.monotonic()
         elapsed, self._last = max(now - self._last, 1e-3), now
         weight = min(1.0, elapsed / 60.0)
@@ -141,6 +147,8 @@ class IngestDaemon:
             self._spawn(f"watch:{root}", self._watch_folder, root, stop)
         for spec in self.feeds:
             self._spawn(spec.name, self._follow_feed, spec, stop)
+        if self.settings.fetch.retry_interval_s > 0:
+            self._spawn("picture-retry", self._retry_pictures, stop)
         while not stop.is_set():
             try:
                 unit = self._queue.get(timeout=0.2)
@@ -169,9 +177,12 @@ class IngestDaemon:
             try:
                 unit.run(self.pipeline, summary)
                 unit.commit()  # a cursor that cannot be written is retried with its batch (a no-op)
-            except (StoreError, sqlite3.OperationalError) as error:  # store down; ledger locked or full
+            except Exception as error:
+                if not is_infrastructure(error):
+                    self._unexpected(unit, summary, error)
+                    break
                 self.stats.add(summary, failures=False)  # the retry finds these stored and skips them
-                what = "store" if isinstance(error, StoreError) else "ledger"
+                what = _what_refused(error)
                 self.stats.error(f"{what} refused writes: {error}")
                 delay = backoff.failed()
                 log.warning("%s refused writes (%s); retrying in %.1fs", what, error, delay)
@@ -184,6 +195,19 @@ class IngestDaemon:
             self._on_stored(summary)
             break
         unit.done.set()
+
+    def _unexpected(self, unit: _Unit, summary: IngestSummary, error: Exception) -> None:
+        """A bug while storing a unit: counted against its source and logged; never retried (it would
+        fail the same way), never the end of the service."""
+        failure = internal_error(unit.source, error)
+        try:
+            self.pipeline.ledger.record_failure(failure.origin, failure.reason, failure.detail)
+        except sqlite3.Error:
+            log.warning("the ledger could not record %s: %s", failure.origin, failure.reason)
+        summary.failed += 1
+        summary.failures.append((failure.origin, failure.reason))
+        self.stats.add(summary)
+        self.stats.error(f"{failure.origin}: {failure.detail}")
 
     def _hand_over(self, unit: _Unit, stop: threading.Event) -> bool:
         """Queue a unit and wait until it is stored; False when stopping first."""
@@ -213,17 +237,25 @@ class IngestDaemon:
         self._closers.append(watcher.stop)
         for batch in watcher.batches(stop):
             if batch.rescan:
-                unit = _Unit(lambda p, s, root=root: p.ingest_folder(root, s))
+                unit = _Unit(lambda p, s, root=root: p.ingest_folder(root, s), str(root))
             else:
                 unit = _Unit(
-                    lambda p, s, b=batch, root=root: p.ingest_folder_changes(root, b.changed, b.deleted, s)
+                    lambda p, s, b=batch, root=root: p.ingest_folder_changes(root, b.changed, b.deleted, s),
+                    str(root),
                 )
+            if not self._hand_over(unit, stop):
+                return
+
+    def _retry_pictures(self, stop: threading.Event) -> None:
+        """Every `fetch.retry_interval_s`, the pictures owed by rows stored caption-only."""
+        while not stop.wait(self.settings.fetch.retry_interval_s):
+            unit = _Unit(lambda p, s: p.retry_pictures(s), "picture-retry")
             if not self._hand_over(unit, stop):
                 return
 
     def _follow_feed(self, spec: FeedSpec, stop: threading.Event) -> None:
         for batch, commit in self._feed_batches(spec, stop):
-            unit = _Unit(lambda p, s, b=batch: p.ingest_items(b, s), commit=commit)
+            unit = _Unit(lambda p, s, b=batch: p.ingest_items(b, s), spec.name, commit=commit)
             if not self._hand_over(unit, stop):
                 return
 
@@ -274,6 +306,12 @@ class IngestDaemon:
                 log.debug("closing a source failed", exc_info=True)
         for thread in self._threads:
             thread.join(timeout=2.0)
+
+
+def _what_refused(error: Exception) -> str:
+    if isinstance(error, StoreError):
+        return "store"
+    return "memory" if isinstance(error, MemoryError) else "ledger"
 
 
 def _roots(settings: Settings) -> tuple[Path, ...]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from indexer.items import ItemId
 from indexer.ledger import FileRecord, Ledger
-from indexer.sources import SourceError
+from indexer.sources import SourceError, internal_error, is_storable_name
 from indexer.sources.folder import FolderEntry, scan_directory, scan_folder, sidecar_signature
 from indexer.store.base import VectorStore
 
@@ -78,7 +78,11 @@ class FolderSync:
             if isinstance(entry, SourceError):
                 yield entry
                 continue
-            record = self.ledger.lookup(str(entry.path))
+            try:
+                record = self.ledger.lookup(str(entry.path))
+            except ValueError as error:  # text SQLite cannot take; the scan refuses such names first
+                yield internal_error(str(entry.path), error)
+                continue
             if record is not None and _unchanged(record, entry):
                 seen.append(str(entry.path))
                 if len(seen) >= SEEN_BATCH:
@@ -120,7 +124,8 @@ class FolderSync:
 
     def remove_deleted(self, deleted: Sequence[Path]) -> int:
         """Files (or folders) a watcher saw go: their records, and items no other path holds."""
-        gone = [r for p in deleted for r in self.ledger.records_under(str(Path(os.path.abspath(p))))]
+        paths = [os.path.abspath(p) for p in deleted]
+        gone = [r for p in paths if is_storable_name(p) for r in self.ledger.records_under(p)]  # else: none
         return self.remove([r for r in gone if not Path(r.path).exists()])
 
     def remove(self, gone: list[FileRecord]) -> int:

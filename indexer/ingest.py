@@ -8,7 +8,7 @@ from pathlib import Path
 from indexer.index import Index
 from indexer.items import Item
 from indexer.pipeline import IngestSummary, Pipeline
-from indexer.sources import SourceError
+from indexer.sources import SourceError, check_storable_path
 from indexer.sources.manifest import count_rows, read_manifest
 from indexer.sources.vector_files import VectorFiles, find_vector_files
 
@@ -40,6 +40,7 @@ def ingest_paths(
     `caption_columns` (else the `ingest.caption_columns` setting): manifest columns joined into the caption.
     """
     for path in paths:
+        check_storable_path(path)
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_file() and path.suffix.lower() not in MANIFEST_SUFFIXES:

@@ -17,6 +17,7 @@ ITEM_INDEXES: dict[str, IndexType] = {  # payload indexes of every item, made at
     "pending": "integer",  # 0/1: qdrant-edge-py 0.9.0 turns MatchValue(True) into 1, so no bools
     "sha256": "keyword",
     "created_at": "datetime",
+    "picture_retry": "integer",  # 1: stored caption-only while its picture URL could not be fetched
 }
 
 ItemId = str

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.health import quarantine
+from indexer.sources import displayable
 from indexer.sources.folder import SidecarStamp, sidecar_signature
 from indexer.store.base import DiskFull
 
@@ -269,7 +270,11 @@ class Ledger:
     # -- failures ------------------------------------------------------------------------------
 
     def record_failure(self, origin: str, reason: str, detail: str) -> None:
-        """Remember why `origin` failed; a repeat failure bumps `attempts` and keeps `first_at`."""
+        """Remember why `origin` failed; a repeat failure bumps `attempts` and keeps `first_at`.
+
+        An origin or detail SQLite cannot hold as text (a file name that is not UTF-8) is kept in its
+        displayable form: recording a failure must never fail itself."""
+        origin, detail = displayable(origin), displayable(detail)
         now = _now()
         with self._transaction() as db:
             db.execute(
@@ -287,7 +292,7 @@ class Ledger:
         """Forget the failures of inputs now stored: one transaction for a whole batch (a transaction
         per item was 3 statements an item, ~4 % of an ingest of precomputed vectors)."""
         with self._transaction() as db:
-            db.executemany("DELETE FROM failures WHERE origin = ?", ((origin,) for origin in origins))
+            db.executemany("DELETE FROM failures WHERE origin = ?", ((displayable(o),) for o in origins))
 
     def failures(self) -> list[Failure]:
         """All recorded failures, most recent first."""

@@ -10,6 +10,11 @@ records a file only after the store has flushed its point. A kill -9 anywhere th
 a file the next run embeds again (same id, same point) or one it skips; never a lost or doubled item.
 Flushing costs a fraction of a second, so the store is flushed on a timer (`ingest.flush_interval_s`)
 and at the end of every run, and ledger records wait in memory for the flush that covers them.
+
+No single input stops a run: an unexpected exception while one item is read, decoded, embedded or
+written becomes a failure of that item (reason ``internal``, traceback in the log), and a batch that
+fails is stored again one item at a time so only the culprit fails. What is not an item's fault (the
+store or the ledger refusing, memory running out) still propagates: the daemon backs off and retries.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,11 +38,11 @@ from indexer.embed.base import Embedder, ImageEmbedder
 from indexer.fetch import FetchError, ImageFetcher
 from indexer.folder_sync import FolderFile, FolderSync
 from indexer.images import BadImage, decode_image
-from indexer.items import ITEM_INDEXES, Item, ItemId, sha256_bytes, sha256_text
+from indexer.items import ITEM_INDEXES, Item, ItemId, sha256_bytes, sha256_text, uuid5_str
 from indexer.ledger import Ledger
-from indexer.sources import SourceError
+from indexer.sources import SourceError, internal_error
 from indexer.sources.folder import FolderEntry
-from indexer.store.base import CollectionSchema, IdentityMismatch, Point, StoreError, VectorStore
+from indexer.store.base import CollectionSchema, Filter, IdentityMismatch, Point, StoreError, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,7 @@ class IngestSummary:
     deleted: int = 0
     failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notices: list[tuple[str, str]] = field(default_factory=list)  # stored, with something missing
     seconds: float = 0.0
 
     @property
@@ -61,6 +68,7 @@ class IngestSummary:
         for name in ("ingested", "updated", "skipped", "deleted", "failed", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.extend(other.failures)
+        self.notices.extend(other.notices)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +79,7 @@ class IngestSummary:
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
             "failures": [{"origin": o, "reason": r} for o, r in self.failures],
+            "notices": [{"origin": o, "reason": r} for o, r in self.notices],
         }
 
 
@@ -85,6 +94,8 @@ class InFlight:
     payload: dict[str, Any] = field(default_factory=dict)
     checked: bool = False  # the store was already asked about this id
     copies: list[InFlight] = field(default_factory=list)  # folder files with the same content
+    notice: SourceError | None = None  # stored, but with a part missing: recorded once it is stored
+    replaces: ItemId | None = None  # a caption-only stand-in stored when its picture could not be fetched
     _signature: str | None = None
 
     @property
@@ -117,6 +128,13 @@ def content_signature(item: Item) -> str:
     image = (item.image or "") if item.source_id else ""
     vec = ",".join(sorted(item.vectors))
     return sha256_text(f"{image}\x00{item.caption or ''}\x00{vec}")[:20]
+
+
+def stand_in_id(item: Item) -> ItemId:
+    """The id of an anonymous row's caption-only stand-in while its picture cannot be fetched: the
+    row's own id needs the picture's bytes, so the stand-in is named by the URL and caption instead,
+    and removed once the picture comes."""
+    return uuid5_str(f"stand-in:{item.image}|txt:{sha256_text(item.caption or '')}")
 
 
 class Pipeline:
@@ -216,6 +234,19 @@ class Pipeline:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def retry_pictures(self, summary: IngestSummary | None = None, *, limit: int = 256) -> IngestSummary:
+        """Fetch again the pictures of up to `limit` rows stored caption-only because their picture
+        could not be fetched (a feed line is read once: this is its later pass). A picture that comes
+        replaces the caption-only item; one that fails again stays owed, its attempts counted."""
+        started = time.perf_counter()
+        summary = self._begin(summary)
+        owed = next(iter(self.store.scroll(Filter(must={"picture_retry": 1}), batch=limit)), [])
+        self._in_flight = {}
+        self._run(iter([_owed_work(p.id, p.payload) for p in owed[:limit]]), summary)
+        self.flush()
+        summary.seconds = time.perf_counter() - started
+        return summary
+
     def _begin(self, summary: IngestSummary | None) -> IngestSummary:
         """Where every entry point starts: the collection exists, and counts go into `summary`."""
         self.ensure_schema()
@@ -276,11 +307,10 @@ class Pipeline:
     def _run(self, works: Iterator[InFlight], summary: IngestSummary) -> None:
         pending: list[InFlight] = []
         for work, error in self._decoded(works):
-            if error is not None:
-                self._fail(summary, work.item.origin, error.reason, error.detail)
-                self._landed([work])
-                if work.file is not None:
-                    self.folders.failed(work.file)
+            if isinstance(error, PictureNotFetched) and work.item.caption:
+                self._without_picture(work, error)
+            elif error is not None:
+                self._fail_work(summary, work, error)
                 continue
             pending.append(work)
             if len(pending) >= self.settings.ingest.batch_size:
@@ -320,29 +350,70 @@ class Pipeline:
             payload["sha256"] = image_sha
         if work.item_id is None:
             work.item_id = item.item_id(image_sha)
+        if item.image and _is_url(item.image) and item.source_id is None:
+            work.replaces = stand_in_id(item)  # stored while the picture could not be fetched, if ever
 
     def _image_source(self, image: str) -> Path | bytes:
         """A local path as is; a URL fetched through the guarded fetcher (its errors become BadImage)."""
-        if not image.startswith(("http://", "https://")):
+        if not _is_url(image):
             return Path(image)
         try:
             return self._fetcher.fetch(image)
         except FetchError as error:
-            raise BadImage(error.reason, error.detail) from None
+            raise PictureNotFetched(error.reason, error.detail) from None
+
+    def _without_picture(self, work: InFlight, error: BadImage) -> None:
+        """A row whose picture could not be fetched keeps its caption, stored as a caption-only item
+        with the reason recorded. Its signature leaves the picture out, so the next pass over the row
+        (a manifest ingested again, a feed polled again) tries the picture again."""
+        item = work.item
+        work.pixels = None
+        work.payload.update(picture_error=error.reason, picture_retry=1)
+        work._signature = content_signature(replace(item, image=None))
+        if work.item_id is None:
+            work.item_id = stand_in_id(item)
+        detail = f"{error.detail}; the caption is stored alone and the picture tried again on the next pass"
+        work.notice = SourceError(item.origin, error.reason, detail)
 
     def _store_batch(self, works: list[InFlight], summary: IngestSummary) -> None:
         works = self._skip_known_content(_last_of_each_id(works, summary), summary)
         if works:
-            vectors = self._embed(works)
-            now = datetime.now(UTC).isoformat(timespec="seconds")
-            points = [
-                self._point(w, {k: v[i] for k, v in vectors.items() if v[i] is not None}, now)
-                for i, w in enumerate(works)
-            ]
-            self.store.upsert(points)
+            try:
+                self._upsert(works)
+            except Exception as error:
+                if is_infrastructure(error):
+                    raise
+                log.warning("a batch of %d failed (%s): storing it one item at a time", len(works), error)
+                works = self._one_by_one(works, summary)
         self._count_stored(works, summary)
         if time.monotonic() - self._last_flush >= self.settings.ingest.flush_interval_s:
             self.flush()
+
+    def _upsert(self, works: list[InFlight]) -> None:
+        vectors = self._embed(works)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        points = [
+            self._point(w, {k: v[i] for k, v in vectors.items() if v[i] is not None}, now)
+            for i, w in enumerate(works)
+        ]
+        self.store.upsert(points)
+        stand_ins = [w.replaces for w in works if w.replaces is not None and w.notice is None]
+        if stand_ins:
+            self.store.delete(stand_ins)  # the picture came: its caption-only stand-in goes (if any)
+
+    def _one_by_one(self, works: list[InFlight], summary: IngestSummary) -> list[InFlight]:
+        """Store each item of a failed batch alone; those that fail again are `internal` failures."""
+        stored = []
+        for work in works:
+            try:
+                self._upsert([work])
+            except Exception as error:
+                if is_infrastructure(error):
+                    raise
+                self._fail_work(summary, work, internal_error(work.item.origin, error))
+            else:
+                stored.append(work)
+        return stored
 
     def flush(self) -> None:
         """Make stored points durable, then record their files in the ledger."""
@@ -407,7 +478,7 @@ class Pipeline:
             **work.payload,
         }
         if item.image:
-            key = "url" if item.image.startswith(("http://", "https://")) else "path"
+            key = "url" if _is_url(item.image) else "path"
             payload[key] = item.image
         if item.source_id:
             payload["source_id"] = item.source_id
@@ -425,11 +496,31 @@ class Pipeline:
             else:
                 summary.ingested += 1
         self.ledger.clear_failures(work.item.origin for work in works)
+        for work in works:
+            notice = work.notice or self._truncation(work.item)
+            if notice is not None:  # recorded after the clear: stored, with this part missing
+                log.warning("%s: %s (%s)", notice.origin, notice.reason, notice.detail)
+                self.ledger.record_failure(notice.origin, notice.reason, notice.detail)
+                summary.notices.append((notice.origin, notice.reason))
         self._progress(len(works))
+
+    def _truncation(self, item: Item) -> SourceError | None:
+        if not item.metadata.get("caption_truncated"):
+            return None
+        limit = self.settings.ingest.max_caption_bytes
+        detail = f"caption cut to its first {limit:,} bytes (ingest.max_caption_bytes)"
+        return SourceError(item.origin, "caption-truncated", detail)
 
     def _skip(self, summary: IngestSummary, n: int) -> None:
         summary.skipped += n
         self._progress(n)
+
+    def _fail_work(self, summary: IngestSummary, work: InFlight, error: BadImage | SourceError) -> None:
+        """An item in flight that cannot be stored: recorded; its file's previous version is kept."""
+        self._fail(summary, work.item.origin, error.reason, error.detail)
+        self._landed([work])
+        if work.file is not None:
+            self.folders.failed(work.file)
 
     def _fail(self, summary: IngestSummary, origin: str, reason: str, detail: str) -> None:
         log.warning("%s: %s (%s)", origin, reason, detail)
@@ -437,6 +528,22 @@ class Pipeline:
         summary.failed += 1
         summary.failures.append((origin, reason))
         self._progress(1)
+
+
+def _owed_work(item_id: ItemId, payload: dict[str, Any]) -> InFlight:
+    """A stored caption-only row whose picture is owed, rebuilt as the row it came from."""
+    item = Item(
+        source=payload.get("source") or "feed",
+        origin=payload.get("origin") or item_id,
+        image=payload.get("url"),
+        caption=payload.get("caption"),
+        source_id=payload.get("source_id"),
+        created_at=payload.get("created_at"),
+        metadata=payload.get("meta") or {},
+    )
+    # An anonymous row's id needs the picture: its point is a stand-in. Not `checked`: a picture that
+    # fails again leaves the stored signature equal, so the row is skipped, not embedded again.
+    return InFlight(item, item_id=item_id if item.source_id is not None else None)
 
 
 def _last_of_each_id(works: list[InFlight], summary: IngestSummary) -> list[InFlight]:
@@ -475,9 +582,26 @@ def _result(work: InFlight, future: Future) -> tuple[InFlight, BadImage | None]:
     except OSError as error:
         return work, BadImage("unreadable", str(error))
     except Exception as error:  # one bad input never stops the run; the ledger keeps the reason
-        log.exception("%s: unexpected error while decoding", work.item.origin)
-        return work, BadImage("error", f"{type(error).__name__}: {error}")
+        if is_infrastructure(error):
+            raise
+        failure = internal_error(work.item.origin, error)
+        return work, BadImage(failure.reason, failure.detail)
     return work, None
+
+
+class PictureNotFetched(BadImage):
+    """A picture URL that could not be fetched (refused, unreachable, not found): unlike a picture
+    that was read and is broken, the row's caption is still worth storing."""
+
+
+def _is_url(image: str) -> bool:
+    return image.startswith(("http://", "https://"))
+
+
+def is_infrastructure(error: BaseException) -> bool:
+    """A failure of what every item needs (the store, the ledger, memory), not of one item: it
+    propagates, so the daemon backs off and retries the same work."""
+    return isinstance(error, StoreError | sqlite3.Error | MemoryError)
 
 
 def _sha256_of(source: Path | bytes) -> str:

@@ -23,6 +23,7 @@ from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog, curation
 from topics.catalog import Run, Topic
+from topics.dates import checked_date
 
 Format = Literal["csv", "jsonl", "parquet"]
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "parquet")
@@ -80,6 +81,7 @@ def export(
         raise ValueError("parquet is a binary file: give --out FILE")
     if out is not None and Path(out).is_dir():
         raise ValueError(f"{out} is a folder: give the export's file name")
+    since = checked_date("--since", since)
     started = time.perf_counter()
     fields = TOPIC_FIELDS if topics_table else ITEM_FIELDS
     batches = topic_rows(index) if topics_table else item_rows(index, topic=topic, since=since)
@@ -105,24 +107,41 @@ def _curated_topics(index: Index, run: Run) -> tuple[curation.Curation, dict[int
 
 
 def item_rows(index: Index, *, topic: int | None = None, since: str | None = None) -> Iterator[Columns]:
-    """Batches of item rows (as columns), in the store's scroll order."""
-    run = _need_run(index)
-    cur, topics = _curated_topics(index, run)
+    """Batches of item rows (as columns), in the store's scroll order. Before the first recluster
+    every item is exported with an empty topic (``assigned`` = ``none``); a topic needs a run.
+
+    What can be refused (no run for a topic, a bad option) is refused here, before a row is written.
+    """
+    run = catalog.current_run(index.backend)
+    if run is None and topic is not None:
+        _need_run(index)
+    cur, topics = _curated_topics(index, run) if run is not None else (None, {})
     where = _item_filter(run, cur, topic, since)
-    shown = _ShownTopics(cur, topics)
+    return _item_batches(index, where, run, _ShownTopics(cur, topics) if cur is not None else None)
+
+
+def _item_batches(
+    index: Index, where: Filter | None, run: Run | None, shown: _ShownTopics | None
+) -> Iterator[Columns]:
     for batch in index.items.scroll(where, vectors=False, batch=SCROLL_BATCH):
         payloads = [p.payload for p in batch]
         columns: Columns = {"item_id": [p.id for p in batch]}
         columns.update(zip(_PAYLOAD_FIELDS, catalog.payload_columns(payloads, _PAYLOAD_FIELDS), strict=True))
-        assignments = catalog.read_assignments(payloads, run)
-        columns.update(shown.columns(assignments["topic"]))
-        columns.update(score=assignments["score"], assigned=assignments["assigned"])
+        if run is None or shown is None:
+            none = [None] * len(batch)
+            columns.update(topic=none, label=none, theme=none, score=none, assigned=["none"] * len(batch))
+        else:
+            assignments = catalog.read_assignments(payloads, run)
+            columns.update(shown.columns(assignments["topic"]))
+            columns.update(score=assignments["score"], assigned=assignments["assigned"])
         yield columns
 
 
-def _item_filter(run: Run, cur: curation.Curation, topic: int | None, since: str | None) -> Filter | None:
+def _item_filter(
+    run: Run | None, cur: curation.Curation | None, topic: int | None, since: str | None
+) -> Filter | None:
     must: dict[str, Any] = {}
-    if topic is not None:
+    if topic is not None and run is not None and cur is not None:
         must = dict(catalog.topic_filter(run, topic).must)
         must[catalog.slot_fields(run.slot)["topic"]] = [topic, *cur.merges.get(topic, ())]
     ranges = {"created_at": (since, None)} if since else {}
@@ -152,20 +171,24 @@ class _ShownTopics:
 
 def topic_rows(index: Index) -> Iterator[Columns]:
     """The topic table as curated (hidden and merged-away topics too, with their curation)."""
-    run = _need_run(index)
+    run = _need_run(index)  # refused before the header is written
     _cur, topics = _curated_topics(index, run)
     every = list(topics.values())
-    yield {
-        "topic": [t.topic_id for t in every],
-        "label": [t.label for t in every],
-        "theme": [t.theme_id for t in every],
-        "size": [t.size for t in every],
-        "change": [t.change for t in every],
-        "status": [t.status for t in every],
-        "first_seen": [t.first_seen.isoformat() for t in every],
-        "last_seen": [t.last_seen.isoformat() for t in every],
-        "words": [" ".join(t.words) for t in every],
-    }
+    return iter(
+        [
+            {
+                "topic": [t.topic_id for t in every],
+                "label": [t.label for t in every],
+                "theme": [t.theme_id for t in every],
+                "size": [t.size for t in every],
+                "change": [t.change for t in every],
+                "status": [t.status for t in every],
+                "first_seen": [t.first_seen.isoformat() for t in every],
+                "last_seen": [t.last_seen.isoformat() for t in every],
+                "words": [" ".join(t.words) for t in every],
+            }
+        ]
+    )
 
 
 # ---- writers ----

@@ -190,6 +190,7 @@ class Service:
             "items_per_s": round(stats.rate, 2),
             "stored": stats.stored,
             "failed": stats.failed,
+            "incomplete": stats.incomplete,
             "last_error": stats.last_error or self._last_job_error,
             "store_state": self.store_state,
             "next_recluster": next_run,

@@ -5,10 +5,15 @@ they yield instead of raising, caption decoding that never fails on encoding, an
 from __future__ import annotations
 
 import codecs
+import logging
 import math
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_METADATA_KEYS = 64
 MAX_METADATA_CHARS = 2000
@@ -77,6 +82,60 @@ def clean_caption(text: str, *, max_bytes: int, truncated: bool = False) -> Capt
 def caption_from_bytes(data: bytes, *, max_bytes: int, complete: bool = True) -> Caption:
     """A caption from raw bytes of unknown encoding (a sidecar file, a mis-encoded manifest field)."""
     return clean_caption(decode_text(data, complete=complete), max_bytes=max_bytes, truncated=not complete)
+
+
+def displayable(text: str) -> str:
+    """`text` as valid UTF-8 for the ledger, the store and the terminal: a file name's undecodable bytes
+    (the surrogate escapes `os.fsdecode` gives them) shown as ``\\xff``, any other lone surrogate as
+    ``\\ud800``. Text that is valid already comes back as it is."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    except UnicodeEncodeError:  # a surrogate outside the escape range: no byte stands behind it
+        return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def is_storable_name(name: str) -> bool:
+    """Whether a file name (as `os.fsdecode` gives it) is valid UTF-8, so the ledger and the store's
+    payloads can hold it as it is and open the file by it again."""
+    return displayable(name) is name
+
+
+def bad_file_name(path: str | os.PathLike[str]) -> SourceError:
+    """The failure of a file (or folder) whose name is not valid UTF-8: its other files go on."""
+    shown = displayable(os.fspath(path))
+    detail = "the name is not valid UTF-8 (undecodable bytes shown as \\xNN); rename it to ingest it"
+    return SourceError(shown, "bad-file-name", detail)
+
+
+def check_storable_path(path: str | os.PathLike[str]) -> None:
+    """Refuse a folder, manifest or feed named on the command line whose path is not valid UTF-8:
+    every item from it would carry that path, which the ledger and the store cannot hold."""
+    text = os.path.abspath(os.fspath(path))
+    if not is_storable_name(text):
+        raise ValueError(f"{displayable(text)}: the path is not valid UTF-8; rename it to ingest it")
+
+
+def internal_error(origin: str, error: Exception) -> SourceError:
+    """A bug met while reading one input: logged with its traceback, recorded against that input
+    (reason ``internal``), so the inputs after it still go in."""
+    shown = displayable(origin)
+    log.error("%s: unexpected error (reported as 'internal')", shown, exc_info=error)
+    detail = f"{type(error).__name__}: {error} (a bug: the log has its traceback)"
+    return SourceError(shown, "internal", detail)
+
+
+def guarded(origin: str, found: Iterable[T]) -> Iterator[T | SourceError]:
+    """What `found` yields for one input; an unexpected exception ends it as an ``internal`` failure
+    of `origin` instead of ending the whole scan."""
+    try:
+        yield from found
+    except Exception as error:
+        yield internal_error(origin, error)
 
 
 def repair_text(text: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin
 
 from indexer.items import Item
-from indexer.sources import SourceError, clean_caption, repair_text, scalar_metadata
+from indexer.sources import SourceError, clean_caption, internal_error, repair_text, scalar_metadata
 from indexer.sources.syndication import html_to_text
 
 ID_KEYS = ("id", "guid", "item_id", "post_id")
@@ -64,7 +64,15 @@ class _Refused(Exception):
 
 
 def parse_record(obj: Any, origin: str, context: RecordContext) -> Item | SourceError:
-    """An `Item` from one decoded feed record, or the reason it cannot be one."""
+    """An `Item` from one decoded feed record, or the reason it cannot be one; a bug met on one
+    record fails that record alone."""
+    try:
+        return _parse_record(obj, origin, context)
+    except Exception as error:
+        return internal_error(origin, error)
+
+
+def _parse_record(obj: Any, origin: str, context: RecordContext) -> Item | SourceError:
     if not isinstance(obj, dict):
         return SourceError(origin, "bad-json", f"expected an object, got {type(obj).__name__}")
     try:

@@ -18,6 +18,9 @@ Layout rules:
   ``notes.json`` beside it is one item: text from the first, metadata from the second).
 - Hidden files and folders (``.name``) and partial downloads (``*.part``, ``*.crdownload``, ``*.tmp``)
   are skipped; symlinked folders are not followed (no loops).
+- A file or folder whose name is not valid UTF-8 (a Latin-1 name from an old archive) cannot be kept
+  in the ledger or a payload as it is: it yields one `SourceError` ``bad-file-name`` with the name
+  shown as ``\\xNN`` escapes, and the scan goes on (a folder so named is not entered).
 """
 
 from __future__ import annotations
@@ -35,9 +38,13 @@ from indexer.items import Item
 from indexer.sources import (
     Caption,
     SourceError,
+    bad_file_name,
     caption_from_bytes,
     clean_caption,
     decode_text,
+    displayable,
+    guarded,
+    is_storable_name,
     scalar_metadata,
 )
 
@@ -53,6 +60,7 @@ UNSUPPORTED_SUFFIXES: dict[str, str] = {
 }
 PARTIAL_SUFFIXES = frozenset({".part", ".crdownload", ".tmp"})
 CAPTION_KEYS = ("caption", "text", "title", "description")
+_OURS = IMAGE_SUFFIXES | frozenset(UNSUPPORTED_SUFFIXES) | {".txt", ".json"}  # what a scan reports on
 
 
 class SidecarStamp(NamedTuple):
@@ -106,7 +114,9 @@ def scan_folder(root: Path, *, max_caption_bytes: int) -> Iterator[FolderEntry |
     """Every image and caption-only item under `root`, files of a folder before its subfolders."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():
-        raise NotADirectoryError(f"not a folder: {root}")
+        raise NotADirectoryError(f"not a folder: {displayable(str(root))}")
+    if not is_storable_name(str(root)):
+        raise ValueError(f"{bad_file_name(root).origin}: the folder's name is not valid UTF-8; rename it")
     for found in _walk(root):
         if isinstance(found, SourceError):
             yield found
@@ -120,6 +130,9 @@ def scan_directory(
 ) -> Iterator[FolderEntry | SourceError]:
     """The items of one folder of the tree under `root`, not its subfolders (what a watch event needs)."""
     root, directory = Path(os.path.abspath(root)), Path(os.path.abspath(directory))
+    if not is_storable_name(str(directory)):
+        yield bad_file_name(directory)
+        return
     try:
         with os.scandir(directory) as listing:
             names = sorted(e.name for e in listing if not _skipped(e.name) and not _is_real_dir(e))
@@ -147,8 +160,9 @@ def _walk(root: Path) -> Iterator[tuple[Path, list[str]] | SourceError]:
             yield SourceError(str(directory), "unreadable", f"cannot list folder: {error.strerror or error}")
             continue
         subdirs = [e.name for e in entries if _is_real_dir(e)]
+        yield from (bad_file_name(directory / name) for name in subdirs if not is_storable_name(name))
         yield directory, [e.name for e in entries if e.name not in subdirs]
-        stack.extend(directory / name for name in reversed(subdirs))
+        stack.extend(directory / name for name in reversed(subdirs) if is_storable_name(name))
 
 
 def _is_real_dir(entry: os.DirEntry[str]) -> bool:
@@ -161,6 +175,10 @@ def _is_real_dir(entry: os.DirEntry[str]) -> bool:
 def _scan_directory(
     root: Path, directory: Path, names: list[str], max_caption_bytes: int
 ) -> Iterator[FolderEntry | SourceError]:
+    unstorable = [name for name in names if not is_storable_name(name)]
+    if unstorable:
+        yield from (bad_file_name(directory / n) for n in unstorable if Path(n).suffix.lower() in _OURS)
+        names = [name for name in names if is_storable_name(name)]
     present = set(names)
     used: set[str] = set()
     for name in names:
@@ -170,14 +188,17 @@ def _scan_directory(
         elif suffix in IMAGE_SUFFIXES:
             text, meta = _sidecar_name(name, present, ".txt"), _sidecar_name(name, present, ".json")
             used.update(n for n in (text, meta) if n)
-            yield from _image_entry(root, directory, name, text, meta, max_caption_bytes)
+            found = _image_entry(root, directory, name, text, meta, max_caption_bytes)
+            yield from guarded(str(directory / name), found)
     captions: dict[str, dict[str, str]] = {}
     for name in names:
         path = Path(name)
         if name not in used and path.suffix.lower() in (".txt", ".json"):
             captions.setdefault(path.stem, {})[path.suffix.lower()] = name
-    for found in captions.values():
-        yield from _caption_entry(root, directory, found.get(".txt"), found.get(".json"), max_caption_bytes)
+    for names_of in captions.values():
+        text, meta = names_of.get(".txt"), names_of.get(".json")
+        found = _caption_entry(root, directory, text, meta, max_caption_bytes)
+        yield from guarded(str(directory / (text or meta or "")), found)
 
 
 def _unsupported(path: Path, suffix: str) -> SourceError:

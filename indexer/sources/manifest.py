@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from indexer.items import Item
-from indexer.sources import SourceError, clean_caption, repair_text, scalar_metadata
+from indexer.sources import SourceError, clean_caption, internal_error, repair_text, scalar_metadata
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 CSV_FIELD_LIMIT = 2**31 - 1  # megabyte captions; the csv module's default stops at 128 kB
@@ -237,6 +237,16 @@ def _delimiter(path: Path, header_line: str) -> str:
 
 
 def _row_item(
+    row: Mapping[str, Any], roles: dict[str, str], context: _Context, origin: str
+) -> Item | SourceError:
+    """The row's item or the reason it has none; a bug met on one row fails that row alone."""
+    try:
+        return _row_item_of(row, roles, context, origin)
+    except Exception as error:
+        return internal_error(origin, error)
+
+
+def _row_item_of(
     row: Mapping[str, Any], roles: dict[str, str], context: _Context, origin: str
 ) -> Item | SourceError:
     try:

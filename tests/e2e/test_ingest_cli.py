@@ -25,7 +25,8 @@ def test_ingest_prints_a_json_summary(tmp_path: Path) -> None:
     result = run_cli(["ingest", str(folder), "--json"], tiny_env(tmp_path / "data"))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert set(summary) == {"ingested", "updated", "skipped", "deleted", "failed", "seconds", "failures"}
+    fields = {"ingested", "updated", "skipped", "deleted", "failed", "seconds", "failures", "notices"}
+    assert set(summary) == fields
     assert (summary["ingested"], summary["failed"], summary["failures"]) == (10, 0, [])
 
 
