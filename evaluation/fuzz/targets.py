@@ -334,14 +334,6 @@ def file_names(data: bytes) -> None:
         _require("bad-file-name" in reasons, f"a name that is not UTF-8 gave no bad-file-name ({reasons})")
 
 
-def reports_bad_file_names() -> bool:
-    """Does this checkout's folder scan report a name that is not UTF-8 (``bad-file-name``)?"""
-    root = _fresh("names-probe")
-    open(os.path.join(os.fsencode(root), b"\xff.jpg"), "wb").close()
-    found = scan_folder(root, max_caption_bytes=MAX_CAPTION_BYTES)
-    return any(isinstance(v, SourceError) and v.reason == "bad-file-name" for v in found)
-
-
 # -- SVG through the image decoder ----------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from evaluation.fuzz import SEEDS
 from evaluation.fuzz.run import run_target
-from evaluation.fuzz.targets import TARGETS, reports_bad_file_names
+from evaluation.fuzz.targets import TARGETS
 
 RUNS = {  # a few seconds each on a busy 2-core machine
     "manifest_csv": 1500,
@@ -25,29 +25,18 @@ RUNS = {  # a few seconds each on a busy 2-core machine
     "svg": 120,
     "file_names": 600,
 }
-_NAMES_FIXED = reports_bad_file_names()
-_UNFIXED = pytest.mark.xfail(reason="names that are not UTF-8: the fix is folder.py's, on main", strict=True)
-
-
-def _params() -> list[object]:
-    return [
-        pytest.param(name, marks=_UNFIXED) if name == "file_names" and not _NAMES_FIXED else name
-        for name in TARGETS
-    ]
-
-
 def test_every_target_has_runs_and_seeds() -> None:
     assert set(RUNS) == set(TARGETS)
     assert all(any((SEEDS / name).iterdir()) for name in TARGETS)
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", TARGETS)
 def test_the_seeds_pass(name: str) -> None:
     for seed in sorted((SEEDS / name).iterdir()):
         TARGETS[name](seed.read_bytes())
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", TARGETS)
 def test_a_short_fuzz_run_finds_nothing(name: str, tmp_path: Path) -> None:
     run = run_target(name, corpus=tmp_path / "corpus", findings=tmp_path / "findings", runs=RUNS[name])
     found = {path: Path(path).read_bytes()[:300] for path in run.findings}
