@@ -260,7 +260,7 @@ def jsonl_tail(data: bytes) -> None:
     want, have = [_record_key(r) for r in expected], [_record_key(r) for r in got]
     if want != have:
         first = next(i for i, (w, h) in enumerate(zip([*want, None], [*have, None], strict=False)) if w != h)
-        raise Finding(f"record {first}: expected {want[first:first + 1]}, got {have[first:first + 1]}")
+        raise Finding(f"record {first}: expected {want[first : first + 1]}, got {have[first : first + 1]}")
 
 
 # -- folders: sidecar captions and file names -----------------------------------------------------

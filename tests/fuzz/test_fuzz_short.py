@@ -25,6 +25,8 @@ RUNS = {  # a few seconds each on a busy 2-core machine
     "svg": 120,
     "file_names": 600,
 }
+
+
 def test_every_target_has_runs_and_seeds() -> None:
     assert set(RUNS) == set(TARGETS)
     assert all(any((SEEDS / name).iterdir()) for name in TARGETS)
