@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,11 @@ def run_target(
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONHASHSEED": "0"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, errors="replace")
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory(prefix="topics-fuzz-run-") as scratch:
+        env["TMPDIR"] = scratch  # libFuzzer exits without Python's atexit: the targets' scratch goes here
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, errors="replace")
+        elapsed = time.perf_counter() - started
     log = done.stdout + done.stderr
     statuses = _STATUS.findall(log)
     executed = _EXECUTED.search(log)
