@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import re
 import xml.etree.ElementTree as ET
+import zlib
 
 import resvg_py
 
@@ -68,7 +70,7 @@ def _gunzipped(data: bytes) -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             out = stream.read(MAX_SVG_BYTES + 1)
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:  # zlib.error: a damaged deflate stream
         raise SvgError("truncated", f"gzipped SVG: {error}") from error
     if len(out) > MAX_SVG_BYTES:
         raise SvgError("too-large", f"gzipped SVG expands beyond {MAX_SVG_BYTES} bytes")
@@ -78,7 +80,7 @@ def _gunzipped(data: bytes) -> bytes:
 def _parse(data: bytes) -> ET.Element:
     try:
         return ET.fromstring(data)
-    except ET.ParseError as error:
+    except (ET.ParseError, LookupError, ValueError) as error:  # also an unknown or multi-byte encoding
         raise SvgError("not-an-image", f"SVG is not well-formed XML: {error}") from error
 
 
@@ -126,7 +128,9 @@ def _declared_size(root: ET.Element) -> tuple[float, float] | None:
             width = height * box[0] / box[1]  # type: ignore[operator]
         elif height is None:
             height = width * box[1] / box[0]
-    return None if width is None or height is None else (width, height)
+    if width is None or height is None or not (math.isfinite(width) and math.isfinite(height)):
+        return None  # also a ratio of extreme numbers that overflows
+    return width, height
 
 
 def _length(text: str | None) -> float | None:
@@ -134,7 +138,7 @@ def _length(text: str | None) -> float | None:
     if found is None:
         return None
     value = float(found.group(1)) * _UNIT_PX[found.group(2)]
-    return value if value > 0 else None
+    return value if 0 < value < math.inf else None
 
 
 def _view_box(text: str | None) -> tuple[float, float] | None:
@@ -142,6 +146,6 @@ def _view_box(text: str | None) -> tuple[float, float] | None:
         parts = [float(p) for p in re.split(r"[\s,]+", (text or "").strip())]
     except ValueError:
         return None
-    if len(parts) != 4 or parts[2] <= 0 or parts[3] <= 0:
+    if len(parts) != 4 or not all(0 < p < math.inf for p in parts[2:]):  # NaN fails both
         return None
     return parts[2], parts[3]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -153,7 +154,8 @@ def repair_text(text: str) -> str:
 
 
 def scalar_metadata(fields: Mapping[str, Any], *, skip: Iterable[str] = ()) -> dict[str, Any]:
-    """Scalar fields worth keeping as payload: no nested values, no empty strings, bounded in size."""
+    """Scalar fields worth keeping as payload: no nested values, no empty strings, no NaN, bounded in
+    size; keys and texts repaired to UTF-8 as captions are."""
     skipped = set(skip)
     metadata: dict[str, Any] = {}
     for key, value in fields.items():
@@ -168,5 +170,7 @@ def scalar_metadata(fields: Mapping[str, Any], *, skip: Iterable[str] = ()) -> d
             value = value[:MAX_METADATA_CHARS]
         elif not isinstance(value, bool | int | float):
             continue  # None, lists, objects: not a filterable scalar
-        metadata[key[:MAX_METADATA_CHARS]] = value
+        elif isinstance(value, float) and not math.isfinite(value):
+            continue  # JSON's NaN and Infinity: the store refuses them
+        metadata[repair_text(key)[:MAX_METADATA_CHARS]] = value  # a mis-encoded CSV header, a "\ud800" key
     return metadata

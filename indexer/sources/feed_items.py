@@ -3,7 +3,8 @@ dict) to one `Item`, or the `SourceError` that says why not.
 
 Reason codes: ``bad-json`` (malformed, or not an object), ``wrong-type`` (a known field of the wrong
 type), ``empty-row`` (nothing to embed), ``refused-scheme`` and ``outside-allowed-roots`` (an image
-reference that is not http(s), or a local path outside the feed's allowed folders).
+reference that is not http(s), or a local path outside the feed's allowed folders), ``bad-path`` (a
+reference with a NUL byte, which no file name holds).
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ def _checked_reference(reference: str, context: RecordContext) -> str:
         if scheme.lower() in ("http", "https"):
             return reference
         raise _Refused("refused-scheme", f"{scheme}: references are not fetched ({reference[:200]})")
+    if "\x00" in reference:
+        raise _Refused("bad-path", f"a NUL byte in the image reference {reference[:200]!r}")
     if context.base_url is not None:
         joined = urljoin(context.base_url, reference)
         if joined.startswith(("http://", "https://")):
@@ -191,7 +194,10 @@ def _created(obj: Mapping[str, Any]) -> str | None:
     key, value = found
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _Refused("wrong-type", f"{key}: expected a date or a number, got {type(value).__name__}")
-    moment = _epoch(float(value)) if isinstance(value, int | float) else _date_text(value.strip())
+    try:
+        moment = _epoch(float(value)) if isinstance(value, int | float) else _date_text(value.strip())
+    except OverflowError:  # an integer beyond any float
+        moment = None
     return moment.isoformat() if moment else None
 
 

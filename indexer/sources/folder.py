@@ -317,7 +317,7 @@ def _add_json(sidecars: _Sidecars, path: Path, data: bytes, complete: bool, max_
         if not complete:
             raise ValueError(f"larger than {len(data)} bytes")
         document = json.loads(decode_text(data))
-    except ValueError as error:  # JSONDecodeError is a ValueError
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError; nested too deep
         sidecars.errors.append(SourceError(str(path), "bad-json", f"invalid JSON: {error}"))
         return
     if isinstance(document, str):

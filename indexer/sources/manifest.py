@@ -137,7 +137,7 @@ def count_rows(path: Path, columns: ManifestColumns | None = None) -> int:
     """How many items or errors `read_manifest` yields for `path` (one per non-blank row)."""
     if _is_jsonl(path):
         with path.open("rb") as handle:
-            return sum(1 for raw in handle if raw.removeprefix(codecs.BOM_UTF8).strip())
+            return sum(1 for number, raw in enumerate(handle, start=1) if _jsonl_text(raw, number).strip())
     return sum(1 for _ in _csv_rows(path, columns or ManifestColumns()))
 
 
@@ -158,21 +158,25 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | SourceError]
     """One JSON object per line; a malformed line is reported and skipped."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            text = (raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).decode(
-                "utf-8", errors="surrogateescape"
-            )
+            text = _jsonl_text(raw, number)
             if not text.strip():
                 continue
             origin = f"{path}:{number}"
             try:
                 row = json.loads(text)
-            except ValueError as error:
+            except (ValueError, RecursionError) as error:  # RecursionError: nested a thousand deep
                 yield number, SourceError(origin, "bad-json", str(error))
                 continue
             if not isinstance(row, dict):
                 yield number, SourceError(origin, "bad-json", f"expected an object, got {type(row).__name__}")
                 continue
             yield number, row
+
+
+def _jsonl_text(raw: bytes, number: int) -> str:
+    """Line `number` as text (a BOM is dropped from the first); `count_rows` counts what is not blank."""
+    line = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
+    return line.decode("utf-8", errors="surrogateescape")
 
 
 def _csv_rows(
@@ -314,6 +318,8 @@ def _image_ref(value: Any, context: _Context) -> str | None:
         if scheme.group(1).lower() in ("http", "https"):
             return reference
         raise _Refused("refused-scheme", f"{scheme.group(1)}: references are not read ({reference[:200]})")
+    if "\x00" in reference:
+        raise _Refused("bad-path", f"a NUL byte in the image path {reference[:200]!r}")
     path = Path(reference)
     resolved = (path if path.is_absolute() else context.directory / path).resolve()
     if not any(resolved.is_relative_to(root) for root in context.roots):
@@ -336,7 +342,7 @@ def _vector(value: Any, column: str) -> np.ndarray:
     try:
         numbers = json.loads(value) if isinstance(value, str) else value
         vector = np.asarray(numbers, dtype=np.float32)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise _Refused("bad-vector", f"{column}: not a list of numbers ({error})") from error
     if vector.ndim != 1 or vector.size == 0 or not np.isfinite(vector).all():
         raise _Refused("bad-vector", f"{column}: need a flat, non-empty list of finite numbers")
@@ -352,7 +358,7 @@ def _created(value: Any) -> str | None:
         return None
     try:
         return _from_epoch(float(value))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # OverflowError: an integer beyond any float
         pass
     try:
         moment = datetime.fromisoformat(text)

@@ -57,7 +57,7 @@ def _json_records(body: bytes) -> list[Any]:
 def _xml_records(body: bytes) -> list[dict[str, Any]]:
     try:
         root = ET.fromstring(body)
-    except (ET.ParseError, RecursionError) as error:
+    except (ET.ParseError, RecursionError, LookupError, ValueError) as error:  # also unknown encodings
         raise FeedFormatError(f"malformed XML: {error}") from error
     if root.tag == "rss":
         return [_rss_item(item) for item in root.iter("item")]
@@ -147,6 +147,14 @@ class _TextExtractor(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self._hidden:
             self.parts.append(data)
+
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        """``<![`` that opens no CDATA or MS Office section (``<![x``) is a bogus comment to a browser,
+        hidden up to the next ``>``; CPython before 3.13 raises AssertionError on it instead."""
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            return self.parse_bogus_comment(i, report=0)
 
 
 def html_to_text(fragment: str) -> str:
