@@ -3,11 +3,13 @@ one item. Each must cost that one input (a reasoned failure in the ledger) and n
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from indexer.pipeline import Pipeline
 from indexer.sources import manifest
 from indexer.sources.folder import scan_folder
 from tests.helpers import draw_image, run_cli, tiny_env, use_tiny_clip
+from tests.loopback import LoopbackServer, Reply, serving
 from tests.reliability.conftest import Serve, wait_for
 
 BAD = b"bad\xff\xfename"  # Latin-1 bytes: not UTF-8
@@ -210,16 +213,21 @@ def _png_bytes(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_picture_that_cannot_be_fetched_keeps_its_caption_and_comes_on_the_next_pass(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from tests.loopback import Reply, serving
-
+@contextlib.contextmanager
+def _loopback_pictures(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LoopbackServer, Index]]:
+    """A loopback server the fetcher may reach (no retries), and the index of a tiny model."""
     use_tiny_clip(monkeypatch)
     monkeypatch.setenv("TOPICS_FETCH__ALLOW_NETWORKS", '["127.0.0.0/8"]')
     monkeypatch.setenv("TOPICS_FETCH__RETRIES", "0")
-    rows = tmp_path / "posts.jsonl"
     with serving() as server, Index(load_settings()) as index:
+        yield server, index
+
+
+def test_a_picture_that_cannot_be_fetched_keeps_its_caption_and_comes_on_the_next_pass(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rows = tmp_path / "posts.jsonl"
+    with _loopback_pictures(monkeypatch) as (server, index):
         png = {"Content-Type": "image/png"}
         server.route("/a.png", Reply(404))
         server.route("/anon.png", Reply(503))
@@ -311,12 +319,8 @@ def test_pictures_owed_by_rows_read_once_are_fetched_by_the_retry_pass(
 ) -> None:
     from indexer.ingest import open_pipeline
     from indexer.sources.feed import RecordContext, read_stream
-    from tests.loopback import Reply, serving
 
-    use_tiny_clip(monkeypatch)
-    monkeypatch.setenv("TOPICS_FETCH__ALLOW_NETWORKS", '["127.0.0.0/8"]')
-    monkeypatch.setenv("TOPICS_FETCH__RETRIES", "0")
-    with serving() as server, Index(load_settings()) as index:
+    with _loopback_pictures(monkeypatch) as (server, index):
         server.route("/a.png", Reply(404))
         server.route("/anon.png", Reply(404))
         lines = [
