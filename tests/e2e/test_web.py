@@ -63,7 +63,7 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
-    """A store of the hostile corpus, ingested and reclustered by the CLI, with one poisoned label."""
+    """A store of the hostile corpus (captions, file names), ingested and reclustered by the CLI."""
     root = tmp_path_factory.mktemp("web-e2e")
     data = root / "data"
     corpus = make_corpus(root / "in")
@@ -72,8 +72,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     for args in (["ingest", str(corpus), str(manifest)], ["recluster"]):
         done = run_cli(args, env, timeout=300)
         assert done.returncode in (0, 1), done.stderr  # 1: the URL row failed, as it should
-    first = json.loads(run_cli(["list", "--flat", "--json"], env).stdout)[0]["id"]
-    assert run_cli(["label", str(first), f"{PAYLOADS[1]} hostile label"], env).returncode == 0
     (root / "inbox").mkdir()
     return Site(data, root / "inbox", corpus, env)
 
@@ -155,8 +153,6 @@ def test_browse_search_curate_and_live_updates_in_chromium(site: Site, browser, 
         # themes -> topic -> item
         page.goto("/")
         assert page.locator("section.theme").count() >= 1
-        assert "hostile label" in page.locator("main").inner_text()
-        assert PAYLOADS[1] in page.locator("main").inner_text()  # shown as text
         _inert(page, seen)
         page.locator("td.label a").first.click()
         page.wait_for_url("**/topics/*")
@@ -197,8 +193,12 @@ def test_browse_search_curate_and_live_updates_in_chromium(site: Site, browser, 
         page.fill("form[action$='/label'] input[name=label]", label)
         page.locator("form[action$='/label'] button").click()
         page.wait_for_url(f"**/topics/{topic_id}")
-        assert page.locator("#record-title .label").inner_text() == label
+        assert page.locator("#record-title .label").inner_text() == label  # a hostile label: text
         _inert(page, seen)
+        page.goto("/")
+        assert label in page.locator("main").inner_text()
+        _inert(page, seen)
+        page.goto(f"/topics/{topic_id}")
         assert _cli_json(["show", topic_id], site.env)["label"] == label
         page.evaluate("() => { window.__marker = 'still here' }")
         assert run_cli(["unlabel", topic_id], site.env).returncode == 0
