@@ -45,7 +45,6 @@ from web.thumbs import NoPicture, Thumbnails
 PACKAGE = Path(__file__).parent
 STATUSES = ("active", "emerging", "vanished")
 SORTS = ("id", "size", "change", "label")
-VERBS = ("label", "unlabel", "hide", "unhide", "merge", "unmerge")
 MAX_QUERY = 500
 MAX_PAGE = 100_000
 LIVE_POLL_S = 3
@@ -387,8 +386,8 @@ class _Handlers:
         text = request.path_params["ref"]
         ref = theme_ref(text) if level == "theme" else topic_ref(text)
         verb = request.path_params["verb"]
-        if verb not in VERBS:
-            raise Problem(404, f"no action {verb[:40]!r} (one of {', '.join(VERBS)})")
+        if verb not in _VERB_CALLS:
+            raise Problem(404, f"no action {verb[:40]!r} (one of {', '.join(_VERB_CALLS)})")
         form = await self._checked_form(request)
         label = _text(form, "label", curation.MAX_LABEL * 2) if verb == "label" else None
         others = _merge_ids(form, ref) if verb == "merge" else []
@@ -398,20 +397,8 @@ class _Handlers:
 
         def work(index: Index) -> dict[str, Any]:
             browse.exemplars(index, ref)  # an unknown id is a 404
-            backend = index.backend
             try:
-                if verb == "label":
-                    change = curation.set_label(backend, ref.id, label or "", level=level)
-                elif verb == "unlabel":
-                    change = curation.unset_label(backend, ref.id, level=level)
-                elif verb == "hide":
-                    change = curation.hide(backend, ref.id, level=level)
-                elif verb == "unhide":
-                    change = curation.unhide(backend, ref.id, level=level)
-                elif verb == "merge":
-                    change = curation.merge(backend, [ref.id, *others], level=level)
-                else:
-                    change = curation.unmerge(backend, ref.id, level=level)
+                change = _VERB_CALLS[verb](index.backend, ref, label or "", others)
             except (LookupError, ValueError) as error:  # the id exists: this is a refusal, not a 404
                 raise Problem(400, _line(error)) from None
             return change.as_dict()
@@ -561,6 +548,17 @@ class _Handlers:
             }
 
         return _Json(await self._run(work), headers={"cache-control": "no-store"})
+
+
+# Each verb as the CLI's `topics label/unlabel/hide/unhide/merge/unmerge` calls it.
+_VERB_CALLS: dict[str, Callable[[Any, Ref, str, list[int]], curation.Curation]] = {
+    "label": lambda backend, ref, label, _: curation.set_label(backend, ref.id, label, level=ref.level),
+    "unlabel": lambda backend, ref, *_: curation.unset_label(backend, ref.id, level=ref.level),
+    "hide": lambda backend, ref, *_: curation.hide(backend, ref.id, level=ref.level),
+    "unhide": lambda backend, ref, *_: curation.unhide(backend, ref.id, level=ref.level),
+    "merge": lambda backend, ref, _, others: curation.merge(backend, [ref.id, *others], level=ref.level),
+    "unmerge": lambda backend, ref, *_: curation.unmerge(backend, ref.id, level=ref.level),
+}
 
 
 def _curation_stamp(index: Index, run: Any) -> str | None:

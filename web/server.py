@@ -31,6 +31,7 @@ class WebServer:
         token = web.token.get_secret_value() if web.token is not None else None
         self.host = web.host
         self.access = Access.for_bind(web.host, token)
+        self._token_configured = token is not None
         self.app = create_app(open_index, settings, access=self.access)
         self.port = web.port
         self._socket: socket.socket | None = None
@@ -44,8 +45,11 @@ class WebServer:
 
     @property
     def open_url(self) -> str:
-        """The URL to open: on a non-loopback bind it carries the token once (it then sets a cookie)."""
-        return self.url + (f"?token={self.access.token}" if self.access.token else "")
+        """The URL to open: on a non-loopback bind it carries this start's token (opening it sets a
+        cookie); a token from `web.token` is not printed, only where it goes."""
+        if self.access.token is None:
+            return self.url
+        return self.url + ("?token=<web.token>" if self._token_configured else f"?token={self.access.token}")
 
     def start(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

@@ -56,3 +56,18 @@ def test_the_thumbnail_cache_keeps_its_size_bound(tmp_path: Path) -> None:
     assert thumbs.get("y", {"path": str(tmp_path / "junk.jpg")}) is None
     outside = Thumbnails(load_settings(data_dir=tmp_path / "data"))
     assert outside.tile(str(tmp_path / "p1.png"), tmp_path / "data") is None  # tiles: data dir only
+
+
+def test_serve_prints_a_token_url_only_for_a_token_of_its_own(tmp_path: Path) -> None:
+    from web.server import WebServer
+
+    def nothing():
+        raise RuntimeError("not serving")
+
+    local = WebServer(nothing, load_settings(data_dir=tmp_path))
+    assert local.open_url == "http://127.0.0.1:8765/"
+    fresh = WebServer(nothing, load_settings(data_dir=tmp_path, web={"host": "0.0.0.0"}))
+    assert fresh.open_url == f"http://0.0.0.0:8765/?token={fresh.access.token}"
+    given = WebServer(nothing, load_settings(data_dir=tmp_path, web={"host": "::", "token": "s3cret"}))
+    assert given.access.token == "s3cret" and "s3cret" not in given.open_url
+    assert given.open_url == "http://[::]:8765/?token=<web.token>"
