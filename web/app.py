@@ -347,8 +347,6 @@ class _Handlers:
                     min_size=min_size,
                     include_hidden=hidden,  # type: ignore[arg-type]
                 )
-            except TopicNotFound:
-                raise
             except LookupError as error:  # no run yet: an empty page that says so
                 return {"themes": [], "note": _line(error)}
             return {"themes": tree, "note": None}

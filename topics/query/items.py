@@ -17,7 +17,7 @@ from indexer.index import Index
 from indexer.store.base import Filter
 from topics import catalog, curation
 from topics.priority import SEARCHES
-from topics.query.browse import Ref, TopicNotFound, _get
+from topics.query.browse import Ref, TopicNotFound
 
 Order = Literal["score", "time"]
 ORDERS: tuple[Order, ...] = ("score", "time")
@@ -131,7 +131,7 @@ def topic_items(
         raise ValueError(f"order by {' or '.join(ORDERS)}, not {order!r}")
     if page < 1 or per_page < 1:
         raise ValueError("page and per_page start at 1")
-    run, record = _get(index, ref)
+    run, record = _record(index, ref)
     if record.status == "vanished":
         return _page([], order, page, per_page, ref)
     where = _members_filter(index, run, ref)
@@ -145,6 +145,17 @@ def topic_items(
         for p in batch
     ]
     return _page(rows, order, page, per_page, ref)
+
+
+def _record(index: Index, ref: Ref) -> tuple[catalog.Run, catalog.Topic | catalog.Theme]:
+    run = catalog.current_run(index.backend)
+    if run is None:
+        raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
+    get = catalog.get_theme if ref.level == "theme" else catalog.get_topic
+    record = get(index.backend, ref.id, run=run)
+    if record is None:
+        raise TopicNotFound(f"no {ref.level} {ref} (see `topics list`)")
+    return run, record
 
 
 def _members_filter(index: Index, run: catalog.Run, ref: Ref) -> Filter:
