@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check indexer topics cli evaluation tests bench demo
+	$(BIN)/ruff check indexer topics cli web evaluation tests bench demo
 	$(BIN)/lint-imports
 
 # The report's end-to-end tests read it in headless Chromium (Debian's package; installing needs root).

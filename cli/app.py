@@ -107,8 +107,30 @@ def serve(
         service = build_service(load_settings(), list(watch or []), feeds)
     service.offer("cli", served.runner(service.served_index))  # read-only commands of cli/client.py
     render.err.print(f"topics serve: pid {__import__('os').getpid()}, data dir {service.settings.data_dir}")
-    with user_errors():  # a store built with another model is refused once it answers
-        service.run()
+    site = _start_web(service)
+    try:
+        with user_errors():  # a store built with another model is refused once it answers
+            service.run()
+    finally:
+        if site is not None:
+            site.stop()
+
+
+def _start_web(service):  # -> web.server.WebServer | None
+    """The web interface on `web.host:web.port`, sharing the service's store; None when it is off or
+    cannot listen (the service runs on without it, and says so)."""
+    if not service.settings.web.enabled:
+        return None
+    from web.server import WebServer, WebUnavailable
+
+    site = WebServer(service.served_index, service.settings)
+    try:
+        site.start()
+    except WebUnavailable as error:
+        render.err.print(f"{error}; serving without the web interface", markup=False)
+        return None
+    render.err.print(f"topics serve: web interface at {site.open_url}", markup=False, soft_wrap=True)
+    return site
 
 
 @app.command("list")

@@ -32,6 +32,10 @@ def clip_weights_available(env: dict[str, str]) -> bool:
     return True
 
 
+# What `topics serve` needs to open the demo's store with the demo's model and views.
+_SERVE_ENV = ("TOPICS_DATA_DIR", "TOPICS_INGEST__VIEWS", "TOPICS_MODEL__PRETRAINED", "TOPICS_CLUSTER__VIEW")
+
+
 def run(args: list[str], env: dict[str, str], *, check: bool = True) -> int:
     print(f"\n$ topics {shlex.join(args)}", flush=True)
     code = subprocess.run([sys.executable, "-m", "cli", *args], env=env).returncode
@@ -71,6 +75,10 @@ def main() -> None:
     report = root / "report.html"
     run(["report", "--out", str(report)], env)
     print(f"\nThe report is at {report}")
+    served = " ".join(f"{k}={shlex.quote(env[k])}" for k in _SERVE_ENV if k in env)
+    print("\nTo browse it (themes, topics, items, search, curation), run")
+    print(f"  {served} topics serve")
+    print("and open http://127.0.0.1:8765/ (the URL serve prints; settings web.host, web.port).")
 
 
 if __name__ == "__main__":

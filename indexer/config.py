@@ -153,6 +153,18 @@ class RepresentSettings(BaseModel):
     tile_cell: int = Field(256, ge=16)
 
 
+class WebSettings(BaseModel):
+    """The web interface `topics serve` runs (web/): where it listens and what it keeps."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # loopback; any other address needs a token (printed at start, or `token`)
+    port: int = Field(8765, ge=0, le=65535)  # 0: any free port (the URL printed says which)
+    token: SecretStr | None = None  # for a non-loopback bind; None: a new one each start
+    thumb_cache_mb: int = Field(256, ge=1)  # thumbnails under DATA_DIR/thumbs/, oldest evicted past this
+    thumb_side: int = Field(256, ge=32, le=1024)
+    max_upload_mb: float = Field(20.0, gt=0)  # a search image larger than this is refused (413)
+
+
 class Settings(BaseSettings):
     """All configuration of one `topics` process."""
 
@@ -169,6 +181,7 @@ class Settings(BaseSettings):
     watch: WatchSettings = WatchSettings()
     cluster: ClusterSettings = ClusterSettings()
     represent: RepresentSettings = RepresentSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -63,6 +63,7 @@ def tiny_env(data_dir: Path, **extra: str) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
         OMP_NUM_THREADS="1",
         PYTHONPATH=str(ROOT),
+        TOPICS_WEB__ENABLED="false",  # tests/e2e/test_web.py turns it on, on a free port
     )
     env.update(extra)
     return env

@@ -94,3 +94,20 @@ def warnings(index: Index) -> list[str]:
     with contextlib.suppress(StoreError):  # the store does not answer: `store.error` says so
         notes.append(catalog.missing_run_note(index.backend))
     return [note for note in notes if note]
+
+
+def failure_examples(index: Index, per_reason: int = 3) -> dict[str, list[dict[str, Any]]]:
+    """The most recent failed inputs of each reason (`per_reason` of them), for the status page."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for failure in index.ledger.failures():
+        shown = out.setdefault(failure.reason, [])
+        if len(shown) < per_reason:
+            shown.append(
+                {
+                    "origin": failure.origin,
+                    "detail": failure.detail,
+                    "attempts": failure.attempts,
+                    "last_at": failure.last_at,
+                }
+            )
+    return out
