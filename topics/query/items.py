@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 from indexer.index import Index
 from indexer.store.base import Filter
-from topics import catalog, curation
+from topics import catalog
+from topics.curation import layer as curation
+from topics.errors import InvalidInput, NotFound
 from topics.priority import SEARCHES
 from topics.query.browse import Ref, TopicNotFound
 
@@ -27,14 +29,14 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _SHOWN_FIELDS = ("caption", "path", "url", "created_at", "ingested_at", "source")
 
 
-class ItemNotFound(LookupError):
+class ItemNotFound(NotFound):
     """No stored item with that id."""
 
 
 def parse_item_id(text: str) -> str:
     """An item id as stored (a lower-case UUID); anything else is a ValueError."""
     if not _UUID.fullmatch(str(text)):
-        raise ValueError(f"{str(text)[:60]!r} is not an item id (a UUID)")
+        raise InvalidInput(f"{str(text)[:60]!r} is not an item id (a UUID)")
     return str(text)
 
 
@@ -128,9 +130,9 @@ def topic_items(
     """Page `page` (from 1) of a topic's or theme's items under the current run, best score or newest
     first (created time, else ingest time). A merge group's target shows its members' items too."""
     if order not in ORDERS:
-        raise ValueError(f"order by {' or '.join(ORDERS)}, not {order!r}")
+        raise InvalidInput(f"order by {' or '.join(ORDERS)}, not {order!r}")
     if page < 1 or per_page < 1:
-        raise ValueError("page and per_page start at 1")
+        raise InvalidInput("page and per_page start at 1")
     run, record = _record(index, ref)
     if record.status == "vanished":
         return _page([], order, page, per_page, ref)
@@ -150,7 +152,7 @@ def topic_items(
 def _record(index: Index, ref: Ref) -> tuple[catalog.Run, catalog.Topic | catalog.Theme]:
     run = catalog.current_run(index.backend)
     if run is None:
-        raise LookupError("no topics yet: run `topics recluster` (or `topics serve`) first")
+        raise NotFound("no topics yet: run `topics recluster` (or `topics serve`) first")
     get = catalog.get_theme if ref.level == "theme" else catalog.get_topic
     record = get(index.backend, ref.id, run=run)
     if record is None:
