@@ -147,3 +147,17 @@ def make_folder(root: Path, n_pairs: int = 6, n_image_only: int = 2, n_caption_o
     for i in range(n_caption_only):
         (root / f"words{i}.txt").write_text(f"only words here, story {i}", encoding="utf-8")
     return root
+
+
+def tiny_edge_settings(data_dir: Path, **sections: object):
+    """Settings of an embedded store with the tiny CLIP (image and text views) and small clusters;
+    `sections` add or replace whole sections (``fetch={...}``, ``web={...}``)."""
+    from indexer.config import load_settings
+
+    base: dict[str, object] = {
+        "store": {"backend": "edge"},
+        "model": {"config_file": TINY_CLIP_CONFIG, "arch": "tiny-clip", "pretrained": "none"},
+        "ingest": {"views": ["image", "text"], "batch_size": 8},
+        "cluster": {"view": "image", "min_cluster_size": 3},
+    }
+    return load_settings(data_dir=data_dir, **{**base, **sections})

@@ -12,14 +12,15 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 PWNED = "pwned"
-PAYLOADS = (
+MARKUP = (  # markup that would run or restyle if it were not escaped (the report's tests use these too)
     "<script>document.title='pwned'</script>",
     "<img src=x onerror=\"document.title='pwned'\">",
     '"><svg onload="document.title=\'pwned\'">',
     "'><iframe src=\"javascript:document.title='pwned'\"></iframe>",
-    '<img src="http://203.0.113.9/beacon.png">',
     "</td></tr></table><style>body{display:none}</style><b onmouseover=alert(1)>x</b>",
 )
+BEACON = '<img src="http://203.0.113.9/beacon.png">'  # a request to an outside address, if it loaded
+PAYLOADS = (*MARKUP[:4], BEACON, MARKUP[4])
 GROUPS = (
     ((200, 30, 30), "red tractor protest farmers road"),
     ((30, 30, 200), "blue ocean sailing boat harbour"),
@@ -32,14 +33,18 @@ FOURCAT_URL = "https://pictures.invalid/never-fetched.jpg"  # fails fast: a fail
 
 
 def picture(path: Path, colour: tuple[int, int, int], seed: int) -> Path:
-    rng = random.Random(seed)
+    draw_shade(path, colour, random.Random(seed))
+    return path
+
+
+def draw_shade(path: Path, colour: tuple[int, int, int], rng: random.Random) -> None:
+    """A JPEG: a shade of `colour` (drawn from `rng`) with a white patch."""
     shade = tuple(max(0, min(255, c + rng.randrange(-20, 20))) for c in colour)
     image = Image.new("RGB", (64, 48), shade)
     x, y = rng.randrange(40), rng.randrange(30)
     ImageDraw.Draw(image).rectangle((x, y, x + 10, y + 8), fill=(255, 255, 255))
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, "JPEG")
-    return path
 
 
 def make_corpus(folder: Path) -> Path:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from indexer.config import load_settings
 from indexer.index import Index
 from indexer.ingest import ingest_paths
-from tests.helpers import TINY_CLIP_CONFIG
+from tests.helpers import tiny_edge_settings
+from tests.web_corpus import GROUPS, MARKUP, PWNED, draw_shade
 from topics import catalog
 from topics.report import (
     CSP,
@@ -41,19 +42,7 @@ from topics.report import (
 )
 from topics.service.jobs import rebuild_topics
 
-PWNED = "pwned"
-PAYLOADS = (
-    "<script>document.title='pwned'</script>",
-    "<img src=x onerror=\"document.title='pwned'\">",
-    '"><svg onload="document.title=\'pwned\'">',
-    "'><iframe src=\"javascript:document.title='pwned'\"></iframe>",
-    "</td></tr></table><style>body{display:none}</style><b onmouseover=alert(1)>x</b>",
-)
-GROUPS = (
-    ((200, 30, 30), "red tractor protest farmers road"),
-    ((30, 30, 200), "blue ocean sailing boat harbour"),
-    ((30, 180, 30), "green forest hiking trail trees"),
-)
+PAYLOADS = MARKUP  # the report loads nothing from outside by construction: no beacon needed here
 PER_GROUP = 16  # the clusterer drops communities under about ten items as no tighter than chance
 LATE = 2  # items ingested after the run, before the hostile report
 PLAIN_TITLE = "farm watch"
@@ -73,12 +62,7 @@ class ReportStore:
 def _picture(path: Path, colour: tuple[int, int, int], seed: int) -> random.Random:
     """A shade of `colour` with a white patch; returns the generator for the caption's choices."""
     rng = random.Random(seed)
-    shade = tuple(max(0, min(255, c + rng.randrange(-20, 20))) for c in colour)
-    image = Image.new("RGB", (64, 48), shade)
-    x, y = rng.randrange(40), rng.randrange(30)
-    ImageDraw.Draw(image).rectangle((x, y, x + 10, y + 8), fill=(255, 255, 255))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    draw_shade(path, colour, rng)
     return rng
 
 
@@ -94,13 +78,7 @@ def _corpus(folder: Path) -> None:
 
 
 def _settings(data_dir: Path):
-    return load_settings(
-        data_dir=data_dir,
-        store={"backend": "edge"},
-        model={"config_file": TINY_CLIP_CONFIG, "arch": "tiny-clip", "pretrained": "none"},
-        ingest={"views": ["image", "text"], "batch_size": 8},
-        cluster={"view": "image", "min_cluster_size": 3},
-    )
+    return tiny_edge_settings(data_dir)
 
 
 def _poison(index: Index) -> None:

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from indexer.config import Settings, load_settings
+from indexer.config import Settings
 from indexer.index import Index
 from indexer.ingest import ingest_paths
-from tests.helpers import TINY_CLIP_CONFIG
+from tests.helpers import tiny_edge_settings
 from tests.web_corpus import FOURCAT_ID, HOSTILE_NAME, PAYLOADS, assert_inert, make_corpus, make_manifest
 from topics import catalog
 from topics.service.jobs import rebuild_topics
@@ -52,14 +52,8 @@ class Store:
 
 
 def _settings(data_dir: Path, **web: object) -> Settings:
-    return load_settings(
-        data_dir=data_dir,
-        store={"backend": "edge"},
-        model={"config_file": TINY_CLIP_CONFIG, "arch": "tiny-clip", "pretrained": "none"},
-        ingest={"views": ["image", "text"], "batch_size": 8},
-        cluster={"view": "image", "min_cluster_size": 3},
-        fetch={"retries": 0, "timeout_s": 2},
-        web={"thumb_cache_mb": 1, **web},
+    return tiny_edge_settings(
+        data_dir, fetch={"retries": 0, "timeout_s": 2}, web={"thumb_cache_mb": 1, **web}
     )
 
 
