@@ -237,12 +237,13 @@ class Pipeline:
     def retry_pictures(self, summary: IngestSummary | None = None, *, limit: int = 256) -> IngestSummary:
         """Fetch again the pictures of up to `limit` rows stored caption-only because their picture
         could not be fetched (a feed line is read once: this is its later pass). A picture that comes
-        replaces the caption-only item; one that fails again stays owed, its attempts counted."""
+        replaces the caption-only item; one that fails again stays owed and is skipped, not embedded
+        again (its stored signature is unchanged)."""
         started = time.perf_counter()
         summary = self._begin(summary)
         owed = next(iter(self.store.scroll(Filter(must={"picture_retry": 1}), batch=limit)), [])
         self._in_flight = {}
-        self._run(iter([_owed_work(p.id, p.payload) for p in owed[:limit]]), summary)
+        self._run(iter([_owed_work(p.id, p.payload) for p in owed]), summary)
         self.flush()
         summary.seconds = time.perf_counter() - started
         return summary
@@ -397,7 +398,7 @@ class Pipeline:
             for i, w in enumerate(works)
         ]
         self.store.upsert(points)
-        stand_ins = [w.replaces for w in works if w.replaces is not None and w.notice is None]
+        stand_ins = [w.replaces for w in works if w.replaces is not None]  # set only once a picture came
         if stand_ins:
             self.store.delete(stand_ins)  # the picture came: its caption-only stand-in goes (if any)
 
